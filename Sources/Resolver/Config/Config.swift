@@ -1,0 +1,266 @@
+// Config/: the daemon's settings, read from TOML and validated. Every error names the key and
+// its line ("resolver.timeout_ms at line 12: …"), so an operator can fix the file at once.
+
+/// A config file problem: which key, on which line, and what is wrong.
+public struct ConfigError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The dotted key (`resolver.timeout_ms`, `forward[2].servers`), or nil for syntax errors.
+    public let key: String?
+    public let line: Int?
+    public let message: String
+
+    public init(key: String?, line: Int?, message: String) {
+        self.key = key
+        self.line = line
+        self.message = message
+    }
+
+    public var description: String {
+        switch (key, line) {
+        case let (key?, line?): "line \(line): \(key): \(message)"
+        case let (key?, nil): "\(key): \(message)"
+        case let (nil, line?): "line \(line): \(message)"
+        case (nil, nil): message
+        }
+    }
+}
+
+/// How names outside local zones are resolved.
+public enum ResolutionMode: String, Sendable {
+    case forward
+    case recursive
+}
+
+/// One `[[forward]]` zone: names at or below `zone` go to `servers`.
+public struct ForwardZoneConfig: Sendable, Equatable {
+    public var zone: DomainName
+    /// Upstream servers; the keyword `"system"` in the file expands to /etc/resolv.conf's.
+    public var servers: [ServerAddress]
+    public var usesSystemResolvers: Bool
+}
+
+/// All settings. Defaults are the embedded ones: a loopback-only forwarder.
+public struct Config: Sendable, Equatable {
+    public struct Server: Sendable, Equatable {
+        public var listen: [ServerAddress] = [ServerAddress(ip: .v4(0x7F00_0001), port: 53)]
+        public var allow: [IPNetwork] = [IPNetwork("127.0.0.0/8"), IPNetwork("::1/128")].compactMap { $0 }
+        /// Event loops (and UDP sockets per address); 0 means one per core.
+        public var threads: Int = 0
+        /// RFC 7766 §6.2.3: close idle TCP connections after a few seconds.
+        public var tcpIdleTimeoutMs: Int = 10_000
+        public var maxTCPConnections: Int = 1_000
+        /// Queries one TCP connection may have outstanding at once (RFC 7766 §6.2.1.2 pipelining).
+        public var maxTCPQueriesPerConnection: Int = 32
+    }
+
+    public struct Resolver: Sendable, Equatable {
+        public var mode: ResolutionMode = .forward
+        /// A server silent this long has failed.
+        public var timeoutMs: Int = 3_000
+    }
+
+    public struct Log: Sendable, Equatable {
+        public var level: String = "info"
+    }
+
+    public var server = Server()
+    public var resolver = Resolver()
+    public var forwards: [ForwardZoneConfig] = []
+    public var log = Log()
+
+    public init() {}
+
+    /// Reads and validates the config file at `path`.
+    public static func load(path: String) throws(ConfigError) -> Config {
+        guard let text = readTextFile(path) else {
+            throw ConfigError(key: nil, line: nil, message: "cannot read the file")
+        }
+        return try parse(text)
+    }
+
+    /// Reads and validates a config file's text.
+    public static func parse(_ text: String) throws(ConfigError) -> Config {
+        let root: TOMLTable
+        do {
+            root = try TOMLParser.parse(text)
+        } catch {
+            throw ConfigError(key: nil, line: error.line, message: error.message)
+        }
+        var config = Config()
+        var document = ConfigSection(name: "", table: root)
+        if let server = try document.table("server") {
+            var section = server
+            if let listen = try section.strings("listen") {
+                config.server.listen = try section.addresses("listen", listen)
+            }
+            guard !config.server.listen.isEmpty else { throw section.error("listen", "needs at least one address") }
+            config.server.allow = try section.networks("allow", default: config.server.allow)
+            config.server.threads = try section.integer("threads", default: config.server.threads, in: 0...256)
+            config.server.tcpIdleTimeoutMs = try section.integer(
+                "tcp_idle_timeout_ms", default: config.server.tcpIdleTimeoutMs, in: 100...600_000)
+            config.server.maxTCPConnections = try section.integer(
+                "max_tcp_connections", default: config.server.maxTCPConnections, in: 1...1_000_000)
+            config.server.maxTCPQueriesPerConnection = try section.integer(
+                "max_tcp_queries_per_connection", default: config.server.maxTCPQueriesPerConnection, in: 1...65_535)
+            try section.rejectUnknownKeys()
+        }
+        if let resolver = try document.table("resolver") {
+            var section = resolver
+            let mode = try section.string("mode", default: config.resolver.mode.rawValue)
+            guard let parsed = ResolutionMode(rawValue: mode) else {
+                throw section.error("mode", "must be \"forward\" or \"recursive\", not \"\(mode)\"")
+            }
+            config.resolver.mode = parsed
+            config.resolver.timeoutMs = try section.integer("timeout_ms", default: config.resolver.timeoutMs, in: 50...60_000)
+            try section.rejectUnknownKeys()
+        }
+        for (index, forward) in try document.tables("forward").enumerated() {
+            var section = forward
+            let zoneText = try section.requiredString("zone")
+            guard let zone = DomainName(zoneText) else { throw section.error("zone", "'\(zoneText)' is not a domain name") }
+            guard config.forwards.allSatisfy({ $0.zone != zone }) else {
+                throw section.error("zone", "zone '\(zone)' is forwarded twice (forward[\(index + 1)])")
+            }
+            guard let texts = try section.strings("servers") else { throw section.error("servers", "is required") }
+            let usesSystem = texts.contains("system")
+            let servers = try section.addresses("servers", texts.filter { $0 != "system" })
+            guard !servers.isEmpty || usesSystem else { throw section.error("servers", "needs at least one server") }
+            config.forwards.append(ForwardZoneConfig(zone: zone, servers: servers, usesSystemResolvers: usesSystem))
+            try section.rejectUnknownKeys()
+        }
+        if let log = try document.table("log") {
+            var section = log
+            let level = try section.string("level", default: config.log.level)
+            guard Config.logLevels.contains(level) else {
+                throw section.error("level", "must be one of \(Config.logLevels.joined(separator: ", ")), not \"\(level)\"")
+            }
+            config.log.level = level
+            try section.rejectUnknownKeys()
+        }
+        try document.rejectUnknownKeys()
+        if config.resolver.mode == .forward, config.forwards.isEmpty {
+            throw ConfigError(key: "forward", line: nil, message: "mode \"forward\" needs at least one [[forward]] zone")
+        }
+        if config.resolver.mode == .recursive {
+            let line = root["resolver"].flatMap { entry -> Int? in
+                if case .table(let table) = entry.value { table["mode"]?.line } else { nil }
+            }
+            throw ConfigError(
+                key: "resolver.mode", line: line,
+                message: "\"recursive\" is not available in this version; use \"forward\" with [[forward]] zones")
+        }
+        return config
+    }
+
+    /// The levels swift-log knows, as the config spells them.
+    public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+}
+
+/// A table being read: typed getters that name the key and line on error, and a check that
+/// every key was known.
+struct ConfigSection {
+    let name: String
+    let table: TOMLTable
+    private var used: Set<String> = []
+
+    init(name: String, table: TOMLTable) {
+        self.name = name
+        self.table = table
+    }
+
+    func path(_ key: String) -> String { name.isEmpty ? key : "\(name).\(key)" }
+
+    func error(_ key: String, _ message: String) -> ConfigError {
+        ConfigError(key: path(key), line: table[key]?.line ?? table.line, message: message)
+    }
+
+    private mutating func entry(_ key: String) -> TOMLTable.Entry? {
+        used.insert(key)
+        return table[key]
+    }
+
+    mutating func table(_ key: String) throws(ConfigError) -> ConfigSection? {
+        guard let entry = entry(key) else { return nil }
+        guard case .table(let table) = entry.value else {
+            throw error(key, "expected a table ([\(key)]), found \(entry.value.kind)")
+        }
+        return ConfigSection(name: path(key), table: table)
+    }
+
+    mutating func tables(_ key: String) throws(ConfigError) -> [ConfigSection] {
+        guard let entry = entry(key) else { return [] }
+        guard case .array(let elements) = entry.value else {
+            throw error(key, "expected an array of tables ([[\(key)]]), found \(entry.value.kind)")
+        }
+        var sections: [ConfigSection] = []
+        for (index, element) in elements.enumerated() {
+            guard case .table(let table) = element else { throw error(key, "expected tables ([[\(key)]])") }
+            sections.append(ConfigSection(name: "\(path(key))[\(index + 1)]", table: table))
+        }
+        return sections
+    }
+
+    mutating func string(_ key: String, default value: String) throws(ConfigError) -> String {
+        guard let entry = entry(key) else { return value }
+        guard case .string(let text) = entry.value else { throw error(key, "expected a string, found \(entry.value.kind)") }
+        return text
+    }
+
+    mutating func requiredString(_ key: String) throws(ConfigError) -> String {
+        guard table[key] != nil else { throw error(key, "is required") }
+        return try string(key, default: "")
+    }
+
+    mutating func integer(_ key: String, default value: Int, in range: ClosedRange<Int>) throws(ConfigError) -> Int {
+        guard let entry = entry(key) else { return value }
+        guard case .integer(let number) = entry.value else {
+            throw error(key, "expected an integer, found \(entry.value.kind)")
+        }
+        guard number >= Int64(range.lowerBound), number <= Int64(range.upperBound) else {
+            throw error(key, "must be between \(range.lowerBound) and \(range.upperBound), not \(number)")
+        }
+        return Int(number)
+    }
+
+    mutating func strings(_ key: String) throws(ConfigError) -> [String]? {
+        guard let entry = entry(key) else { return nil }
+        guard case .array(let elements) = entry.value else {
+            throw error(key, "expected an array of strings, found \(entry.value.kind)")
+        }
+        var result: [String] = []
+        for element in elements {
+            guard case .string(let text) = element else {
+                throw error(key, "expected an array of strings, found \(element.kind) in it")
+            }
+            result.append(text)
+        }
+        return result
+    }
+
+    /// Parses the server addresses `texts` read from `key`.
+    func addresses(_ key: String, _ texts: [String]) throws(ConfigError) -> [ServerAddress] {
+        var result: [ServerAddress] = []
+        for text in texts {
+            guard let address = ServerAddress(text) else {
+                throw error(key, "'\(text)' is not an address (IP, IP:PORT or [IPv6]:PORT)")
+            }
+            result.append(address)
+        }
+        return result
+    }
+
+    mutating func networks(_ key: String, default value: [IPNetwork]) throws(ConfigError) -> [IPNetwork] {
+        guard let texts = try strings(key) else { return value }
+        var result: [IPNetwork] = []
+        for text in texts {
+            guard let network = IPNetwork(text) else { throw error(key, "'\(text)' is not a network (IP or IP/PREFIX)") }
+            result.append(network)
+        }
+        return result
+    }
+
+    func rejectUnknownKeys() throws(ConfigError) {
+        for entry in table.entries where !used.contains(entry.key) {
+            throw ConfigError(key: path(entry.key), line: entry.line, message: "unknown key")
+        }
+    }
+}

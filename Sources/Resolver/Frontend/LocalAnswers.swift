@@ -1,0 +1,55 @@
+// Frontend/: names answered without asking anyone: `localhost.` and everything below it
+// (RFC 6761 §6.3), and the CHAOS-class identity names (`version.bind`, `id.server`).
+
+/// Answers for names resolverd owns itself.
+public struct LocalAnswers: Sendable {
+    public let version: String
+    public let identity: String
+
+    public init(version: String, identity: String) {
+        self.version = version
+        self.identity = identity
+    }
+
+    private static let localhost = DomainName("localhost.") ?? .root
+    private static let chaosVersionNames = ["version.bind.", "version.server."].compactMap { DomainName($0) }
+    private static let chaosIdentityNames = ["id.server.", "hostname.bind."].compactMap { DomainName($0) }
+
+    /// The answer sections for `question`, or nil when the name is not local.
+    public func answer(_ question: Question) -> (rcode: ResponseCode, answers: [ResourceRecord], authorities: [ResourceRecord])? {
+        if question.recordClass == .ch {
+            let text: String
+            if Self.chaosVersionNames.contains(question.name) {
+                text = version
+            } else if Self.chaosIdentityNames.contains(question.name) {
+                text = identity
+            } else {
+                return (.refused, [], [])
+            }
+            guard question.type == .txt || question.type == .any else { return (.noError, [], []) }
+            return (.noError, [Self.txt(question.name, text)], [])
+        }
+        guard question.recordClass == .in, question.name.isSubdomain(of: Self.localhost) else { return nil }
+        switch question.type {
+        case .a:
+            return (.noError, [ResourceRecord(name: question.name, type: .a, ttl: 86400, rdata: [127, 0, 0, 1])], [])
+        case .aaaa:
+            return (.noError, [ResourceRecord(name: question.name, type: .aaaa, ttl: 86400, rdata: [UInt8](repeating: 0, count: 15) + [1])], [])
+        default:
+            return (.noError, [], [Self.localhostSOA])
+        }
+    }
+
+    /// The SOA of the local `localhost.` zone, for NODATA answers (RFC 2308 §2.2).
+    static let localhostSOA: ResourceRecord = {
+        var rdata = localhost.wire  // MNAME
+        rdata += DomainName("nobody.invalid.")?.wire ?? [0]  // RNAME
+        for value: UInt32 in [1, 3600, 1200, 604_800, 10800] { rdata.appendU32(value) }
+        return ResourceRecord(name: localhost, type: .soa, ttl: 10800, rdata: rdata)
+    }()
+
+    private static func txt(_ name: DomainName, _ text: String) -> ResourceRecord {
+        let bytes = Array(text.utf8.prefix(255))
+        return ResourceRecord(name: name, type: .txt, recordClass: .ch, ttl: 0, rdata: [UInt8(bytes.count)] + bytes)
+    }
+}

@@ -1,0 +1,168 @@
+// Frontend/: what happens to a query, top to bottom. Read it with DESIGN.md's pipeline beside:
+//   fast parse → FORMERR/NOTIMP/BADVERS or drop → access check → class and type checks
+//   → local answers → forwarding (async) → reply, truncated with TC when too big for UDP.
+// `process` is synchronous and runs on the event loop; only a query that must go upstream
+// leaves it, as a `PendingQuery` that `resolve` finishes.
+
+import Logging
+import NIOCore
+
+/// How a query arrived.
+public enum Transport: String, Sendable {
+    case udp, tcp
+}
+
+/// A query that needs an upstream answer.
+public struct PendingQuery: Sendable {
+    public let view: QueryView
+    public let question: Question
+    /// The query as received, for replies built from its bytes.
+    public let wire: [UInt8]
+    public let transport: Transport
+}
+
+/// The query pipeline shared by every listener.
+public final class QueryPipeline: Sendable {
+    public enum Outcome: Sendable {
+        case reply(ByteBuffer)
+        case drop(MalformedReason)
+        case resolve(PendingQuery)
+    }
+
+    let access: AccessControl
+    let forwarder: Forwarder
+    let local: LocalAnswers
+    let logger: Logger
+
+    public init(access: AccessControl, forwarder: Forwarder, local: LocalAnswers, logger: Logger) {
+        self.access = access
+        self.forwarder = forwarder
+        self.local = local
+        self.logger = logger
+    }
+
+    /// Everything that can be decided without waiting.
+    public func process(_ packet: ByteBuffer, client: SocketAddress, transport: Transport, allocator: ByteBufferAllocator)
+        -> Outcome
+    {
+        packet.withUnsafeReadableBytes { bytes -> Outcome in
+            let view: QueryView
+            do throws(QueryRejection) {
+                view = try QueryReader.read(bytes)
+            } catch {
+                return rejection(error, bytes: bytes, allocator: allocator)
+            }
+            func reply(_ rcode: ResponseCode) -> Outcome {
+                .reply(ResponseBuilder.reply(
+                    to: bytes, questionEnd: view.questionEnd, rcode: rcode, edns: view.edns, allocator: allocator))
+            }
+            guard access.permits(client) else { return reply(.refused) }
+            guard view.recordClass == .in || view.recordClass == .ch else { return reply(.refused) }
+            // A resolver serves no zone transfers (RFC 5936 §6 leaves them to authoritative servers).
+            guard !view.type.isZoneTransfer else { return reply(.refused) }
+
+            let name: DomainName
+            do throws(MalformedReason) {
+                name = try WireNames.read(bytes, at: DNSHeader.length)
+            } catch {
+                return reply(.formErr)
+            }
+            let question = Question(name: name, type: view.type, recordClass: view.recordClass)
+            let wire = Array(bytes)
+            if let localAnswer = local.answer(question) {
+                let message = response(
+                    to: view, question: question, rcode: localAnswer.rcode, answers: localAnswer.answers,
+                    authorities: localAnswer.authorities, additionals: [], authenticated: false, authoritative: true)
+                return .reply(encode(message, view: view, wire: wire, transport: transport, allocator: allocator))
+            }
+            return .resolve(PendingQuery(view: view, question: question, wire: wire, transport: transport))
+        }
+    }
+
+    /// Finishes a query that needed upstream servers.
+    public func resolve(_ pending: PendingQuery, allocator: ByteBufferAllocator) async -> ByteBuffer {
+        let view = pending.view
+        let query = UpstreamQuery(
+            question: pending.question, dnssecOK: view.edns?.dnssecOK ?? false, checkingDisabled: view.checkingDisabled)
+        switch await forwarder.resolve(query) {
+        case .answer(let answer):
+            let upstream = answer.message
+            let message = response(
+                to: view, question: pending.question, rcode: upstream.rcode, answers: upstream.answers,
+                authorities: upstream.authorities, additionals: upstream.additionals,
+                authenticated: upstream.flags.contains(.ad) && (view.edns?.dnssecOK ?? false), authoritative: false)
+            return encode(message, view: view, wire: pending.wire, transport: pending.transport, allocator: allocator)
+        case .failure(let reason):
+            logger.info("resolution failed", metadata: ["question": "\(pending.question)", "reason": "\(reason)"])
+            return errorReply(pending, .servFail, allocator: allocator)
+        case .noZone:
+            return errorReply(pending, .refused, allocator: allocator)
+        }
+    }
+
+    // MARK: - Replies
+
+    private func rejection(_ rejection: QueryRejection, bytes: UnsafeRawBufferPointer, allocator: ByteBufferAllocator)
+        -> Outcome
+    {
+        switch rejection {
+        case .drop(let reason):
+            return .drop(reason)
+        case .formErr(_, let questionEnd):
+            return .reply(ResponseBuilder.reply(to: bytes, questionEnd: questionEnd, rcode: .formErr, edns: nil, allocator: allocator))
+        case .notImplemented:
+            return .reply(ResponseBuilder.reply(to: bytes, questionEnd: nil, rcode: .notImp, edns: nil, allocator: allocator))
+        case .badVersion(let view):
+            return .reply(ResponseBuilder.reply(
+                to: bytes, questionEnd: view.questionEnd, rcode: .badVers, edns: view.edns, allocator: allocator))
+        }
+    }
+
+    private func errorReply(_ pending: PendingQuery, _ rcode: ResponseCode, allocator: ByteBufferAllocator) -> ByteBuffer {
+        pending.wire.withUnsafeBytes {
+            ResponseBuilder.reply(
+                to: $0, questionEnd: pending.view.questionEnd, rcode: rcode, edns: pending.view.edns, allocator: allocator)
+        }
+    }
+
+    private func response(
+        to view: QueryView, question: Question, rcode: ResponseCode, answers: [ResourceRecord],
+        authorities: [ResourceRecord], additionals: [ResourceRecord], authenticated: Bool, authoritative: Bool
+    ) -> DNSMessage {
+        var flags: MessageFlags = [.qr, .ra]
+        if view.recursionDesired { flags.insert(.rd) }
+        if view.checkingDisabled { flags.insert(.cd) }
+        if authenticated { flags.insert(.ad) }
+        if authoritative { flags.insert(.aa) }
+        return DNSMessage(
+            id: view.id, flags: flags, opcode: .query, rcode: rcode, questions: [question], answers: answers,
+            authorities: authorities, additionals: additionals,
+            edns: view.edns.map { EDNS(udpPayloadSize: EDNS.advertisedPayloadSize, dnssecOK: $0.dnssecOK) })
+    }
+
+    /// Encodes `message`; over UDP, a reply larger than the client takes becomes header,
+    /// question and OPT with TC set, and the client retries over TCP (RFC 7766 §5).
+    private func encode(
+        _ message: DNSMessage, view: QueryView, wire: [UInt8], transport: Transport, allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        let bytes: [UInt8]
+        do {
+            bytes = try DNSCodec.encode(message)
+        } catch {
+            logger.warning("could not encode a reply", metadata: ["error": "\(error)"])
+            return wire.withUnsafeBytes {
+                ResponseBuilder.reply(to: $0, questionEnd: view.questionEnd, rcode: .servFail, edns: view.edns, allocator: allocator)
+            }
+        }
+        if transport == .udp, bytes.count > ResponseBuilder.udpLimit(for: view.edns) {
+            return wire.withUnsafeBytes {
+                ResponseBuilder.reply(
+                    to: $0, questionEnd: view.questionEnd, rcode: message.rcode, edns: view.edns, truncated: true,
+                    allocator: allocator)
+            }
+        }
+        var buffer = allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        return buffer
+    }
+}

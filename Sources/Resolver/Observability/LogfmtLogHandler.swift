@@ -1,0 +1,108 @@
+// Observability/: log output. One line per event in logfmt (`ts=… level=info msg="…" key=value`)
+// on standard error, which journald and `docker logs` both keep.
+
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A swift-log handler that writes logfmt lines to standard error.
+public struct LogfmtLogHandler: LogHandler {
+    public var logLevel: Logger.Level
+    public var metadata: Logger.Metadata = [:]
+    private let label: String
+
+    public init(label: String, level: Logger.Level) {
+        self.label = label
+        self.logLevel = level
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var line = "ts=\(Self.timestamp()) level=\(event.level) msg=\(Self.quote(event.message.description))"
+        var merged = metadata.merging(event.metadata ?? [:]) { $1 }
+        if let error = event.error { merged["error"] = "\(error)" }
+        for key in merged.keys.sorted() {
+            guard let value = merged[key] else { continue }
+            line += " \(key)=\(Self.quote(value.description))"
+        }
+        line += "\n"
+        writeStandardError(line)
+    }
+
+    /// Quotes a value when it has spaces, quotes, `=` or is empty (logfmt's rule).
+    static func quote(_ value: String) -> String {
+        let needsQuotes = value.isEmpty || value.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0 == "\n" }
+        guard needsQuotes else { return value }
+        var escaped = "\""
+        for character in value {
+            switch character {
+            case "\"": escaped += "\\\""
+            case "\\": escaped += "\\\\"
+            case "\n": escaped += "\\n"
+            default: escaped.append(character)
+            }
+        }
+        return escaped + "\""
+    }
+
+    /// RFC 3339 UTC time with milliseconds.
+    static func timestamp() -> String {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var seconds = now.tv_sec
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(now.tv_nsec / 1_000_000), 3))Z"
+    }
+}
+
+/// Lets a noisy event through at most `perSecond` times a second and counts the rest, so a flood
+/// of bad packets cannot flood the log. Confined to one event loop (not thread-safe).
+public struct LogRateLimiter {
+    private let perSecond: Int
+    private var windowStart: UInt64 = 0
+    private var used = 0
+    /// Events suppressed since the last one let through.
+    public private(set) var suppressed = 0
+
+    public init(perSecond: Int) { self.perSecond = perSecond }
+
+    /// True when this event may be logged; then `suppressed` tells how many were skipped before.
+    public mutating func allow(nowNanoseconds: UInt64) -> Bool {
+        if nowNanoseconds &- windowStart >= 1_000_000_000 {
+            windowStart = nowNanoseconds
+            used = 0
+        }
+        guard used < perSecond else {
+            suppressed += 1
+            return false
+        }
+        used += 1
+        return true
+    }
+
+    public mutating func resetSuppressed() { suppressed = 0 }
+}
+
+/// Writes `text` to standard error with write(2): one call per line keeps lines whole when
+/// several threads write at once, and no shared `FILE*` is touched.
+public func writeStandardError(_ text: String) {
+    let bytes = Array(text.utf8)
+    var offset = 0
+    while offset < bytes.count {
+        let written = bytes[offset...].withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+        if written <= 0 { break }
+        offset += written
+    }
+}

@@ -1,0 +1,62 @@
+// Selection/: which of a zone's servers gets a query, in what order the others follow, and how
+// long to wait before asking the next one. Pure policy: no sockets, and time comes in as an
+// argument. Upstream/ executes a plan and reports every outcome back through `record`.
+
+import NIOCore
+
+/// What happened when a server was asked (Knot Resolver's typed feedback, lib/selection.h).
+public enum ServerFeedback: Sendable, Equatable {
+    /// A valid answer after `rtt`.
+    case answered(rtt: TimeAmount)
+    /// Silent until the timeout.
+    case timeout
+    /// Answered REFUSED (a lame or unwilling server).
+    case refused
+    /// Answered SERVFAIL, or another rcode that says it could not resolve.
+    case servFail
+    /// Answers that did not match the query (wrong ID, source or question).
+    case mismatched
+    /// An answer ldns could not parse.
+    case malformed
+    /// A network error (ICMP unreachable, connection refused or reset).
+    case unreachable
+}
+
+/// One query's plan: who is asked first, who follows, and when.
+public struct SelectionPlan: Sendable, Equatable {
+    /// Servers in the order they are to be asked; the first at once.
+    public var order: [ServerAddress]
+    /// A server asked in parallel with the first to refresh its statistics, or nil.
+    public var probe: ServerAddress?
+    /// How long to wait on `order[i]` before also asking `order[i + 1]` (hedging). A value at or
+    /// above the timeout means plain failover.
+    public var hedgeDelays: [TimeAmount]
+
+    public init(order: [ServerAddress], probe: ServerAddress? = nil, hedgeDelays: [TimeAmount]) {
+        self.order = order
+        self.probe = probe
+        self.hedgeDelays = hedgeDelays
+    }
+}
+
+/// The interface between the sending side and selection policy.
+public protocol ServerSelector: Sendable {
+    /// Plans one query to `zone`, whose servers are `servers`.
+    func plan(zone: DomainName, servers: [ServerAddress], now: NIODeadline) -> SelectionPlan
+    /// Reports the outcome of one attempt.
+    func record(_ feedback: ServerFeedback, server: ServerAddress, zone: DomainName, now: NIODeadline)
+}
+
+/// Asks servers in the configured order and fails over after the full timeout: the simplest
+/// policy, with no state.
+public struct ConfiguredOrderSelector: ServerSelector {
+    public let timeout: TimeAmount
+
+    public init(timeout: TimeAmount) { self.timeout = timeout }
+
+    public func plan(zone: DomainName, servers: [ServerAddress], now: NIODeadline) -> SelectionPlan {
+        SelectionPlan(order: servers, hedgeDelays: Array(repeating: timeout, count: servers.count))
+    }
+
+    public func record(_ feedback: ServerFeedback, server: ServerAddress, zone: DomainName, now: NIODeadline) {}
+}

@@ -1,0 +1,299 @@
+// Upstream/: one query to one server. Each UDP query gets its own socket on a random source port
+// and a random ID, both from the system CSPRNG, and accepts only an answer from the server's
+// address and port with that ID and the same question (RFC 5452 §9). A truncated answer is
+// fetched again over TCP (RFC 7766 §5).
+
+import Logging
+import NIOCore
+import NIOExtras
+import NIOPosix
+
+/// A query as sent upstream: the question and the client's DNSSEC wishes.
+public struct UpstreamQuery: Sendable, Hashable {
+    public var question: Question
+    public var dnssecOK: Bool
+    public var checkingDisabled: Bool
+    public var recursionDesired: Bool
+
+    public init(question: Question, dnssecOK: Bool = false, checkingDisabled: Bool = false, recursionDesired: Bool = true) {
+        self.question = question
+        self.dnssecOK = dnssecOK
+        self.checkingDisabled = checkingDisabled
+        self.recursionDesired = recursionDesired
+    }
+}
+
+/// A matched answer from one server.
+public struct UpstreamAnswer: Sendable {
+    public var message: DNSMessage
+    /// The answer exactly as received.
+    public var wire: [UInt8]
+    public var server: ServerAddress
+    public var rtt: TimeAmount
+    public var overTCP: Bool
+}
+
+/// Sends single queries to single servers over UDP (and TCP after truncation).
+public struct UpstreamClient: Sendable {
+    public enum Transport: Sendable { case udp, tcp }
+
+    let group: any EventLoopGroup
+    let timeout: TimeAmount
+    let logger: Logger
+
+    public init(group: any EventLoopGroup, timeout: TimeAmount, logger: Logger) {
+        self.group = group
+        self.timeout = timeout
+        self.logger = logger
+    }
+
+    /// Asks `server` once; over UDP first, then TCP if the answer is truncated. `transport: .tcp`
+    /// skips UDP (dig-lite's `+tcp`).
+    public func exchange(_ query: UpstreamQuery, server: ServerAddress, transport: Transport = .udp, edns: Bool = true)
+        async throws(UpstreamError) -> UpstreamAnswer
+    {
+        if transport == .udp {
+            let answer = try await send(query, to: server, overTCP: false, edns: edns)
+            guard answer.message.flags.contains(.tc) else { return answer }
+            logger.debug("truncated answer, retrying over TCP", metadata: ["server": "\(server)"])
+        }
+        return try await send(query, to: server, overTCP: true, edns: edns)
+    }
+
+    private func send(_ query: UpstreamQuery, to server: ServerAddress, overTCP: Bool, edns: Bool)
+        async throws(UpstreamError) -> UpstreamAnswer
+    {
+        var random = SystemRandomNumberGenerator()
+        let id = UInt16.random(in: 0...UInt16.max, using: &random)
+        let message = DNSMessage.query(
+            query.question, id: id, recursionDesired: query.recursionDesired, dnssecOK: query.dnssecOK,
+            checkingDisabled: query.checkingDisabled, edns: edns)
+        let wire: [UInt8]
+        do {
+            wire = try DNSCodec.encode(message)
+        } catch {
+            throw .badQuery(error.message)
+        }
+        let remote: SocketAddress
+        do {
+            remote = try server.socketAddress()
+        } catch {
+            throw .unreachable("\(error)")
+        }
+        let expected = ExpectedAnswer(id: id, question: query.question, server: server)
+        let eventLoop = group.next()
+        let promise = eventLoop.makePromise(of: UpstreamAnswer.self)
+        let started = NIODeadline.now()
+        let channel: any Channel
+        do {
+            channel = try await overTCP
+                ? connectTCP(to: remote, on: eventLoop, expected: expected, promise: promise, started: started)
+                : bindUDP(to: remote, on: eventLoop, expected: expected, promise: promise, started: started)
+        } catch {
+            promise.fail(UpstreamError.unreachable("\(error)"))
+            return try await result(of: promise)
+        }
+        let timeout = eventLoop.scheduleTask(in: self.timeout) { promise.fail(UpstreamError.timeout) }
+        var buffer = channel.allocator.buffer(capacity: wire.count)
+        buffer.writeBytes(wire)
+        let write: EventLoopFuture<Void> =
+            overTCP
+            ? channel.writeAndFlush(buffer)
+            : channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: buffer))
+        write.whenFailure { promise.fail(UpstreamError.unreachable("\($0)")) }
+        defer {
+            timeout.cancel()
+            channel.close(promise: nil)
+        }
+        return try await result(of: promise)
+    }
+
+    private func result(of promise: EventLoopPromise<UpstreamAnswer>) async throws(UpstreamError) -> UpstreamAnswer {
+        do {
+            return try await promise.futureResult.get()
+        } catch let error as UpstreamError {
+            throw error
+        } catch {
+            throw .unreachable("\(error)")
+        }
+    }
+
+    private func bindUDP(
+        to remote: SocketAddress, on eventLoop: any EventLoop, expected: ExpectedAnswer,
+        promise: EventLoopPromise<UpstreamAnswer>, started: NIODeadline
+    ) async throws -> any Channel {
+        let bootstrap = DatagramBootstrap(group: eventLoop).channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(
+                    UDPAnswerHandler(matcher: AnswerMatcher(expected: expected, promise: promise, started: started)))
+            }
+        }
+        let wildcard = remote.protocol == .inet6 ? "::" : "0.0.0.0"
+        var random = SystemRandomNumberGenerator()
+        var channel: (any Channel)? = nil
+        // RFC 5452 §9.2: a random source port from the whole unprivileged range; on the rare
+        // collision with a port in use, draw again, and only then let the kernel choose.
+        for _ in 0..<8 where channel == nil {
+            let port = Int.random(in: 1024...65535, using: &random)
+            channel = try? await bootstrap.bind(host: wildcard, port: port).get()
+        }
+        let bound: any Channel
+        if let channel {
+            bound = channel
+        } else {
+            bound = try await bootstrap.bind(host: wildcard, port: 0).get()
+        }
+        // Connected: the kernel drops datagrams from other sources and reports ICMP errors.
+        do {
+            try await bound.connect(to: remote).get()
+        } catch {
+            bound.close(promise: nil)
+            throw error
+        }
+        return bound
+    }
+
+    private func connectTCP(
+        to remote: SocketAddress, on eventLoop: any EventLoop, expected: ExpectedAnswer,
+        promise: EventLoopPromise<UpstreamAnswer>, started: NIODeadline
+    ) async throws -> any Channel {
+        try await ClientBootstrap(group: eventLoop)
+            .connectTimeout(timeout)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(
+                        ByteToMessageHandler(LengthFieldBasedFrameDecoder(lengthFieldBitLength: .twoBytes)),
+                        LengthFieldPrepender(lengthFieldBitLength: .twoBytes),
+                        TCPAnswerHandler(matcher: AnswerMatcher(expected: expected, promise: promise, started: started)))
+                }
+            }
+            .connect(to: remote).get()
+    }
+}
+
+/// What a valid answer must match.
+struct ExpectedAnswer: Sendable {
+    let id: UInt16
+    let question: Question
+    let server: ServerAddress
+}
+
+/// Checks received datagrams or frames against the query and completes the promise once.
+/// Lives on one channel's event loop.
+struct AnswerMatcher {
+    let expected: ExpectedAnswer
+    let promise: EventLoopPromise<UpstreamAnswer>
+    let started: NIODeadline
+    /// Packets that failed the match (counted for logs; an attacker's guesses end up here).
+    private(set) var mismatches = 0
+
+    init(expected: ExpectedAnswer, promise: EventLoopPromise<UpstreamAnswer>, started: NIODeadline) {
+        self.expected = expected
+        self.promise = promise
+        self.started = started
+    }
+
+    mutating func receive(_ buffer: ByteBuffer, from source: SocketAddress?, overTCP: Bool) {
+        let bytes = Array(buffer.readableBytesView)
+        if let source, ServerAddress(source) != expected.server {
+            mismatches += 1
+            return
+        }
+        // Cheap checks first: the ID and the QR bit.
+        guard bytes.count >= DNSHeader.length, UInt16(bytes[0]) << 8 | UInt16(bytes[1]) == expected.id,
+            bytes[2] & 0x80 != 0
+        else {
+            mismatches += 1
+            return
+        }
+        let message: DNSMessage
+        do {
+            message = try DNSCodec.decode(bytes)
+        } catch {
+            promise.fail(UpstreamError.malformed(error.message))
+            return
+        }
+        // RFC 5452 §4.2: the question must be the one asked. A server may leave it out only when
+        // it reports an error about the query itself.
+        let questionMatches =
+            message.questions == [expected.question]
+            || (message.questions.isEmpty && message.rcode != .noError && message.rcode != .nxDomain)
+        guard questionMatches, message.opcode == .query else {
+            mismatches += 1
+            return
+        }
+        promise.succeed(
+            UpstreamAnswer(
+                message: message, wire: bytes, server: expected.server, rtt: NIODeadline.now() - started,
+                overTCP: overTCP))
+    }
+
+    func fail(_ error: any Error) {
+        promise.fail(UpstreamError.unreachable("\(error)"))
+    }
+}
+
+final class UDPAnswerHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    private var matcher: AnswerMatcher
+
+    init(matcher: AnswerMatcher) { self.matcher = matcher }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        matcher.receive(envelope.data, from: envelope.remoteAddress, overTCP: false)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // On a connected UDP socket this is an ICMP error: the server is unreachable.
+        matcher.fail(error)
+    }
+}
+
+final class TCPAnswerHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private var matcher: AnswerMatcher
+
+    init(matcher: AnswerMatcher) { self.matcher = matcher }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        matcher.receive(unwrapInboundIn(data), from: nil, overTCP: true)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        matcher.fail(ChannelError.eof)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        matcher.fail(error)
+        context.close(promise: nil)
+    }
+}
+
+extension ServerAddress {
+    /// The NIO socket address of this server.
+    public func socketAddress() throws -> SocketAddress {
+        try SocketAddress(ipAddress: ip.description, port: Int(port))
+    }
+
+    /// The server address of a NIO socket address (nil for Unix sockets).
+    public init?(_ address: SocketAddress) {
+        guard let ip = IPAddress(socketAddress: address), let port = address.port else { return nil }
+        self.init(ip: ip, port: UInt16(port))
+    }
+}
+
+extension IPAddress {
+    /// Reads the address straight from the sockaddr, with no text in between.
+    public init?(socketAddress: SocketAddress) {
+        switch socketAddress {
+        case .v4(let v4):
+            self = .v4(UInt32(bigEndian: v4.address.sin_addr.s_addr))
+        case .v6(let v6):
+            var raw = v6.address.sin6_addr
+            self = .v6(withUnsafeBytes(of: &raw) { Array($0) })
+        default:
+            return nil
+        }
+    }
+}

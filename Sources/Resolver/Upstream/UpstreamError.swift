@@ -1,0 +1,30 @@
+// Upstream/: sending queries to servers. This file owns the error type of the module line.
+
+/// Why a query to one upstream server produced no usable answer.
+public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
+    case timeout
+    /// ICMP unreachable, connection refused or reset, or a socket that could not be opened.
+    case unreachable(String)
+    /// The answer could not be parsed.
+    case malformed(String)
+    /// The query could not be encoded.
+    case badQuery(String)
+
+    public var description: String {
+        switch self {
+        case .timeout: "timeout"
+        case .unreachable(let why): "unreachable: \(why)"
+        case .malformed(let why): "malformed answer: \(why)"
+        case .badQuery(let why): "query could not be built: \(why)"
+        }
+    }
+
+    /// The feedback this error means for server selection.
+    var feedback: ServerFeedback {
+        switch self {
+        case .timeout: .timeout
+        case .unreachable, .badQuery: .unreachable
+        case .malformed: .malformed
+        }
+    }
+}

@@ -1,0 +1,76 @@
+// resolverd: read the config, apply command-line overrides, run the application until SIGTERM
+// or SIGINT. Wiring only; everything else lives in the Resolver library.
+
+import ArgumentParser
+import Logging
+import Resolver
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct ResolverdCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resolverd",
+        abstract: "A caching DNS resolver with service discovery.",
+        version: resolverdVersion)
+
+    @Option(name: .long, help: "The config file (TOML).")
+    var config: String = "config/resolverd.toml"
+
+    @Option(name: .long, help: "DNS listen address (ADDR:PORT, [IPv6]:PORT); repeatable; replaces server.listen.")
+    var listen: [String] = []
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String?
+
+    func run() async throws {
+        let settings = try loadConfig()
+        let level = Logger.Level(rawValue: settings.log.level) ?? .info
+        LoggingSystem.bootstrap { LogfmtLogHandler(label: $0, level: level) }
+        let logger = Logger(label: "resolverd")
+        let application = ResolverApplication(config: settings, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: application)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            // Errors at start-up (a port in use, an address not on this host) are fatal.
+            logger.critical("stopped", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+    }
+
+    /// Reads and validates the config; errors name the file, line and key, and exit with 2.
+    private func loadConfig() throws -> Config {
+        var settings: Config
+        do {
+            settings = try Config.load(path: config)
+        } catch {
+            fail("\(config): \(error)")
+        }
+        if !listen.isEmpty {
+            var addresses: [ServerAddress] = []
+            for text in listen {
+                guard let address = ServerAddress(text) else { fail("--listen: '\(text)' is not ADDR:PORT") }
+                addresses.append(address)
+            }
+            settings.server.listen = addresses
+        }
+        if let logLevel {
+            guard Config.logLevels.contains(logLevel) else {
+                fail("--log-level: must be one of \(Config.logLevels.joined(separator: ", "))")
+            }
+            settings.log.level = logLevel
+        }
+        return settings
+    }
+
+    private func fail(_ message: String) -> Never {
+        writeStandardError("resolverd: config error: \(message)\n")
+        Glibc.exit(2)
+    }
+}
