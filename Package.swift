@@ -64,6 +64,7 @@ let package = Package(
                 "Resolver",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
             ],
             path: "Tests/FakeDNS",
             swiftSettings: swiftSettings

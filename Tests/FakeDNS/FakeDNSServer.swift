@@ -1,0 +1,285 @@
+// FakeDNS: a small authoritative-style DNS server for tests and benchmarks, with set delays,
+// losses and misbehaviour (silence, wrong IDs, answers from the wrong port, truncation). It
+// listens on UDP and TCP on one loopback address and counts what it receives.
+
+import NIOCore
+import NIOExtras
+import NIOPosix
+import Resolver
+import Synchronization
+
+/// How a fake server behaves; change it while it runs with `FakeDNSServer.behavior`.
+public struct FakeBehavior: Sendable {
+    /// Added before every answer.
+    public var delay: Duration = .zero
+    /// Up to this much more, drawn per answer (uniformly).
+    public var jitter: Duration = .zero
+    /// Never answers.
+    public var silent = false
+    /// Share of UDP queries dropped (0…1).
+    public var loss = 0.0
+    /// Before the real answer, sends a forged one with a wrong ID.
+    public var forgeWrongID = false
+    /// Before the real answer, sends a forged one from another port.
+    public var forgeWrongPort = false
+    /// Sends only the forged answers, never the real one.
+    public var onlyForged = false
+    /// UDP answers longer than this go out truncated (TC, no records).
+    public var truncateUDPAbove: Int? = nil
+    /// Answers every query with this rcode and no records.
+    public var rcode: ResponseCode? = nil
+
+    public init() {}
+}
+
+/// A fake DNS server holding a fixed set of records.
+public final class FakeDNSServer: Sendable {
+    /// The IPv4 address the forged answers carry for A queries.
+    public static let forgedAddress: [UInt8] = [203, 0, 113, 66]
+
+    public let records: [ResourceRecord]
+    private let state = Mutex(FakeBehavior())
+    private let counter = Atomic<Int>(0)
+    private let tcpCounter = Atomic<Int>(0)
+    private let group: MultiThreadedEventLoopGroup
+    private let channels = Mutex<[any Channel]>([])
+    private let forgeChannel = Mutex<(any Channel)?>(nil)
+    private let log = Mutex<[Question]>([])
+
+    public init(records: [ResourceRecord], behavior: FakeBehavior = FakeBehavior()) {
+        self.records = records
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        state.withLock { $0 = behavior }
+    }
+
+    /// Parses records from presentation lines (`www.example. 300 IN A 192.0.2.1`).
+    public convenience init(zone lines: [String], behavior: FakeBehavior = FakeBehavior()) throws {
+        let records = try lines.map { line throws(CodecError) in try DNSCodec.record(fromPresentation: line) }
+        self.init(records: records, behavior: behavior)
+    }
+
+    public var behavior: FakeBehavior {
+        get { state.withLock { $0 } }
+        set { state.withLock { $0 = newValue } }
+    }
+
+    /// Queries received (UDP and TCP).
+    public var queryCount: Int { counter.load(ordering: .relaxed) }
+    /// Queries received over TCP.
+    public var tcpQueryCount: Int { tcpCounter.load(ordering: .relaxed) }
+    /// Every question received, in order.
+    public var questions: [Question] { log.withLock { $0 } }
+
+    /// Starts UDP and TCP listeners on `host` (port 0: any free port, the same for both).
+    public func start(host: String = "127.0.0.1", port: Int = 0) async throws -> ServerAddress {
+        var lastError: any Error = ChannelError.unknownLocalAddress
+        for _ in 0..<8 {
+            do {
+                let udp = try await DatagramBootstrap(group: group)
+                    .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .channelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(FakeUDPHandler(server: self))
+                        }
+                    }
+                    .bind(host: host, port: port).get()
+                guard let boundPort = udp.localAddress?.port else { throw ChannelError.unknownLocalAddress }
+                do {
+                    let tcp = try await ServerBootstrap(group: group)
+                        .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                        .childChannelInitializer { channel in
+                            channel.eventLoop.makeCompletedFuture {
+                                try channel.pipeline.syncOperations.addHandlers(
+                                    ByteToMessageHandler(LengthFieldBasedFrameDecoder(lengthFieldBitLength: .twoBytes)),
+                                    LengthFieldPrepender(lengthFieldBitLength: .twoBytes),
+                                    FakeTCPHandler(server: self))
+                            }
+                        }
+                        .bind(host: host, port: boundPort).get()
+                    let forge = try await DatagramBootstrap(group: group).bind(host: host, port: 0).get()
+                    channels.withLock { $0 += [udp, tcp, forge] }
+                    forgeChannel.withLock { $0 = forge }
+                    guard let ip = IPAddress(host) else { throw ChannelError.unknownLocalAddress }
+                    return ServerAddress(ip: ip, port: UInt16(boundPort))
+                } catch {
+                    try? await udp.close()
+                    throw error
+                }
+            } catch {
+                lastError = error
+                if port != 0 { break }
+            }
+        }
+        throw lastError
+    }
+
+    public func stop() async {
+        let open = channels.withLock { channels in
+            defer { channels = [] }
+            return channels
+        }
+        for channel in open { try? await channel.close() }
+        try? await group.shutdownGracefully()
+    }
+
+    // MARK: Answering
+
+    /// Builds the answer to `query` from the records: the records of the name and type (with a
+    /// CNAME chased inside the data), NODATA or NXDOMAIN with the closest SOA otherwise.
+    public func answer(to query: DNSMessage) -> DNSMessage {
+        var reply = DNSMessage(id: query.id, flags: [.qr, .aa, .ra], questions: query.questions)
+        if query.flags.contains(.rd) { reply.flags.insert(.rd) }
+        if let edns = query.edns { reply.edns = EDNS(udpPayloadSize: 1232, dnssecOK: edns.dnssecOK) }
+        if let rcode = behavior.rcode {
+            reply.rcode = rcode
+            return reply
+        }
+        guard let question = query.questions.first, query.questions.count == 1 else {
+            reply.rcode = .formErr
+            return reply
+        }
+        var name = question.name
+        for _ in 0..<8 {
+            let atName = records.filter { $0.name == name }
+            let matching = atName.filter { $0.type == question.type || question.type == .any }
+            if !matching.isEmpty {
+                reply.answers += matching
+                return reply
+            }
+            if let cname = atName.first(where: { $0.type == .cname }),
+                let target = try? cname.rdata.withUnsafeBytes({ bytes throws(MalformedReason) in try WireNames.read(bytes, at: 0) })
+            {
+                reply.answers.append(cname)
+                name = target
+                continue
+            }
+            let exists = !atName.isEmpty || records.contains { $0.name.isSubdomain(of: name) }
+            if !exists, reply.answers.isEmpty { reply.rcode = .nxDomain }
+            if let soa = records.filter({ $0.type == .soa && name.isSubdomain(of: $0.name) })
+                .max(by: { $0.name.labelCount < $1.name.labelCount })
+            {
+                reply.authorities.append(soa)
+            }
+            return reply
+        }
+        return reply
+    }
+
+    /// What to send for one received query: zero or more (delay, bytes, forged-port) items.
+    func respond(to bytes: [UInt8], overTCP: Bool) -> [(delay: Duration, wire: [UInt8], fromOtherPort: Bool)] {
+        counter.wrappingAdd(1, ordering: .relaxed)
+        if overTCP { tcpCounter.wrappingAdd(1, ordering: .relaxed) }
+        guard let query = try? DNSCodec.decode(bytes) else { return [] }
+        if let question = query.questions.first { log.withLock { $0.append(question) } }
+        let behavior = self.behavior
+        if behavior.silent { return [] }
+        if !overTCP, behavior.loss > 0, Double.random(in: 0..<1) < behavior.loss { return [] }
+        var delay = behavior.delay
+        if behavior.jitter > .zero {
+            delay += behavior.jitter * Double.random(in: 0...1)
+        }
+        var reply = answer(to: query)
+        var out: [(Duration, [UInt8], Bool)] = []
+        if behavior.forgeWrongID || behavior.forgeWrongPort {
+            var forged = reply
+            forged.answers = reply.questions.map {
+                ResourceRecord(name: $0.name, type: .a, ttl: 3600, rdata: Self.forgedAddress)
+            }
+            forged.rcode = .noError
+            if behavior.forgeWrongID {
+                forged.id = query.id &+ 1
+                if let wire = try? DNSCodec.encode(forged) { out.append((delay, wire, false)) }
+            }
+            if behavior.forgeWrongPort, let wire = try? DNSCodec.encode(forged) {
+                out.append((delay, wire, true))
+            }
+            if behavior.onlyForged { return out }
+            delay += .milliseconds(20)
+        }
+        guard var wire = try? DNSCodec.encode(reply) else { return out }
+        if !overTCP, let limit = behavior.truncateUDPAbove, wire.count > limit {
+            reply.answers = []
+            reply.authorities = []
+            reply.additionals = []
+            reply.flags.insert(.tc)
+            wire = (try? DNSCodec.encode(reply)) ?? wire
+        }
+        out.append((delay, wire, false))
+        return out
+    }
+
+    func sendForged(_ wire: [UInt8], to address: SocketAddress) {
+        guard let channel = forgeChannel.withLock({ $0 }) else { return }
+        var buffer = channel.allocator.buffer(capacity: wire.count)
+        buffer.writeBytes(wire)
+        channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+    }
+}
+
+final class FakeUDPHandler: ChannelInboundHandler {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    typealias OutboundOut = AddressedEnvelope<ByteBuffer>
+    let server: FakeDNSServer
+
+    init(server: FakeDNSServer) { self.server = server }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let envelope = unwrapInboundIn(data)
+        let client = envelope.remoteAddress
+        let channel = context.channel
+        for item in server.respond(to: Array(envelope.data.readableBytesView), overTCP: false) {
+            let send: @Sendable () -> Void = { [server] in
+                if item.fromOtherPort {
+                    server.sendForged(item.wire, to: client)
+                } else {
+                    var buffer = channel.allocator.buffer(capacity: item.wire.count)
+                    buffer.writeBytes(item.wire)
+                    channel.writeAndFlush(AddressedEnvelope(remoteAddress: client, data: buffer), promise: nil)
+                }
+            }
+            if item.delay == .zero {
+                send()
+            } else {
+                context.eventLoop.scheduleTask(in: .nanoseconds(Int64(item.delay.nanoseconds))) { send() }
+            }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {}
+}
+
+final class FakeTCPHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let server: FakeDNSServer
+
+    init(server: FakeDNSServer) { self.server = server }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let channel = context.channel
+        for item in server.respond(to: Array(unwrapInboundIn(data).readableBytesView), overTCP: true)
+        where !item.fromOtherPort {
+            let send: @Sendable () -> Void = {
+                var buffer = channel.allocator.buffer(capacity: item.wire.count)
+                buffer.writeBytes(item.wire)
+                channel.writeAndFlush(buffer, promise: nil)
+            }
+            if item.delay == .zero {
+                send()
+            } else {
+                context.eventLoop.scheduleTask(in: .nanoseconds(Int64(item.delay.nanoseconds))) { send() }
+            }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,139 @@
+// Forwarding end to end: the real resolverd binary on loopback, fake upstream servers that are
+// normal, slow, silent or forging, and checks of what the client gets.
+
+import FakeDNS
+import Foundation
+import Resolver
+import Testing
+
+@Suite("Forwarding", .timeLimit(.minutes(2)))
+struct ForwardingTests {
+    @Test("a normal upstream's answer reaches the client, with the client's ID and letter case")
+    func normalUpstream() async throws {
+        let (fake, upstream) = try await Fixtures.upstream()
+        let daemon = try await Daemon(config: forwardingConfig([(".", [upstream])]))
+        let client = try RawUDPClient(server: daemon.address)
+        var question = try query("WwW.ExAmPlE.TeSt")
+        question.id = 0xBEEF
+        let reply = try #require(try client.ask(question))
+        #expect(reply.id == 0xBEEF)
+        #expect(reply.rcode == .noError)
+        #expect(reply.flags.isSuperset(of: [.qr, .rd, .ra]))
+        #expect(!reply.flags.contains(.aa))
+        #expect(reply.questions.first?.name.description == "WwW.ExAmPlE.TeSt.")
+        #expect(addresses(in: reply) == ["192.0.2.10"])
+        #expect(reply.edns?.udpPayloadSize == 1232)
+        #expect(fake.queryCount == 1)
+        try await daemon.stop()
+        await fake.stop()
+    }
+
+    @Test("NXDOMAIN and NODATA come back with the zone's SOA")
+    func negativeAnswers() async throws {
+        let (fake, upstream) = try await Fixtures.upstream()
+        let daemon = try await Daemon(config: forwardingConfig([(".", [upstream])]))
+        let client = try RawUDPClient(server: daemon.address)
+        let nx = try #require(try client.ask(query("nope.example.test")))
+        #expect(nx.rcode == .nxDomain)
+        #expect(nx.authorities.map(\.type) == [.soa])
+        let nodata = try #require(try client.ask(query("www.example.test", .txt)))
+        #expect(nodata.rcode == .noError)
+        #expect(nodata.answers.isEmpty)
+        #expect(nodata.authorities.map(\.type) == [.soa])
+        try await daemon.stop()
+        await fake.stop()
+    }
+
+    @Test("a slow upstream still answers within the timeout")
+    func slowUpstream() async throws {
+        let (fake, upstream) = try await Fixtures.upstream(behavior: Fixtures.behavior { $0.delay = .milliseconds(300) })
+        let daemon = try await Daemon(config: forwardingConfig([(".", [upstream])], timeoutMs: 2000))
+        let result = try runCommand(["dig", "@127.0.0.1", "-p", "\(daemon.port)", "www.example.test", "+short", "+tries=1", "+time=5"])
+        #expect(result.stdout == "192.0.2.10\n")
+        #expect(result.elapsed >= .milliseconds(290))
+        try await daemon.stop()
+        await fake.stop()
+    }
+
+    @Test("a silent server is failed over to the next one after timeout_ms")
+    func silentFailover() async throws {
+        let (silent, silentAddress) = try await Fixtures.upstream(behavior: Fixtures.behavior { $0.silent = true })
+        let (normal, normalAddress) = try await Fixtures.upstream()
+        let daemon = try await Daemon(config: forwardingConfig([(".", [silentAddress, normalAddress])], timeoutMs: 500))
+        let result = try runCommand(["dig", "@127.0.0.1", "-p", "\(daemon.port)", "www.example.test", "+short", "+tries=1", "+time=5"])
+        #expect(result.stdout == "192.0.2.10\n")
+        #expect(result.elapsed >= .milliseconds(450))
+        #expect(silent.queryCount == 1)
+        #expect(normal.queryCount == 1)
+        try await daemon.stop()
+        await silent.stop()
+        await normal.stop()
+    }
+
+    @Test("every server failing gives SERVFAIL")
+    func allFail() async throws {
+        let (silent, silentAddress) = try await Fixtures.upstream(behavior: Fixtures.behavior { $0.silent = true })
+        let (refusing, refusingAddress) = try await Fixtures.upstream(behavior: Fixtures.behavior { $0.rcode = .refused })
+        let daemon = try await Daemon(config: forwardingConfig([(".", [refusingAddress, silentAddress])], timeoutMs: 300))
+        let client = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 3000)
+        let reply = try #require(try client.ask(query("www.example.test")))
+        #expect(reply.rcode == .servFail)
+        #expect(refusing.queryCount == 1)
+        #expect(silent.queryCount == 1)
+        try await daemon.stop()
+        await silent.stop()
+        await refusing.stop()
+    }
+
+    @Test(
+        "forged answers (wrong ID, wrong source port) are never accepted",
+        arguments: [("wrong ID", true, false), ("wrong port", false, true)])
+    func forgedAnswers(_ label: String, wrongID: Bool, wrongPort: Bool) async throws {
+        // The forger sends its forgery before the real answer: the real one must win.
+        let (forger, forgerAddress) = try await Fixtures.upstream(
+            behavior: Fixtures.behavior {
+                $0.forgeWrongID = wrongID
+                $0.forgeWrongPort = wrongPort
+            })
+        let daemon = try await Daemon(config: forwardingConfig([(".", [forgerAddress])], timeoutMs: 500))
+        let client = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 3000)
+        let reply = try #require(try client.ask(query("www.example.test")))
+        #expect(addresses(in: reply) == ["192.0.2.10"], "\(label)")
+
+        // Only forgeries: nothing is accepted, the client gets SERVFAIL after the timeout.
+        var onlyForged = forger.behavior
+        onlyForged.onlyForged = true
+        forger.behavior = onlyForged
+        let second = try #require(try client.ask(query("www.example.test", .aaaa)))
+        #expect(second.rcode == .servFail, "\(label)")
+        #expect(addresses(in: second).isEmpty)
+        try await daemon.stop()
+        await forger.stop()
+    }
+
+    @Test("the longest matching forward zone wins")
+    func longestMatch() async throws {
+        let (general, generalAddress) = try await Fixtures.upstream()
+        let (corp, corpAddress) = try await Fixtures.upstream(Fixtures.corpZone)
+        let daemon = try await Daemon(config: forwardingConfig([(".", [generalAddress]), ("corp.test", [corpAddress])]))
+        let client = try RawUDPClient(server: daemon.address)
+        #expect(addresses(in: try client.ask(query("db.corp.test"))) == ["198.51.100.7"])
+        #expect(addresses(in: try client.ask(query("www.example.test"))) == ["192.0.2.10"])
+        #expect(corp.questions.map(\.name.description) == ["db.corp.test."])
+        #expect(general.questions.map(\.name.description) == ["www.example.test."])
+        try await daemon.stop()
+        await general.stop()
+        await corp.stop()
+    }
+
+    @Test("a truncated upstream answer is fetched again over TCP")
+    func upstreamTruncation() async throws {
+        let (fake, upstream) = try await Fixtures.upstream(behavior: Fixtures.behavior { $0.truncateUDPAbove = 512 })
+        let daemon = try await Daemon(config: forwardingConfig([(".", [upstream])]))
+        let result = try runCommand(["dig", "@127.0.0.1", "-p", "\(daemon.port)", "big.example.test", "TXT", "+tcp", "+tries=1"])
+        #expect(result.stdout.contains("ANSWER: 30"))
+        #expect(fake.tcpQueryCount == 1)
+        try await daemon.stop()
+        await fake.stop()
+    }
+}

@@ -1,0 +1,189 @@
+// Support: running the real binaries and real clients (dig, drill, kdig, getent) with deadlines.
+// Nothing here sleeps its way to green: every wait polls a condition until a deadline.
+
+import Foundation
+import Resolver
+import Testing
+
+/// Where `swift build` put resolverd, dig-lite and fake-dns.
+enum Binaries {
+    static let directory: URL = {
+        var candidates: [URL] = []
+        if let override = ProcessInfo.processInfo.environment["RESOLVERD_BIN_DIR"] {
+            candidates.append(URL(fileURLWithPath: override))
+        }
+        candidates.append(URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent())
+        let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+        candidates.append(packageRoot.appendingPathComponent(".build/debug"))
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0.appendingPathComponent("resolverd").path) }
+            ?? packageRoot.appendingPathComponent(".build/debug")
+    }()
+
+    static func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+}
+
+/// The result of a finished command.
+struct CommandResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+    var elapsed: Duration
+}
+
+/// Runs a command to completion, killing it at the deadline.
+func runCommand(_ arguments: [String], timeout: Duration = .seconds(20)) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = FileHandle.nullDevice
+    let clock = ContinuousClock()
+    let start = clock.now
+    try process.run()
+    // Read both pipes while waiting, so a chatty command cannot block on a full pipe.
+    let group = DispatchGroup()
+    nonisolated(unsafe) var outData = Data()
+    nonisolated(unsafe) var errData = Data()
+    group.enter()
+    DispatchQueue.global().async {
+        outData = out.fileHandleForReading.readDataToEndOfFile()
+        group.leave()
+    }
+    group.enter()
+    DispatchQueue.global().async {
+        errData = err.fileHandleForReading.readDataToEndOfFile()
+        group.leave()
+    }
+    let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+    if group.wait(timeout: .now() + seconds) == .timedOut {
+        process.terminate()
+        _ = group.wait(timeout: .now() + 2)
+        Issue.record("command timed out after \(timeout): \(arguments.joined(separator: " "))")
+    }
+    process.waitUntilExit()
+    return CommandResult(
+        status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+        stderr: String(decoding: errData, as: UTF8.self), elapsed: clock.now - start)
+}
+
+/// Polls `condition` until it holds or the deadline passes.
+func waitUntil(
+    _ description: String, timeout: Duration = .seconds(10), interval: Duration = .milliseconds(20),
+    _ condition: () async throws -> Bool
+) async throws {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while clock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: interval)
+    }
+    Issue.record("timed out after \(timeout) waiting for \(description)")
+    throw WaitTimeout(description: description)
+}
+
+struct WaitTimeout: Error, CustomStringConvertible {
+    let description: String
+}
+
+/// A running `resolverd` started with a config written for the test.
+final class Daemon: @unchecked Sendable {
+    let process = Process()
+    let directory: URL
+    let logURL: URL
+    private(set) var addresses: [ServerAddress] = []
+
+    /// The first listen address (127.0.0.1 with the real port).
+    var address: ServerAddress { addresses[0] }
+    var port: UInt16 { address.port }
+
+    /// Writes `config` to a temporary file and starts resolverd with it; returns once its
+    /// readiness line has been logged. `prefix` runs it under another command (`ip netns exec …`).
+    init(config: String, prefix: [String] = [], extraArguments: [String] = []) async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("resolverd-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let configURL = directory.appendingPathComponent("resolverd.toml")
+        try config.write(to: configURL, atomically: true, encoding: .utf8)
+        logURL = directory.appendingPathComponent("resolverd.log")
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        let log = try FileHandle(forWritingTo: logURL)
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = prefix + [Binaries.path("resolverd"), "--config", configURL.path] + extraArguments
+        process.standardError = log
+        process.standardOutput = log
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        try await waitUntil("resolverd's readiness line", timeout: .seconds(20)) { [self] in
+            if !process.isRunning {
+                Issue.record("resolverd exited with \(process.terminationStatus):\n\(self.log)")
+                throw WaitTimeout(description: "resolverd exited")
+            }
+            return readinessAddresses() != nil
+        }
+        addresses = readinessAddresses() ?? []
+    }
+
+    /// Everything resolverd has logged so far.
+    var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
+
+    private func readinessAddresses() -> [ServerAddress]? {
+        for line in log.split(separator: "\n") where line.contains("msg=listening") {
+            guard let field = line.split(separator: " ").first(where: { $0.hasPrefix("dns=") }) else { continue }
+            return field.dropFirst(4).split(separator: ",").compactMap { ServerAddress(String($0)) }
+        }
+        return nil
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns how long it took.
+    @discardableResult
+    func stop() async throws -> Duration {
+        let clock = ContinuousClock()
+        let start = clock.now
+        guard process.isRunning else { return .zero }
+        process.terminate()
+        do {
+            try await waitUntil("resolverd to exit", timeout: .seconds(5), interval: .milliseconds(5)) { !process.isRunning }
+        } catch {
+            kill(process.processIdentifier, SIGKILL)
+            throw error
+        }
+        try? FileManager.default.removeItem(at: directory)
+        return clock.now - start
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// A config that forwards zones to the given servers, listening on loopback port 0.
+func forwardingConfig(
+    _ zones: [(zone: String, servers: [ServerAddress])], timeoutMs: Int = 1000, server: String = ""
+) -> String {
+    var text = """
+        [server]
+        listen = ["127.0.0.1:0"]
+        \(server)
+
+        [resolver]
+        mode = "forward"
+        timeout_ms = \(timeoutMs)
+
+        [log]
+        level = "debug"
+
+        """
+    for (zone, servers) in zones {
+        text += """
+
+            [[forward]]
+            zone = "\(zone)"
+            servers = [\(servers.map { "\"\($0)\"" }.joined(separator: ", "))]
+
+            """
+    }
+    return text
+}

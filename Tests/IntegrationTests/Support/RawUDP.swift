@@ -1,0 +1,46 @@
+// Support: a bare UDP socket for sending hand-made (and malformed) datagrams to the daemon.
+
+import Foundation
+import Resolver
+
+/// A blocking UDP socket with a receive timeout, connected to one server.
+final class RawUDPClient {
+    private let socketDescriptor: Int32
+
+    init(server: ServerAddress, receiveTimeoutMs: Int = 2000) throws {
+        guard case .v4(let ip) = server.ip else { throw POSIXError(.EAFNOSUPPORT) }
+        socketDescriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard socketDescriptor >= 0 else { throw POSIXError(.EMFILE) }
+        var timeout = timeval(tv_sec: receiveTimeoutMs / 1000, tv_usec: Int((receiveTimeoutMs % 1000) * 1000))
+        setsockopt(socketDescriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = server.port.bigEndian
+        address.sin_addr.s_addr = ip.bigEndian
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(socketDescriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
+        }
+        guard result == 0 else { throw POSIXError(.ECONNREFUSED) }
+    }
+
+    deinit { close(socketDescriptor) }
+
+    func send(_ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { Glibc.send(socketDescriptor, $0.baseAddress, $0.count, 0) }
+    }
+
+    /// The next datagram, or nil after the receive timeout.
+    func receive() -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: 65535)
+        let count = buffer.withUnsafeMutableBytes { recv(socketDescriptor, $0.baseAddress, $0.count, 0) }
+        return count >= 0 ? Array(buffer[0..<count]) : nil
+    }
+
+    /// Sends a query and returns the decoded reply.
+    func ask(_ message: DNSMessage) throws -> DNSMessage? {
+        send(try DNSCodec.encode(message))
+        return try receive().map { try DNSCodec.decode($0) }
+    }
+}

@@ -1,0 +1,76 @@
+// fake-dns: runs a FakeDNSServer as a process, for bench/ scripts and for tests that need a
+// server inside a network namespace. Prints "listening ADDR:PORT" once ready; stops on SIGTERM.
+
+import ArgumentParser
+import FakeDNS
+import Dispatch
+import Resolver
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct FakeDNSCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fake-dns", abstract: "A fake DNS server with set delays, for tests and benchmarks.")
+
+    @Option(help: "Address to listen on (UDP and TCP).")
+    var listen: String = "127.0.0.1:0"
+
+    @Option(name: .customLong("record"), help: "A record in presentation form; repeatable.")
+    var records: [String] = []
+
+    @Option(name: .customLong("zone-file"), help: "A file of records in presentation form, one per line.")
+    var zoneFile: String?
+
+    @Option(name: .customLong("delay-ms"), help: "Delay before every answer.")
+    var delayMs: Int = 0
+
+    @Option(name: .customLong("jitter-ms"), help: "Up to this much more delay, drawn per answer.")
+    var jitterMs: Int = 0
+
+    @Option(help: "Share of UDP queries to drop (0-1).")
+    var loss: Double = 0
+
+    func run() async throws {
+        guard let address = ServerAddress(listen, defaultPort: 53) else { throw ValidationError("--listen: bad address") }
+        var lines = records
+        if let zoneFile {
+            guard let text = readTextFile(zoneFile) else { throw ValidationError("--zone-file: cannot read \(zoneFile)") }
+            lines += text.split(separator: "\n").map(String.init).filter {
+                !$0.trimmingCharacters(in: " \t").isEmpty && !$0.hasPrefix(";")
+            }
+        }
+        var behavior = FakeBehavior()
+        behavior.delay = .milliseconds(delayMs)
+        behavior.jitter = .milliseconds(jitterMs)
+        behavior.loss = loss
+        let server = try FakeDNSServer(zone: lines, behavior: behavior)
+        let bound = try await server.start(host: address.ip.description, port: Int(address.port))
+        let line = Array("listening \(bound)\n".utf8)
+        _ = line.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+        // Wait for SIGTERM or SIGINT, then stop.
+        signal(SIGTERM, SIG_IGN)
+        signal(SIGINT, SIG_IGN)
+        let (stream, continuation) = AsyncStream<Void>.makeStream()
+        let sources = [SIGTERM, SIGINT].map { signalNumber in
+            let source = DispatchSource.makeSignalSource(signal: signalNumber)
+            source.setEventHandler { continuation.yield() }
+            source.resume()
+            return source
+        }
+        for await _ in stream { break }
+        sources.forEach { $0.cancel() }
+        await server.stop()
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        var text = Substring(self)
+        while let first = text.first, set.contains(first) { text.removeFirst() }
+        while let last = text.last, set.contains(last) { text.removeLast() }
+        return String(text)
+    }
+}
