@@ -24,7 +24,8 @@ public struct FakeBehavior: Sendable {
     public var forgeWrongPort = false
     /// Sends only the forged answers, never the real one.
     public var onlyForged = false
-    /// UDP answers longer than this go out truncated (TC, no records).
+    /// UDP answers longer than this go out truncated (TC, no records); nil: the query's EDNS
+    /// payload size, or 512 without EDNS.
     public var truncateUDPAbove: Int? = nil
     /// Answers every query with this rcode and no records.
     public var rcode: ResponseCode? = nil
@@ -197,7 +198,9 @@ public final class FakeDNSServer: Sendable {
             delay += .milliseconds(20)
         }
         guard var wire = try? DNSCodec.encode(reply) else { return out }
-        if !overTCP, let limit = behavior.truncateUDPAbove, wire.count > limit {
+        // Like a real server: a UDP answer larger than the client's EDNS size (or 512) is truncated.
+        let limit = behavior.truncateUDPAbove ?? Int(max(512, query.edns?.udpPayloadSize ?? 512))
+        if !overTCP, wire.count > limit {
             reply.answers = []
             reply.authorities = []
             reply.additionals = []

@@ -236,6 +236,8 @@ public struct DNSListeners: Sendable {
             .channelOption(.socketOption(.so_rcvbuf), value: 4 << 20)
             .channelOption(.datagramVectorReadMessageCount, value: 32)
             .channelOption(.maxMessagesPerRead, value: 32)
+            // Queries are small; 4 KiB holds any sane one (a longer datagram is cut and gets FORMERR).
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 4096))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(UDPQueryHandler(pipeline: pipeline, logger: logger))

@@ -122,7 +122,10 @@ public struct UpstreamClient: Sendable {
         to remote: SocketAddress, on eventLoop: any EventLoop, expected: ExpectedAnswer,
         promise: EventLoopPromise<UpstreamAnswer>, started: NIODeadline
     ) async throws -> any Channel {
-        let bootstrap = DatagramBootstrap(group: eventLoop).channelInitializer { channel in
+        let bootstrap = DatagramBootstrap(group: eventLoop)
+            // NIO reads datagrams into 2 KiB buffers by default; an answer may be up to 64 KiB.
+            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_535))
+            .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(
                     UDPAnswerHandler(matcher: AnswerMatcher(expected: expected, promise: promise, started: started)))

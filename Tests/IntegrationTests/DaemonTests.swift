@@ -1,0 +1,60 @@
+// The daemon as a process: config errors exit 2 naming the key and line; SIGTERM stops it fast.
+
+import FakeDNS
+import Foundation
+import Resolver
+import Testing
+
+@Suite("Daemon", .timeLimit(.minutes(2)))
+struct DaemonTests {
+    @Test(
+        "a bad config exits 2 with the key and line named",
+        arguments: [
+            ("[server]\nlisten = [\"127.0.0.1:0\"]\nlisen = 1\n", "line 3: server.lisen: unknown key"),
+            ("[resolver]\n\ntimeout_ms = \"fast\"\n", "line 3: resolver.timeout_ms: expected an integer"),
+            ("[resolver]\ntimeout_ms = 5\n", "line 2: resolver.timeout_ms: must be between 50 and 60000"),
+            ("[[forward]]\nzone = \".\"\nservers = [\"192.0.2.300\"]\n", "line 3: forward[1].servers: '192.0.2.300' is not an address"),
+            ("[server]\nallow = [\"10.0.0.0/33\"]\n", "line 2: server.allow: '10.0.0.0/33' is not a network"),
+            ("[server\n", "line 1: expected ']'"),
+            ("[resolver]\nmode = \"recursive\"\n", "line 2: resolver.mode"),
+        ])
+    func badConfig(_ text: String, _ expected: String) throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).toml")
+        try text.write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let result = try runCommand([Binaries.path("resolverd"), "--config", file.path])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains(expected), "\(result.stderr)")
+    }
+
+    @Test("a missing config file exits 2")
+    func missingConfig() throws {
+        let result = try runCommand([Binaries.path("resolverd"), "--config", "/nonexistent/resolverd.toml"])
+        #expect(result.status == 2)
+        #expect(result.stderr.contains("/nonexistent/resolverd.toml: cannot read the file"))
+    }
+
+    @Test("the shipped config/resolverd.toml is valid")
+    func shippedConfig() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let text = try String(contentsOf: root.appendingPathComponent("config/resolverd.toml"), encoding: .utf8)
+        let config = try Config.parse(text)
+        #expect(config.resolver.mode == .forward)
+        #expect(config.server.listen.map(\.description) == ["127.0.0.1:53", "[::1]:53"])
+    }
+
+    @Test("--listen overrides server.listen; SIGTERM stops the daemon within a second")
+    func listenFlagAndShutdown() async throws {
+        let (fake, upstream) = try await Fixtures.upstream()
+        let daemon = try await Daemon(
+            config: forwardingConfig([(".", [upstream])]), extraArguments: ["--listen", "127.0.0.1:0", "--listen", "[::1]:0"])
+        #expect(daemon.addresses.count == 2)
+        #expect(daemon.addresses.last?.ip == IPAddress("::1"))
+        let v6 = try runCommand(["dig", "@::1", "-p", "\(daemon.addresses[1].port)", "www.example.test", "+short", "+tries=1"])
+        #expect(v6.stdout == "192.0.2.10\n")
+        let elapsed = try await daemon.stop()
+        #expect(elapsed < .seconds(1))
+        #expect(daemon.process.terminationStatus == 0)
+        await fake.stop()
+    }
+}
