@@ -88,3 +88,12 @@ public func readTextFile(_ path: String) -> String? {
     }
     return String(decoding: bytes, as: UTF8.self)
 }
+
+/// Blocks the signals that swift-service-lifecycle handles (SIGTERM, SIGINT, SIGHUP) in the
+/// calling thread, and so in every thread it creates afterwards. Call first thing in `main`.
+public func blockLifecycleSignals() {
+    var signals = sigset_t()
+    sigemptyset(&signals)
+    for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&signals, signal) }
+    pthread_sigmask(SIG_BLOCK, &signals, nil)
+}

@@ -10,7 +10,6 @@ import ServiceLifecycle
 import Glibc
 #endif
 
-@main
 struct ResolverdCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "resolverd",

@@ -88,7 +88,17 @@ struct ClientsTests {
         try FileManager.default.createDirectory(atPath: netnsDirectory, withIntermediateDirectories: true)
         try "nameserver 127.0.0.1\noptions timeout:2 attempts:2\n".write(
             toFile: "\(netnsDirectory)/resolv.conf", atomically: true, encoding: .utf8)
-        #expect(try runCommand(["ip", "netns", "exec", namespace, "ip", "link", "set", "lo", "up"]).status == 0)
+        // Loopback, and a veth pair with a documentation address: getaddrinfo's AI_ADDRCONFIG
+        // (used by `getent ahosts`) asks for A only when a non-loopback IPv4 address exists. Both
+        // ends of the pair stay inside the namespace, so nothing can leave it.
+        for command in [
+            ["ip", "link", "set", "lo", "up"], ["ip", "link", "add", "rd0", "type", "veth", "peer", "name", "rd1"],
+            ["ip", "addr", "add", "203.0.113.1/24", "dev", "rd0"], ["ip", "link", "set", "rd0", "up"],
+            ["ip", "link", "set", "rd1", "up"],
+        ] {
+            let result = try runCommand(["ip", "netns", "exec", namespace] + command)
+            #expect(result.status == 0, "\(command): \(result.stderr)")
+        }
 
         // The namespace has its own loopback: the fake upstream and resolverd both run inside it,
         // resolverd on port 53 because resolv.conf cannot name another port.
