@@ -6,4 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --test
 swift build --build-tests
-swift test --skip-build "$@"
+if [[ $# -gt 0 ]]; then
+    exec swift test --skip-build "$@"
+fi
+# Everything in parallel, then the timing-sensitive suite alone, so that other tests' load does
+# not blur the latencies it measures.
+swift test --skip-build --skip SelectionTiming
+swift test --skip-build --filter SelectionTiming

@@ -3,6 +3,7 @@
 // The daemon's main file only reads the config and runs this as a swift-service-lifecycle
 // `Service`.
 
+import Hummingbird
 import Logging
 import NIOCore
 import NIOPosix
@@ -21,21 +22,21 @@ public final class ResolverApplication: Service {
     let logger: Logger
     let group: MultiThreadedEventLoopGroup
     let pipeline: QueryPipeline
-    /// Called once the listeners are bound, with their real addresses.
-    let onReady: @Sendable ([ServerAddress]) -> Void
+    /// Server selection for every zone, shared by all queries.
+    public let selector: AdaptiveSelector
 
-    public init(config: Config, logger: Logger, onReady: @escaping @Sendable ([ServerAddress]) -> Void = { _ in }) {
+    public init(config: Config, logger: Logger) {
         self.config = config
         self.logger = logger
-        self.onReady = onReady
         let threads = config.server.threads > 0 ? config.server.threads : System.coreCount
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
 
-        let timeout = TimeAmount.milliseconds(Int64(config.resolver.timeoutMs))
-        let client = UpstreamClient(group: group, timeout: timeout, logger: logger)
+        let policy = config.resolver.selectionPolicy
+        selector = AdaptiveSelector(policy: policy)
+        let client = UpstreamClient(group: group, timeout: policy.timeout, logger: logger)
         let forwarder = Forwarder(
-            zones: Self.forwardZones(config), selector: ConfiguredOrderSelector(timeout: timeout), client: client,
-            logger: logger)
+            zones: Self.forwardZones(config),
+            transactions: UpstreamTransactions(client: client, selector: selector, logger: logger))
         pipeline = QueryPipeline(
             access: AccessControl(allowed: config.server.allow), forwarder: forwarder,
             local: LocalAnswers(version: "resolverd \(resolverdVersion)", identity: Self.hostname()), logger: logger)
@@ -49,23 +50,51 @@ public final class ResolverApplication: Service {
 
     public func run() async throws {
         let listeners = try await DNSListeners.bind(config.server, pipeline: pipeline, group: group, logger: logger)
-        logger.info(
-            "listening",
-            metadata: [
-                "dns": "\(listeners.addresses.map(\.description).joined(separator: ","))",
-                "version": "\(resolverdVersion)",
-            ])
-        for zone in pipeline.forwarder.zones.all {
-            logger.info("forward zone", metadata: ["zone": "\(zone.zone)", "servers": "\(zone.servers.map(\.description))"])
+        let (apiBound, apiAddress) = AsyncStream<String>.makeStream()
+        let api = Hummingbird.Application(
+            router: AdminAPI(selector: selector, token: config.api.token).router(),
+            configuration: .init(address: .hostname(config.api.listen.ip.description, port: Int(config.api.listen.port))),
+            onServerRunning: { channel in
+                apiAddress.yield(channel.localAddress.flatMap(ServerAddress.init).map(\.description) ?? "?")
+                apiAddress.finish()
+            },
+            eventLoopGroupProvider: .shared(group), logger: logger)
+
+        func closeAll() async {
+            for channel in listeners.channels { try? await channel.close() }
+            try? await group.shutdownGracefully()
         }
-        onReady(listeners.addresses)
-        // Runs until SIGTERM/SIGINT (the ServiceGroup's graceful shutdown) or cancellation.
-        try? await gracefulShutdown()
-        logger.info("shutting down")
-        for channel in listeners.channels {
-            try? await channel.close()
+        do {
+            try await serve(api: api, listeners: listeners, bound: apiBound)
+        } catch {
+            await closeAll()
+            throw error
         }
-        try? await group.shutdownGracefully()
+        await closeAll()
+    }
+
+    /// Runs the API beside the bound DNS listeners until graceful shutdown.
+    private func serve(
+        api: some Service, listeners: DNSListeners, bound apiBound: AsyncStream<String>
+    ) async throws {
+        try await withThrowingDiscardingTaskGroup { tasks in
+            // Hummingbird stops by itself on graceful shutdown; an error (port in use) ends all.
+            tasks.addTask { try await api.run() }
+            var bound = "?"
+            for await address in apiBound { bound = address }
+            logger.info(
+                "listening",
+                metadata: [
+                    "dns": "\(listeners.addresses.map(\.description).joined(separator: ","))", "api": "\(bound)",
+                    "version": "\(resolverdVersion)",
+                ])
+            for zone in pipeline.forwarder.zones.all {
+                logger.info("forward zone", metadata: ["zone": "\(zone.zone)", "servers": "\(zone.servers.map(\.description))"])
+            }
+            // Runs until SIGTERM/SIGINT (the ServiceGroup's graceful shutdown) or cancellation.
+            try? await gracefulShutdown()
+            logger.info("shutting down")
+        }
     }
 
     private static func hostname() -> String {

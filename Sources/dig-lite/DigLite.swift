@@ -1,5 +1,5 @@
-// dig-lite: query a DNS server as dig does. Wiring only: the syntax and the output shape live in
-// Resolver/Client, the sending in Resolver/Upstream.
+// dig-lite: query a DNS server as dig does, and manage resolverd over its HTTP API. Wiring only:
+// the query syntax and output shape live in Resolver/Client, the sending in Resolver/Upstream.
 
 import ArgumentParser
 import Logging
@@ -15,8 +15,20 @@ struct DigLite: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dig-lite",
         abstract: "Query DNS servers (like dig) and manage resolverd.",
-        usage: "dig-lite [@SERVER] [-p PORT] NAME [TYPE] [CLASS] [+tcp] [+short] [+norecurse] [-x ADDR] [+timeout=N] [+tries=N]",
-        version: resolverdVersion)
+        usage: """
+            dig-lite [@SERVER] [-p PORT] NAME [TYPE] [CLASS] [+tcp] [+short] [+norecurse] [-x ADDR] [+timeout=N] [+tries=N]
+            dig-lite servers [--api URL] [--token TOKEN] [--json]
+            """,
+        version: resolverdVersion,
+        subcommands: [Query.self, Servers.self],
+        defaultSubcommand: Query.self)
+}
+
+/// `dig-lite [@server] name …`: one DNS query, printed as dig prints it.
+struct Query: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Send one DNS query (the default verb).",
+        usage: "dig-lite [@SERVER] [-p PORT] NAME [TYPE] [CLASS] [+tcp] [+short] [+norecurse] [-x ADDR] [+timeout=N] [+tries=N]")
 
     @Argument(parsing: .captureForPassthrough, help: "dig-style query words.")
     var words: [String] = []

@@ -22,6 +22,9 @@ struct ResolverdCommand: AsyncParsableCommand {
     @Option(name: .long, help: "DNS listen address (ADDR:PORT, [IPv6]:PORT); repeatable; replaces server.listen.")
     var listen: [String] = []
 
+    @Option(name: .customLong("api-listen"), help: "HTTP API address (ADDR:PORT); replaces api.listen.")
+    var apiListen: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String?
 
@@ -58,6 +61,17 @@ struct ResolverdCommand: AsyncParsableCommand {
                 addresses.append(address)
             }
             settings.server.listen = addresses
+        }
+        if let apiListen {
+            guard let address = ServerAddress(apiListen, defaultPort: 8053) else {
+                fail("--api-listen: '\(apiListen)' is not ADDR:PORT")
+            }
+            settings.api.listen = address
+            do {
+                try settings.api.validate(key: "--api-listen", line: nil)
+            } catch {
+                fail("\(error)")
+            }
         }
         if let logLevel {
             guard Config.logLevels.contains(logLevel) else {

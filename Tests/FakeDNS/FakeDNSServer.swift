@@ -45,7 +45,7 @@ public final class FakeDNSServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let channels = Mutex<[any Channel]>([])
     private let forgeChannel = Mutex<(any Channel)?>(nil)
-    private let log = Mutex<[Question]>([])
+    private let log = Mutex<[(question: Question, at: ContinuousClock.Instant)]>([])
 
     public init(records: [ResourceRecord], behavior: FakeBehavior = FakeBehavior()) {
         self.records = records
@@ -69,7 +69,9 @@ public final class FakeDNSServer: Sendable {
     /// Queries received over TCP.
     public var tcpQueryCount: Int { tcpCounter.load(ordering: .relaxed) }
     /// Every question received, in order.
-    public var questions: [Question] { log.withLock { $0 } }
+    public var questions: [Question] { log.withLock { $0.map(\.question) } }
+    /// Every question received with the time it arrived.
+    public var arrivals: [(question: Question, at: ContinuousClock.Instant)] { log.withLock { $0 } }
 
     /// Starts UDP and TCP listeners on `host` (port 0: any free port, the same for both).
     public func start(host: String = "127.0.0.1", port: Int = 0) async throws -> ServerAddress {
@@ -171,7 +173,10 @@ public final class FakeDNSServer: Sendable {
         counter.wrappingAdd(1, ordering: .relaxed)
         if overTCP { tcpCounter.wrappingAdd(1, ordering: .relaxed) }
         guard let query = try? DNSCodec.decode(bytes) else { return [] }
-        if let question = query.questions.first { log.withLock { $0.append(question) } }
+        if let question = query.questions.first {
+            let now = ContinuousClock.now
+            log.withLock { $0.append((question, now)) }
+        }
         let behavior = self.behavior
         if behavior.silent { return [] }
         if !overTCP, behavior.loss > 0, Double.random(in: 0..<1) < behavior.loss { return [] }

@@ -118,6 +118,8 @@ struct ClientsTests {
         let config = """
             [server]
             listen = ["127.0.0.1:53"]
+            [api]
+            listen = "127.0.0.1:8053"
             [[forward]]
             zone = "."
             servers = ["127.0.0.2:53"]

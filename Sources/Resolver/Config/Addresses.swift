@@ -42,6 +42,9 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// `0.0.0.0` or `::`: every address of the host.
+    public var isUnspecified: Bool { bytes.allSatisfy { $0 == 0 } }
+
     public var description: String {
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
         switch self {

@@ -56,6 +56,29 @@ public struct Config: Sendable, Equatable {
         public var mode: ResolutionMode = .forward
         /// A server silent this long has failed.
         public var timeoutMs: Int = 3_000
+        /// Share of queries that also probe a random other server of the zone.
+        public var probeProbability: Double = 0.05
+        /// At least one probe per busy zone this often.
+        public var probeIntervalS: Int = 30
+        /// Statistics of a server unused this long are forgotten.
+        public var serverExpiryS: Int = 900
+
+        /// The selection settings these keys make.
+        public var selectionPolicy: SelectionPolicy {
+            var policy = SelectionPolicy()
+            policy.timeout = .milliseconds(Int64(timeoutMs))
+            policy.probeProbability = probeProbability
+            policy.probeInterval = .seconds(Int64(probeIntervalS))
+            policy.expiry = .seconds(Int64(serverExpiryS))
+            return policy
+        }
+    }
+
+    public struct API: Sendable, Equatable {
+        /// The HTTP API's address (admin views now; registrations later).
+        public var listen = ServerAddress(ip: .v4(0x7F00_0001), port: 8053)
+        /// Bearer token; empty means no authentication, allowed on loopback addresses only.
+        public var token = ""
     }
 
     public struct Log: Sendable, Equatable {
@@ -65,6 +88,7 @@ public struct Config: Sendable, Equatable {
     public var server = Server()
     public var resolver = Resolver()
     public var forwards: [ForwardZoneConfig] = []
+    public var api = API()
     public var log = Log()
 
     public init() {}
@@ -111,12 +135,18 @@ public struct Config: Sendable, Equatable {
             }
             config.resolver.mode = parsed
             config.resolver.timeoutMs = try section.integer("timeout_ms", default: config.resolver.timeoutMs, in: 50...60_000)
+            config.resolver.probeProbability = try section.fraction(
+                "probe_probability", default: config.resolver.probeProbability)
+            config.resolver.probeIntervalS = try section.integer(
+                "probe_interval_s", default: config.resolver.probeIntervalS, in: 1...86_400)
+            config.resolver.serverExpiryS = try section.integer(
+                "server_expiry_s", default: config.resolver.serverExpiryS, in: 10...604_800)
             try section.rejectUnknownKeys()
         }
         for (index, forward) in try document.tables("forward").enumerated() {
             var section = forward
             let zoneText = try section.requiredString("zone")
-            guard let zone = DomainName(zoneText) else { throw section.error("zone", "'\(zoneText)' is not a domain name") }
+            guard !zoneText.isEmpty, let zone = DomainName(zoneText) else { throw section.error("zone", "'\(zoneText)' is not a domain name") }
             guard config.forwards.allSatisfy({ $0.zone != zone }) else {
                 throw section.error("zone", "zone '\(zone)' is forwarded twice (forward[\(index + 1)])")
             }
@@ -125,6 +155,17 @@ public struct Config: Sendable, Equatable {
             let servers = try section.addresses("servers", texts.filter { $0 != "system" })
             guard !servers.isEmpty || usesSystem else { throw section.error("servers", "needs at least one server") }
             config.forwards.append(ForwardZoneConfig(zone: zone, servers: servers, usesSystemResolvers: usesSystem))
+            try section.rejectUnknownKeys()
+        }
+        if let api = try document.table("api") {
+            var section = api
+            let listen = try section.string("listen", default: config.api.listen.description)
+            guard let address = ServerAddress(listen, defaultPort: 8053) else {
+                throw section.error("listen", "'\(listen)' is not an address (IP:PORT or [IPv6]:PORT)")
+            }
+            config.api.listen = address
+            config.api.token = try section.string("token", default: config.api.token)
+            try config.api.validate(key: "api.listen", line: section.line(of: "listen"))
             try section.rejectUnknownKeys()
         }
         if let log = try document.table("log") {
@@ -166,6 +207,8 @@ struct ConfigSection {
         self.name = name
         self.table = table
     }
+
+    func line(of key: String) -> Int? { table[key]?.line ?? table.line }
 
     func path(_ key: String) -> String { name.isEmpty ? key : "\(name).\(key)" }
 
@@ -221,6 +264,19 @@ struct ConfigSection {
         return Int(number)
     }
 
+    /// A number from 0 to 1 (an integer 0 or 1 is accepted too).
+    mutating func fraction(_ key: String, default value: Double) throws(ConfigError) -> Double {
+        guard let entry = entry(key) else { return value }
+        let number: Double
+        switch entry.value {
+        case .float(let float): number = float
+        case .integer(let integer): number = Double(integer)
+        default: throw error(key, "expected a number from 0 to 1, found \(entry.value.kind)")
+        }
+        guard number >= 0, number <= 1 else { throw error(key, "must be between 0 and 1, not \(number)") }
+        return number
+    }
+
     mutating func strings(_ key: String) throws(ConfigError) -> [String]? {
         guard let entry = entry(key) else { return nil }
         guard case .array(let elements) = entry.value else {
@@ -261,6 +317,18 @@ struct ConfigSection {
     func rejectUnknownKeys() throws(ConfigError) {
         for entry in table.entries where !used.contains(entry.key) {
             throw ConfigError(key: path(entry.key), line: entry.line, message: "unknown key")
+        }
+    }
+}
+
+extension Config.API {
+    /// Without a token the API would let anyone who reaches it change the registry: then it
+    /// may only listen on loopback.
+    public func validate(key: String, line: Int?) throws(ConfigError) {
+        if token.isEmpty, !listen.ip.isLoopback {
+            throw ConfigError(
+                key: key, line: line,
+                message: "\(listen) is not a loopback address; set api.token to listen there")
         }
     }
 }

@@ -40,7 +40,10 @@ public struct TOMLTable: Sendable, Equatable {
     public subscript(key: String) -> Entry? { entries.first { $0.key == key } }
 
     mutating func set(_ key: String, _ value: TOMLValue, line: Int) throws(TOMLError) {
-        guard self[key] == nil else { throw TOMLError(line: line, message: "key '\(key)' is defined twice") }
+        guard self[key] == nil else {
+            let previous = self[key]?.line ?? line
+            throw TOMLError(line: line, message: "key '\(key)' is defined twice (first at line \(previous))")
+        }
         entries.append(Entry(key: key, value: value, line: line))
     }
 }
@@ -277,16 +280,18 @@ public struct TOMLParser {
         advance()  // "
         var result: [UInt8] = []
         while let c = peek() {
+            // Checked before advancing, so the error names the string's own line.
+            if c == UInt8(ascii: "\n") { throw error("string is not closed on its line") }
             advance()
             switch c {
             case UInt8(ascii: "\""):
                 return String(decoding: result, as: UTF8.self)
-            case UInt8(ascii: "\n"):
-                throw error("string is not closed on its line")
             case UInt8(ascii: "\\"):
                 guard let escaped = peek() else { throw error("string is not closed") }
                 advance()
                 switch escaped {
+                case UInt8(ascii: "b"): result.append(0x08)
+                case UInt8(ascii: "f"): result.append(0x0C)
                 case UInt8(ascii: "n"): result.append(0x0A)
                 case UInt8(ascii: "t"): result.append(0x09)
                 case UInt8(ascii: "r"): result.append(0x0D)

@@ -30,6 +30,7 @@ public struct ForwardZones: Sendable {
 /// Reads `nameserver` lines from a resolv.conf (for `servers = ["system"]`).
 public enum SystemResolvers {
     /// The nameservers in `text`, minus `excluding` (our own listen addresses, to avoid a loop).
+    /// A wildcard listen address (`0.0.0.0`, `::`) also excludes loopback nameservers on its port.
     public static func parse(_ text: String, excluding: [ServerAddress]) -> [ServerAddress] {
         text.split(separator: "\n").compactMap { line -> ServerAddress? in
             let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
@@ -37,7 +38,10 @@ public enum SystemResolvers {
                 let ip = IPAddress(String(fields[1]).split(separator: "%").first.map(String.init) ?? "")
             else { return nil }
             let address = ServerAddress(ip: ip, port: 53)
-            return excluding.contains(address) ? nil : address
+            let isOwn = excluding.contains {
+                $0 == address || ($0.port == address.port && $0.ip.isUnspecified && address.ip.isLoopback)
+            }
+            return isOwn ? nil : address
         }
     }
 }

@@ -20,6 +20,9 @@ public enum ServerFeedback: Sendable, Equatable {
     case malformed
     /// A network error (ICMP unreachable, connection refused or reset).
     case unreachable
+    /// No answer yet after `after`, so the next server was asked too (a hedge). Not a failure:
+    /// the answer may still come, but the server looks slower than its estimate.
+    case late(after: TimeAmount)
 }
 
 /// One query's plan: who is asked first, who follows, and when.
@@ -45,18 +48,4 @@ public protocol ServerSelector: Sendable {
     func plan(zone: DomainName, servers: [ServerAddress], now: NIODeadline) -> SelectionPlan
     /// Reports the outcome of one attempt.
     func record(_ feedback: ServerFeedback, server: ServerAddress, zone: DomainName, now: NIODeadline)
-}
-
-/// Asks servers in the configured order and fails over after the full timeout: the simplest
-/// policy, with no state.
-public struct ConfiguredOrderSelector: ServerSelector {
-    public let timeout: TimeAmount
-
-    public init(timeout: TimeAmount) { self.timeout = timeout }
-
-    public func plan(zone: DomainName, servers: [ServerAddress], now: NIODeadline) -> SelectionPlan {
-        SelectionPlan(order: servers, hedgeDelays: Array(repeating: timeout, count: servers.count))
-    }
-
-    public func record(_ feedback: ServerFeedback, server: ServerAddress, zone: DomainName, now: NIODeadline) {}
 }

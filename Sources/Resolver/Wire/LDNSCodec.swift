@@ -75,7 +75,9 @@ public enum DNSCodec {
         ldns_pkt_set_opcode(packet, ldns_pkt_opcode(rawValue: UInt32(message.opcode.rawValue)))
         ldns_pkt_set_rcode(packet, UInt8(message.rcode.rawValue & 0x0F))
         if let edns = message.edns {
-            ldns_pkt_set_edns_udp_size(packet, edns.udpPayloadSize)
+            // ldns writes an OPT only when some EDNS field is set, and a size of 0 sets none;
+            // RFC 6891 §6.2.5 reads sizes below 512 as 512, so 0 goes out as 512.
+            ldns_pkt_set_edns_udp_size(packet, edns.udpPayloadSize == 0 ? 512 : edns.udpPayloadSize)
             ldns_pkt_set_edns_version(packet, edns.version)
             ldns_pkt_set_edns_do(packet, cBool(edns.dnssecOK))
             ldns_pkt_set_edns_extended_rcode(packet, UInt8((message.rcode.rawValue >> 4) & 0xFF))

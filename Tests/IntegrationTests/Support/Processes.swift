@@ -95,6 +95,8 @@ final class Daemon: @unchecked Sendable {
     let directory: URL
     let logURL: URL
     private(set) var addresses: [ServerAddress] = []
+    /// The HTTP API's address from the readiness line.
+    private(set) var apiAddress: ServerAddress?
 
     /// The first listen address (127.0.0.1 with the real port).
     var address: ServerAddress { addresses[0] }
@@ -124,34 +126,62 @@ final class Daemon: @unchecked Sendable {
             return readinessAddresses() != nil
         }
         addresses = readinessAddresses() ?? []
+        apiAddress = readinessField("api").flatMap { ServerAddress(String($0)) }
     }
+
+    /// The API's base URL (`http://127.0.0.1:PORT`).
+    var apiURL: String { "http://\(apiAddress?.description ?? "127.0.0.1:8053")" }
 
     /// Everything resolverd has logged so far.
     var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
 
     private func readinessAddresses() -> [ServerAddress]? {
+        readinessField("dns").map { $0.split(separator: ",").compactMap { ServerAddress(String($0)) } }
+    }
+
+    /// A `key=value` field of the `msg=listening` line.
+    private func readinessField(_ key: String) -> Substring? {
         for line in log.split(separator: "\n") where line.contains("msg=listening") {
-            guard let field = line.split(separator: " ").first(where: { $0.hasPrefix("dns=") }) else { continue }
-            return field.dropFirst(4).split(separator: ",").compactMap { ServerAddress(String($0)) }
+            guard let field = line.split(separator: " ").first(where: { $0.hasPrefix("\(key)=") }) else { continue }
+            return field.dropFirst(key.count + 1)
         }
         return nil
     }
 
-    /// Sends SIGTERM and waits for the exit; returns how long it took.
+    /// Sends SIGTERM and waits for the exit; returns how long it took. Signal and wait run on a
+    /// thread of their own: the cooperative pool may be busy with other tests' blocking calls,
+    /// which would add their delays to the measurement.
     @discardableResult
     func stop() async throws -> Duration {
-        let clock = ContinuousClock()
-        let start = clock.now
         guard process.isRunning else { return .zero }
-        process.terminate()
-        do {
-            try await waitUntil("resolverd to exit", timeout: .seconds(5), interval: .milliseconds(5)) { !process.isRunning }
-        } catch {
-            kill(process.processIdentifier, SIGKILL)
-            throw error
+        let pid = process.processIdentifier
+        let elapsed: Duration? = await withCheckedContinuation { continuation in
+            Thread.detachNewThread {
+                let clock = ContinuousClock()
+                let start = clock.now
+                kill(pid, SIGTERM)
+                while clock.now - start < .seconds(5) {
+                    // Exited means a zombie or gone, as /proc tells it.
+                    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                        stat.split(separator: ")").last?.split(separator: " ").first != "Z"
+                    else {
+                        continuation.resume(returning: clock.now - start)
+                        return
+                    }
+                    usleep(1000)
+                }
+                continuation.resume(returning: nil)
+            }
         }
+        guard let elapsed else {
+            kill(pid, SIGKILL)
+            process.waitUntilExit()
+            Issue.record("resolverd did not exit within 5 s of SIGTERM:\n\(log)")
+            throw WaitTimeout(description: "resolverd to exit")
+        }
+        process.waitUntilExit()
         try? FileManager.default.removeItem(at: directory)
-        return clock.now - start
+        return elapsed
     }
 
     deinit {
@@ -161,7 +191,8 @@ final class Daemon: @unchecked Sendable {
 
 /// A config that forwards zones to the given servers, listening on loopback port 0.
 func forwardingConfig(
-    _ zones: [(zone: String, servers: [ServerAddress])], timeoutMs: Int = 1000, server: String = ""
+    _ zones: [(zone: String, servers: [ServerAddress])], timeoutMs: Int = 1000, server: String = "",
+    resolver: String = ""
 ) -> String {
     var text = """
         [server]
@@ -171,6 +202,10 @@ func forwardingConfig(
         [resolver]
         mode = "forward"
         timeout_ms = \(timeoutMs)
+        \(resolver)
+
+        [api]
+        listen = "127.0.0.1:0"
 
         [log]
         level = "debug"

@@ -402,7 +402,7 @@ struct ConfigTests {
         #expect(error.message.contains("not closed"))
     }
 
-    @Test(.disabled("bug: an unclosed basic string is reported one line too late (TOML.swift basicString)"))
+    @Test
     func reportsTheLineOfAnUnclosedString() throws {
         let error = try #require(failure("[log]\nlevel = \"info\n\n" + Self.minimal))
         #expect(error.key == nil)

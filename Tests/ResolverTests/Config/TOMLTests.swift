@@ -289,7 +289,7 @@ struct TOMLTests {
         #expect(error.description == "line \(line): \(error.message)")
     }
 
-    @Test(.disabled("bug: an unclosed basic string is reported one line too late (TOML.swift basicString)"))
+    @Test
     func reportsTheLineOfAnUnclosedBasicString() throws {
         let error = try #require(failure("a = 1\nb = \"open\nc = 2\n"))
         #expect(error.line == 2)

@@ -107,7 +107,7 @@ struct SystemResolversTests {
         #expect(servers == [try address("127.0.0.53")])
     }
 
-    @Test(.disabled("bug: a wildcard listen address does not exclude a loopback nameserver (ForwardZones.swift)"))
+    @Test
     func wildcardListenAddressesExcludeLoopback() throws {
         // Listening on 0.0.0.0:53 means answering on 127.0.0.1:53 too: forwarding there is a loop.
         let servers = SystemResolvers.parse(

@@ -201,13 +201,13 @@ struct LDNSCodecTests {
         #expect(try DNSCodec.decode(bytes).edns == edns)
     }
 
-    @Test(.disabled("bug: encode drops the OPT of EDNS(udpPayloadSize: 0) without DO (LDNSCodec.swift encode)"))
-    func roundTripsAZeroPayloadSize() throws {
+    @Test("a payload size of 0 keeps its OPT and goes out as 512 (RFC 6891 §6.2.5)")
+    func encodesAZeroPayloadSizeAs512() throws {
         let edns = EDNS(udpPayloadSize: 0)
         let message = DNSMessage(id: 5, questions: [Question(name: try name("example"), type: .a)], edns: edns)
         let bytes = try DNSCodec.encode(message)
         #expect(bytes[11] == 1)  // ARCOUNT: the OPT
-        #expect(try DNSCodec.decode(bytes).edns == edns)
+        #expect(try DNSCodec.decode(bytes).edns == EDNS(udpPayloadSize: 512))
     }
 
     @Test func queriesTheFastReaderAcceptsAlsoDecodeInLDNS() {

@@ -1,0 +1,95 @@
+// API/: the HTTP API on Hummingbird (JSON under /v1, on its own loopback port by default, bearer
+// token when configured). This file builds the router; each concern adds its routes in an
+// extension file. Now: GET /v1/servers, the selection view of every zone.
+
+import Hummingbird
+import Logging
+import NIOCore
+
+/// The routes and their dependencies.
+public struct AdminAPI: Sendable {
+    let selector: AdaptiveSelector
+    let token: String
+
+    public init(selector: AdaptiveSelector, token: String) {
+        self.selector = selector
+        self.token = token
+    }
+
+    /// The Hummingbird router with every route.
+    public func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.add(middleware: BearerTokenMiddleware(token: token))
+        let policy = selector.policy
+        router.get("/v1/servers") { _, _ in ServersResponse(selector.report(), policy: policy) }
+        return router
+    }
+}
+
+/// Rejects requests without `Authorization: Bearer <token>` when a token is configured.
+struct BearerTokenMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    let token: String
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard !token.isEmpty else { return try await next(request, context) }
+        guard let header = request.headers[.authorization], header == "Bearer \(token)" else {
+            throw HTTPError(.unauthorized, message: "missing or wrong bearer token")
+        }
+        return try await next(request, context)
+    }
+}
+
+/// `GET /v1/servers`: every zone's servers in selection order.
+public struct ServersResponse: ResponseEncodable, Decodable, Sendable {
+    public struct Server: Codable, Sendable {
+        public var address: String
+        /// `unknown`, `alive` or `down`.
+        public var state: String
+        public var srttMs: Double?
+        public var rttvarMs: Double?
+        /// When the next server is asked too if this one is silent (the hedge delay).
+        public var rtoMs: Double?
+        public var queries: Int
+        public var timeouts: Int
+        public var errors: Int
+        public var consecutiveFailures: Int
+        /// Milliseconds until a down server may be chosen first again.
+        public var downForMs: Double?
+        public var lastUsedMsAgo: Double
+
+        enum CodingKeys: String, CodingKey {
+            case address, state, queries, timeouts, errors
+            case srttMs = "srtt_ms"
+            case rttvarMs = "rttvar_ms"
+            case rtoMs = "rto_ms"
+            case consecutiveFailures = "consecutive_failures"
+            case downForMs = "down_for_ms"
+            case lastUsedMsAgo = "last_used_ms_ago"
+        }
+    }
+
+    public struct Zone: Codable, Sendable {
+        public var zone: String
+        public var servers: [Server]
+    }
+
+    public var zones: [Zone]
+
+    init(_ report: [(zone: DomainName, servers: [ServerReport])], policy: SelectionPolicy, now: NIODeadline = .now()) {
+        func ms(_ amount: TimeAmount) -> Double { Double(amount.nanoseconds) / 1_000_000 }
+        zones = report.map { zone in
+            Zone(zone: zone.zone.description, servers: zone.servers.map { line in
+                let stats = line.stats
+                var downFor: Double? = nil
+                if case .down(let until, _) = stats.health, now < until { downFor = ms(until - now) }
+                return Server(
+                    address: line.server.description, state: line.state,
+                    srttMs: stats.estimate.map { ms($0.smoothedRTT) }, rttvarMs: stats.estimate.map { ms($0.rttVariance) },
+                    rtoMs: stats.estimate.map { ms($0.retransmitTimeout(floor: policy.hedgeFloor, ceiling: policy.timeout)) },
+                    queries: stats.queries, timeouts: stats.errors.timeouts, errors: stats.errors.total,
+                    consecutiveFailures: stats.consecutiveFailures, downForMs: downFor, lastUsedMsAgo: ms(now - stats.lastUsed))
+            })
+        }
+    }
+}

@@ -1,0 +1,33 @@
+// Client/: `dig-lite servers` as a readable table.
+
+/// Renders the selection view as aligned columns.
+public enum ServersTable {
+    public static func render(_ response: ServersResponse) -> String {
+        var rows: [[String]] = [["ZONE", "SERVER", "STATE", "SRTT", "RTTVAR", "RTO", "QUERIES", "TIMEOUTS", "ERRORS", "DOWN FOR"]]
+        func ms(_ value: Double?) -> String {
+            guard let value else { return "-" }
+            return value < 10 ? "\(Double(Int(value * 10)) / 10)ms" : "\(Int(value.rounded()))ms"
+        }
+        for zone in response.zones {
+            for server in zone.servers {
+                rows.append([
+                    zone.zone, server.address, server.state, ms(server.srttMs), ms(server.rttvarMs), ms(server.rtoMs),
+                    "\(server.queries)", "\(server.timeouts)", "\(server.errors)", ms(server.downForMs),
+                ])
+            }
+        }
+        if response.zones.isEmpty { return "no zones asked yet\n" }
+        let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell.padding(to: widths[index])
+            }.joined(separator: "  ")
+        }.joined(separator: "\n") + "\n"
+    }
+}
+
+extension String {
+    fileprivate func padding(to width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}

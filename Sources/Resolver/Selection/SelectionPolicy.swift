@@ -1,0 +1,25 @@
+// Selection/: the tunable numbers of server selection, with their reasons.
+
+import NIOCore
+
+/// Settings for adaptive selection. Defaults follow the design; `resolver.*` keys set some.
+public struct SelectionPolicy: Sendable, Equatable {
+    /// A server silent this long has failed (`resolver.timeout_ms`).
+    public var timeout: TimeAmount = .seconds(3)
+    /// Share of queries that also go to a random other server (`resolver.probe_probability`).
+    public var probeProbability: Double = 0.05
+    /// A zone that keeps being asked probes at least this often (`resolver.probe_interval_s`).
+    public var probeInterval: TimeAmount = .seconds(30)
+    /// Statistics of a server not asked for this long are forgotten (`resolver.server_expiry_s`).
+    public var expiry: TimeAmount = .minutes(15)
+    /// The hedge never fires sooner than this: below it, jitter alone would double the traffic.
+    public var hedgeFloor: TimeAmount = .milliseconds(50)
+    /// The retransmit time of a server with no measurements yet (Unbound uses 376 ms).
+    public var unknownRTO: TimeAmount = .milliseconds(400)
+    /// First down period after a failure; doubles with each further failure in a row.
+    public var backoffBase: TimeAmount = .seconds(1)
+    /// The longest down period.
+    public var backoffCeiling: TimeAmount = .minutes(2)
+
+    public init() {}
+}

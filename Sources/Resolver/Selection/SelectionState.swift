@@ -1,0 +1,199 @@
+// Selection/: adaptive server choice as a pure state machine. Per zone it keeps each server's
+// statistics and plans every query: the lowest smoothed RTT that is not down goes first; servers
+// never tried are tried in parallel until each has been measured; now and then (a probability
+// per query, and at least once per interval) a random other server is asked in parallel; each
+// server's retransmit time sets when the next one is asked too. Failures mark a server down with
+// exponential back-off; only probes reach it then, and its next answer starts its figures anew.
+// Time and randomness come in as arguments, so tests drive it with a manual clock and a seed.
+
+import NIOCore
+
+/// One zone's server table.
+public struct ZoneSelection: Sendable, Equatable {
+    public var servers: [ServerAddress: ServerStats] = [:]
+    /// When a probe last went out for this zone.
+    public var lastProbe: NIODeadline
+    public var lastQuery: NIODeadline
+
+    init(now: NIODeadline) {
+        lastProbe = now
+        lastQuery = now
+    }
+}
+
+/// A server's line in the admin view.
+public struct ServerReport: Sendable, Equatable {
+    public var server: ServerAddress
+    public var stats: ServerStats
+    /// `unknown`, `alive` or `down`.
+    public var state: String
+}
+
+/// All zones' statistics and the planning logic.
+public struct SelectionState: Sendable {
+    public let policy: SelectionPolicy
+    public private(set) var zones: [DomainName: ZoneSelection] = [:]
+    private var lastSweep: NIODeadline?
+
+    public init(policy: SelectionPolicy) { self.policy = policy }
+
+    /// Plans one query to `zone` (servers in configured order).
+    public mutating func plan(
+        zone: DomainName, servers: [ServerAddress], now: NIODeadline, random: inout some RandomNumberGenerator
+    ) -> SelectionPlan {
+        sweepIfDue(now: now)
+        guard !servers.isEmpty else { return SelectionPlan(order: [], hedgeDelays: []) }
+        var table = zones[zone] ?? ZoneSelection(now: now)
+        for server in servers {
+            if let stats = table.servers[server], now - stats.lastUsed <= policy.expiry { continue }
+            // New, or unused for longer than `expiry`: nothing is known any more.
+            table.servers[server] = ServerStats(now: now)
+        }
+
+        let ranked = rank(servers, in: table, now: now, random: &random)
+        let primary = ranked.order[0]
+
+        // Probe: an untried server while any is left (so a cold zone learns all its servers
+        // within a few queries), else with `probeProbability`, or when the zone has gone
+        // `probeInterval` without one.
+        var probe: ServerAddress? = nil
+        let others = servers.filter { $0 != primary }
+        if !others.isEmpty {
+            let untried = others.filter { table.servers[$0]?.health == .unknown }
+            if !untried.isEmpty {
+                probe = untried.randomElement(using: &random)
+            } else if Double.random(in: 0..<1, using: &random) < policy.probeProbability
+                || now - table.lastProbe >= policy.probeInterval
+            {
+                probe = others.randomElement(using: &random)
+            }
+        }
+        if probe != nil { table.lastProbe = now }
+        table.lastQuery = now
+        zones[zone] = table
+        return SelectionPlan(
+            order: ranked.order, probe: probe, hedgeDelays: ranked.order.map { retransmitTimeout(table.servers[$0]) })
+    }
+
+    /// The servers in the order they would be tried: alive ones by smoothed RTT, then untried
+    /// ones in random order, then those that are down, soonest back first. With none alive, an
+    /// untried server is picked at random first.
+    private func rank(
+        _ servers: [ServerAddress], in table: ZoneSelection, now: NIODeadline, random: inout some RandomNumberGenerator
+    ) -> (order: [ServerAddress], alive: Int) {
+        var alive: [(ServerAddress, Int64, Int)] = []
+        var unknown: [ServerAddress] = []
+        var down: [(ServerAddress, NIODeadline)] = []
+        for (index, server) in servers.enumerated() {
+            guard let stats = table.servers[server] else { continue }
+            switch stats.health {
+            case .unknown:
+                unknown.append(server)
+            case .alive(let estimate):
+                alive.append((server, estimate.smoothed, index))
+            case .down(let until, let estimate):
+                if now < until {
+                    down.append((server, until))
+                } else if let estimate {
+                    alive.append((server, estimate.smoothed, index))
+                } else {
+                    unknown.append(server)
+                }
+            }
+        }
+        alive.sort { ($0.1, $0.2) < ($1.1, $1.2) }
+        unknown.shuffle(using: &random)
+        down.sort { $0.1 < $1.1 }
+        return (alive.map(\.0) + unknown + down.map(\.0), alive.count)
+    }
+
+    /// When to ask the next server if this one is still silent.
+    func retransmitTimeout(_ stats: ServerStats?) -> TimeAmount {
+        guard let estimate = stats?.estimate else { return min(policy.unknownRTO, policy.timeout) }
+        return estimate.retransmitTimeout(floor: policy.hedgeFloor, ceiling: policy.timeout)
+    }
+
+    /// Records the outcome of one attempt.
+    public mutating func record(_ feedback: ServerFeedback, server: ServerAddress, zone: DomainName, now: NIODeadline) {
+        guard var table = zones[zone], var stats = table.servers[server] else { return }
+        stats.lastUsed = now
+        switch feedback {
+        case .answered(let rtt):
+            stats.queries += 1
+            stats.consecutiveFailures = 0
+            if case .alive(var estimate) = stats.health {
+                estimate.update(rtt)
+                stats.health = .alive(estimate)
+            } else {
+                // First answer, or the first since it was down: it competes on new figures.
+                stats.health = .alive(RTTEstimate(firstSample: rtt))
+            }
+        case .late(let after):
+            // Silent past its retransmit time: count that as a slow sample (twice the wait, as
+            // the answer is at least that late), so a server that stops answering loses first
+            // place within a few queries instead of after the full timeout.
+            if case .alive(var estimate) = stats.health {
+                estimate.update(after * 2)
+                stats.health = .alive(estimate)
+            }
+        case .mismatched:
+            // Packets that failed the match prove nothing about the server (they may be forged).
+            stats.errors.mismatched += 1
+        case .timeout:
+            stats.errors.timeouts += 1
+            markDown(&stats, now: now)
+        case .refused:
+            stats.errors.refused += 1
+            markDown(&stats, now: now)
+        case .servFail:
+            stats.errors.servFail += 1
+            markDown(&stats, now: now)
+        case .malformed:
+            stats.errors.malformed += 1
+            markDown(&stats, now: now)
+        case .unreachable:
+            stats.errors.unreachable += 1
+            markDown(&stats, now: now)
+        }
+        table.servers[server] = stats
+        zones[zone] = table
+    }
+
+    /// A failure counts as a query, penalises the estimate to the timeout and takes the server
+    /// out of first place for a back-off period that doubles with each failure in a row.
+    private func markDown(_ stats: inout ServerStats, now: NIODeadline) {
+        stats.queries += 1
+        stats.consecutiveFailures += 1
+        let exponent = min(stats.consecutiveFailures - 1, 20)
+        let backoff = min(policy.backoffBase.nanoseconds << exponent, policy.backoffCeiling.nanoseconds)
+        var estimate = stats.estimate ?? RTTEstimate(firstSample: policy.timeout)
+        estimate.penalise(atLeast: policy.timeout)
+        stats.health = .down(until: now + .nanoseconds(backoff), estimate: estimate)
+    }
+
+    /// Forgets zones whose servers have all gone unused for `expiry` (bounded memory).
+    private mutating func sweepIfDue(now: NIODeadline) {
+        if let lastSweep, now - lastSweep < policy.expiry { return }
+        lastSweep = now
+        zones = zones.filter { now - $0.value.lastQuery <= policy.expiry }
+    }
+
+    /// Every zone's servers in selection order, for the admin view.
+    public func report(now: NIODeadline) -> [(zone: DomainName, servers: [ServerReport])] {
+        zones.keys.sorted().compactMap { zone in
+            guard let table = zones[zone] else { return nil }
+            var random = SystemRandomNumberGenerator()
+            let order = rank(Array(table.servers.keys).sorted { $0.description < $1.description }, in: table, now: now, random: &random).order
+            return (zone, order.compactMap { server in
+                guard let stats = table.servers[server] else { return nil }
+                let state: String
+                switch stats.health {
+                case .unknown: state = "unknown"
+                case .alive: state = "alive"
+                case .down: state = stats.isDown(at: now) ? "down" : "alive"
+                }
+                return ServerReport(server: server, stats: stats, state: state)
+            })
+        }
+    }
+}

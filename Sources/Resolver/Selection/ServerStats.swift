@@ -1,0 +1,54 @@
+// Selection/: what is known about one server of one zone. State is an enum, not magic numbers:
+// never measured, alive with an RTT estimate, or down until a time.
+
+import NIOCore
+
+/// A server's health as selection sees it.
+public enum ServerHealth: Sendable, Equatable {
+    /// No measurement yet (or forgotten after `expiry`).
+    case unknown
+    /// Answering; ordered by its estimate.
+    case alive(RTTEstimate)
+    /// Failed; only probes reach it until `until`, and it keeps its penalised estimate.
+    case down(until: NIODeadline, estimate: RTTEstimate?)
+}
+
+/// Typed error counters (Knot Resolver's feedback kinds).
+public struct ServerErrors: Sendable, Equatable {
+    public var timeouts = 0
+    public var refused = 0
+    public var servFail = 0
+    public var mismatched = 0
+    public var malformed = 0
+    public var unreachable = 0
+
+    public var total: Int { timeouts + refused + servFail + mismatched + malformed + unreachable }
+}
+
+/// Statistics of one server within one zone.
+public struct ServerStats: Sendable, Equatable {
+    public var health: ServerHealth = .unknown
+    /// When the server was last asked (or answered).
+    public var lastUsed: NIODeadline
+    /// Queries sent (first sends, hedges and probes).
+    public var queries = 0
+    /// Failures since the last good answer; sets the back-off.
+    public var consecutiveFailures = 0
+    public var errors = ServerErrors()
+
+    public init(now: NIODeadline) { lastUsed = now }
+
+    /// The estimate, whatever the health.
+    public var estimate: RTTEstimate? {
+        switch health {
+        case .unknown: nil
+        case .alive(let estimate): estimate
+        case .down(_, let estimate): estimate
+        }
+    }
+
+    public func isDown(at now: NIODeadline) -> Bool {
+        if case .down(let until, _) = health { return now < until }
+        return false
+    }
+}

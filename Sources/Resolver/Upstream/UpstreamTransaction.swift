@@ -1,0 +1,124 @@
+// Upstream/: carrying out a selection plan for one question. The first server is asked at once,
+// with a probe in parallel when the plan has one; when a server stays silent past its hedge
+// delay, the next is asked as well while the first stays outstanding; a failure moves on at
+// once. The first usable answer is returned; slower attempts run on to their own end and report
+// their outcome to selection, so a probe's figures count without the client waiting for them.
+
+import Logging
+import NIOCore
+
+/// The result of one transaction.
+public enum TransactionOutcome: Sendable {
+    case answer(UpstreamAnswer)
+    case failure(String)
+}
+
+/// Sends a question to a zone's servers as selection plans it.
+public struct UpstreamTransactions: Sendable {
+    let client: UpstreamClient
+    let selector: any ServerSelector
+    let logger: Logger
+
+    public init(client: UpstreamClient, selector: any ServerSelector, logger: Logger) {
+        self.client = client
+        self.selector = selector
+        self.logger = logger
+    }
+
+    private enum Event: Sendable {
+        case outcome(attempt: Int, server: ServerAddress, Result<UpstreamAnswer, UpstreamError>)
+        case hedgeTimer(attempt: Int)
+    }
+
+    /// Asks `zone`'s `servers` for `query`.
+    public func resolve(_ query: UpstreamQuery, zone: DomainName, servers: [ServerAddress]) async -> TransactionOutcome {
+        let plan = selector.plan(zone: zone, servers: servers, now: .now())
+        guard !plan.order.isEmpty else { return .failure("no servers for \(zone)") }
+        let (events, sink) = AsyncStream<Event>.makeStream()
+        defer { sink.finish() }
+        var launched = 0
+        var outstanding = 0
+        var asked: Set<ServerAddress> = []
+        var lastError = "no servers"
+
+        func launch(_ server: ServerAddress, attempt: Int) {
+            outstanding += 1
+            asked.insert(server)
+            Task {
+                let result: Result<UpstreamAnswer, UpstreamError>
+                do throws(UpstreamError) {
+                    result = .success(try await client.exchange(query, server: server))
+                } catch {
+                    result = .failure(error)
+                }
+                selector.record(Self.feedback(for: result), server: server, zone: zone, now: .now())
+                sink.yield(.outcome(attempt: attempt, server: server, result))
+            }
+        }
+        func launchNext() -> Bool {
+            // A server already asked (as the probe) is not asked twice.
+            while launched < plan.order.count, asked.contains(plan.order[launched]) { launched += 1 }
+            guard launched < plan.order.count else { return false }
+            let attempt = launched
+            launched += 1
+            launch(plan.order[attempt], attempt: attempt)
+            if launched < plan.order.count {
+                let delay = plan.hedgeDelays[attempt]
+                Task {
+                    try? await Task.sleep(nanoseconds: UInt64(max(0, delay.nanoseconds)))
+                    sink.yield(.hedgeTimer(attempt: attempt))
+                }
+            }
+            return true
+        }
+
+        _ = launchNext()
+        if let probe = plan.probe, probe != plan.order[0] {
+            launch(probe, attempt: -1)
+        }
+        for await event in events {
+            switch event {
+            case .hedgeTimer(let attempt):
+                // Only the newest attempt's timer hedges; older timers are stale.
+                guard attempt == launched - 1 else { continue }
+                selector.record(.late(after: plan.hedgeDelays[attempt]), server: plan.order[attempt], zone: zone, now: .now())
+                _ = launchNext()
+            case .outcome(_, let server, let result):
+                outstanding -= 1
+                switch result {
+                case .success(let answer) where Self.isUsable(answer.message):
+                    return .answer(answer)
+                case .success(let answer):
+                    lastError = "\(server) answered \(answer.message.rcode)"
+                case .failure(let error):
+                    lastError = "\(server): \(error)"
+                }
+                logger.debug("upstream attempt failed", metadata: ["zone": "\(zone)", "error": "\(lastError)"])
+                // Fail over at once when nothing else is in flight.
+                if outstanding == 0, !launchNext() {
+                    return .failure(lastError)
+                }
+            }
+        }
+        return .failure(lastError)
+    }
+
+    /// NOERROR and NXDOMAIN are answers; SERVFAIL, REFUSED, FORMERR and NOTIMP say this server
+    /// could not help, and the next one is asked.
+    static func isUsable(_ message: DNSMessage) -> Bool {
+        message.rcode == .noError || message.rcode == .nxDomain
+    }
+
+    static func feedback(for result: Result<UpstreamAnswer, UpstreamError>) -> ServerFeedback {
+        switch result {
+        case .success(let answer):
+            switch answer.message.rcode {
+            case .noError, .nxDomain: .answered(rtt: answer.rtt)
+            case .refused: .refused
+            default: .servFail
+            }
+        case .failure(let error):
+            error.feedback
+        }
+    }
+}

@@ -1,0 +1,144 @@
+// Adaptive selection end to end: three fake servers with set delays (5, 40 and 150 ms, ±10 %),
+// one query every 20 ms through the real resolverd, and what each server received first. The
+// phases follow issue 3: cold start, steady state, the fastest falling silent, its return, and
+// the fastest becoming slow. Timing-sensitive: scripts/test.sh runs this suite on its own.
+
+import FakeDNS
+import Foundation
+import Resolver
+import Testing
+
+@Suite("SelectionTiming", .serialized, .timeLimit(.minutes(3)))
+struct SelectionTimingTests {
+    /// One client query's fate.
+    struct Sample {
+        var name: String
+        var latency: Duration
+        var rcode: ResponseCode?
+    }
+
+    final class Harness {
+        let fakes: [FakeDNSServer]
+        let addresses: [ServerAddress]
+        let daemon: Daemon
+        let client: RawUDPClient
+        private var counter = 0
+
+        init(delays: [Int]) async throws {
+            var fakes: [FakeDNSServer] = []
+            var addresses: [ServerAddress] = []
+            for delay in delays {
+                let (fake, address) = try await Fixtures.upstream(
+                    behavior: Fixtures.behavior {
+                        $0.delay = .milliseconds(delay) * 0.95
+                        $0.jitter = .milliseconds(delay) * 0.1
+                    })
+                fakes.append(fake)
+                addresses.append(address)
+            }
+            self.fakes = fakes
+            self.addresses = addresses
+            // The fastest last in the config: order must come from measurement, not the file.
+            daemon = try await Daemon(
+                config: forwardingConfig([(".", addresses.reversed())], timeoutMs: 3000, resolver: "probe_probability = 0.05"))
+            client = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 4000)
+        }
+
+        /// Sends `count` queries, one every 20 ms (each waits for its answer), for new names.
+        func run(_ count: Int) async throws -> [Sample] {
+            var samples: [Sample] = []
+            let clock = ContinuousClock()
+            for _ in 0..<count {
+                counter += 1
+                let name = "q\(counter).example.test"
+                let start = clock.now
+                let reply = try client.ask(query(name))
+                samples.append(Sample(name: name + ".", latency: clock.now - start, rcode: reply?.rcode))
+                try await Task.sleep(until: start + .milliseconds(20), clock: clock)
+            }
+            return samples
+        }
+
+        /// For each sample, the indices of the servers that received its query first (within
+        /// 1 ms of the earliest arrival: a probe sent at the same moment may tie).
+        func firstSends(_ samples: [Sample]) -> [Set<Int>] {
+            var arrivals: [String: [(Int, ContinuousClock.Instant)]] = [:]
+            for (index, fake) in fakes.enumerated() {
+                for arrival in fake.arrivals {
+                    arrivals[arrival.question.name.description.lowercased(), default: []].append((index, arrival.at))
+                }
+            }
+            return samples.map { sample in
+                guard let list = arrivals[sample.name.lowercased()], let first = list.map(\.1).min() else { return [] }
+                return Set(list.filter { $0.1 - first <= .milliseconds(1) }.map(\.0))
+            }
+        }
+
+        func share(_ samples: [Sample], to server: Int) -> Double {
+            let firsts = firstSends(samples)
+            return Double(firsts.filter { $0.contains(server) }.count) / Double(max(1, firsts.count))
+        }
+
+        /// How many queries until every later query went first to `server`.
+        func settledAfter(_ samples: [Sample], on server: Int) -> Int {
+            let firsts = firstSends(samples)
+            return (firsts.lastIndex { !$0.contains(server) }).map { $0 + 1 } ?? 0
+        }
+
+        func stop() async throws {
+            try await daemon.stop()
+            for fake in fakes { await fake.stop() }
+        }
+    }
+
+    @Test("fastest first, probes in parallel, hedged failover and recovery")
+    func adaptiveSelection() async throws {
+        let harness = try await Harness(delays: [5, 40, 150])
+        let (fast, medium) = (0, 1)
+
+        // Cold start: every server is measured within a few queries (untried ones are probed
+        // in parallel), and the fastest takes over.
+        let cold = try await harness.run(30)
+        let coldSettle = harness.settledAfter(cold, on: fast)
+        #expect(coldSettle <= 10, "cold start settled after \(coldSettle) queries")
+
+        // Steady state: ≥ 97 % of first sends to the fastest.
+        let steady = try await harness.run(200)
+        let steadyShare = harness.share(steady, to: fast)
+        #expect(steadyShare >= 0.97, "steady share to the fastest: \(steadyShare)")
+        #expect(steady.allSatisfy { $0.rcode == .nxDomain })
+        let sorted = steady.map(\.latency).sorted()
+        #expect(sorted[sorted.count / 2] < .milliseconds(30), "median latency \(sorted[sorted.count / 2])")
+
+        // The fastest falls silent: the hedge goes to the next server after the fastest's
+        // retransmit time, so nobody waits anywhere near the 3 s timeout, and nobody gets SERVFAIL.
+        var silent = harness.fakes[fast].behavior
+        silent.silent = true
+        harness.fakes[fast].behavior = silent
+        let outage = try await harness.run(150)
+        let worst = outage.map(\.latency).max() ?? .zero
+        #expect(worst < .milliseconds(400), "worst latency while the fastest was silent: \(worst)")
+        #expect(outage.allSatisfy { $0.rcode == .nxDomain }, "no SERVFAIL while a server lives")
+
+        // It comes back fast: probes find it, and within 5 s it is first again.
+        silent.silent = false
+        harness.fakes[fast].behavior = silent
+        _ = try await harness.run(200)  // about 5 s at one query per ~25 ms
+        let recovered = try await harness.run(50)
+        let recoveredShare = harness.share(recovered, to: fast)
+        #expect(recoveredShare >= 0.90, "share to the recovered server: \(recoveredShare)")
+
+        // The fastest becomes slow (300 ms): first place moves to the 40 ms server within 10 queries.
+        var slow = harness.fakes[fast].behavior
+        slow.delay = .milliseconds(300)
+        slow.jitter = .milliseconds(30)
+        harness.fakes[fast].behavior = slow
+        let shifted = try await harness.run(40)
+        let shiftSettle = harness.settledAfter(shifted, on: medium)
+        #expect(shiftSettle <= 10, "after the shift, settled after \(shiftSettle) queries")
+        print(
+            "selection: cold settle \(coldSettle), steady share \(steadyShare), median \(sorted[sorted.count / 2]), "
+                + "worst while silent \(worst), recovered share \(recoveredShare), shift settle \(shiftSettle)")
+        try await harness.stop()
+    }
+}
