@@ -29,6 +29,8 @@ public struct FakeBehavior: Sendable {
     public var truncateUDPAbove: Int? = nil
     /// Answers every query with this rcode and no records.
     public var rcode: ResponseCode? = nil
+    /// Answers an A query for any name without records with this IPv4 address (a wildcard).
+    public var wildcardA: [UInt8]? = nil
 
     public init() {}
 }
@@ -47,16 +49,25 @@ public final class FakeDNSServer: Sendable {
     private let forgeChannel = Mutex<(any Channel)?>(nil)
     private let log = Mutex<[(question: Question, at: ContinuousClock.Instant)]>([])
 
-    public init(records: [ResourceRecord], behavior: FakeBehavior = FakeBehavior()) {
+    /// Called for every question received (the fake-dns process logs arrivals with it).
+    public let observer: (@Sendable (Question) -> Void)?
+
+    public init(
+        records: [ResourceRecord], behavior: FakeBehavior = FakeBehavior(),
+        observer: (@Sendable (Question) -> Void)? = nil
+    ) {
+        self.observer = observer
         self.records = records
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         state.withLock { $0 = behavior }
     }
 
     /// Parses records from presentation lines (`www.example. 300 IN A 192.0.2.1`).
-    public convenience init(zone lines: [String], behavior: FakeBehavior = FakeBehavior()) throws {
+    public convenience init(
+        zone lines: [String], behavior: FakeBehavior = FakeBehavior(), observer: (@Sendable (Question) -> Void)? = nil
+    ) throws {
         let records = try lines.map { line throws(CodecError) in try DNSCodec.record(fromPresentation: line) }
-        self.init(records: records, behavior: behavior)
+        self.init(records: records, behavior: behavior, observer: observer)
     }
 
     public var behavior: FakeBehavior {
@@ -141,6 +152,10 @@ public final class FakeDNSServer: Sendable {
             reply.rcode = .formErr
             return reply
         }
+        if let wildcard = behavior.wildcardA, question.type == .a, !records.contains(where: { $0.name == question.name }) {
+            reply.answers.append(ResourceRecord(name: question.name, type: .a, ttl: 300, rdata: wildcard))
+            return reply
+        }
         var name = question.name
         for _ in 0..<8 {
             let atName = records.filter { $0.name == name }
@@ -176,6 +191,7 @@ public final class FakeDNSServer: Sendable {
         if let question = query.questions.first {
             let now = ContinuousClock.now
             log.withLock { $0.append((question, now)) }
+            observer?(question)
         }
         let behavior = self.behavior
         if behavior.silent { return [] }

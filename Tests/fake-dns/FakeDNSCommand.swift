@@ -33,6 +33,15 @@ struct FakeDNSCommand: AsyncParsableCommand {
     @Option(help: "Share of UDP queries to drop (0-1).")
     var loss: Double = 0
 
+    @Option(name: .customLong("wildcard-a"), help: "Answer A queries for any other name with this address.")
+    var wildcardA: String?
+
+    @Flag(name: .customLong("log-arrivals"), help: "Print 'arrival NAME NANOSECONDS' for every query.")
+    var logArrivals = false
+
+    @Flag(help: "Read commands from standard input: 'delay MS', 'jitter MS', 'silent on|off', 'count'.")
+    var control = false
+
     func run() async throws {
         guard let address = ServerAddress(listen, defaultPort: 53) else { throw ValidationError("--listen: bad address") }
         var lines = records
@@ -46,10 +55,21 @@ struct FakeDNSCommand: AsyncParsableCommand {
         behavior.delay = .milliseconds(delayMs)
         behavior.jitter = .milliseconds(jitterMs)
         behavior.loss = loss
-        let server = try FakeDNSServer(zone: lines, behavior: behavior)
+        if let wildcardA {
+            guard let ip = IPAddress(wildcardA), case .v4 = ip else { throw ValidationError("--wildcard-a: not an IPv4 address") }
+            behavior.wildcardA = ip.bytes
+        }
+        let observer: (@Sendable (Question) -> Void)? = logArrivals ? Self.logArrival : nil
+        let server = try FakeDNSServer(zone: lines, behavior: behavior, observer: observer)
         let bound = try await server.start(host: address.ip.description, port: Int(address.port))
-        let line = Array("listening \(bound)\n".utf8)
-        _ = line.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
+        writeLine("listening \(bound)")
+        if control {
+            DispatchQueue.global().async {
+                while let line = readLine() {
+                    writeLine(Self.apply(line, to: server))
+                }
+            }
+        }
         // Wait for SIGTERM or SIGINT, then stop.
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
@@ -64,6 +84,43 @@ struct FakeDNSCommand: AsyncParsableCommand {
         sources.forEach { $0.cancel() }
         await server.stop()
     }
+}
+
+extension FakeDNSCommand {
+    /// Prints `arrival NAME NANOSECONDS` (CLOCK_MONOTONIC) for one received question.
+    @Sendable static func logArrival(_ question: Question) {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        writeLine("arrival \(question.name) \(Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec))")
+    }
+
+    /// Carries out one control command and says what it did.
+    static func apply(_ command: String, to server: FakeDNSServer) -> String {
+        let words = command.split(separator: " ")
+        var behavior = server.behavior
+        switch (words.first, words.count > 1 ? words[1] : nil) {
+        case ("delay", let value?):
+            guard let ms = Int(value) else { return "error: delay MS" }
+            behavior.delay = .milliseconds(ms)
+        case ("jitter", let value?):
+            guard let ms = Int(value) else { return "error: jitter MS" }
+            behavior.jitter = .milliseconds(ms)
+        case ("silent", let value?):
+            behavior.silent = value == "on"
+        case ("count", _):
+            return "count \(server.queryCount)"
+        default:
+            return "error: unknown command '\(command)'"
+        }
+        server.behavior = behavior
+        return "ok \(command)"
+    }
+}
+
+/// Writes one line to standard output with write(2) (no shared FILE buffer to flush).
+func writeLine(_ text: String) {
+    let bytes = Array((text + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress, $0.count) }
 }
 
 extension String {

@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""Server-selection benchmark (issue 3): resolverd and every other resolver installed here, each
+forwarding to the same three fake upstream servers (5, 40 and 150 ms, ±10 % jitter), asked one
+cache-missing question every 20 ms. Phases: cold start, steady state, the fastest becoming slow
+(300 ms), the fastest falling silent, and its return. Prints one table; loopback only.
+
+Usage: bench/selection.py [--resolvers resolverd,unbound,...] [--steady 250]"""
+
+import argparse
+import os
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import resolvers  # noqa: E402
+
+FAKE = os.path.join(resolvers.ROOT, ".build/release/fake-dns")
+DELAYS = [5, 40, 150]
+
+
+class Fake:
+    """A fake-dns process with stdin control and arrival logging."""
+
+    def __init__(self, ip, port, delay):
+        self.delay = delay
+        self.address = (ip, port)
+        self.arrivals = {}
+        self.lock = threading.Lock()
+        self.process = subprocess.Popen(
+            [FAKE, "--listen", f"{ip}:{port}", "--wildcard-a", "192.0.2.1", "--log-arrivals", "--control",
+             "--delay-ms", str(int(delay * 0.95)), "--jitter-ms", str(max(1, int(delay * 0.1)))],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        first = self.process.stdout.readline()
+        if not first.startswith("listening"):
+            raise RuntimeError(f"fake-dns: {first}")
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "arrival":
+                with self.lock:
+                    self.arrivals.setdefault(parts[1].lower(), []).append(int(parts[2]))
+
+    def command(self, text):
+        self.process.stdin.write(text + "\n")
+        self.process.stdin.flush()
+
+    def set_delay(self, ms):
+        self.command(f"delay {int(ms * 0.95)}")
+        self.command(f"jitter {max(1, int(ms * 0.1))}")
+
+    def total(self):
+        with self.lock:
+            return sum(len(v) for v in self.arrivals.values())
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=5)
+
+
+def ask(sock, port, qid, name, timeout=6.0):
+    """One query; returns (latency seconds or None, rcode or None)."""
+    sock.settimeout(timeout)
+    start = time.monotonic()
+    sock.sendto(resolvers.build_query(qid, name), ("127.0.0.1", port))
+    while True:
+        try:
+            data = sock.recv(4096)
+        except socket.timeout:
+            return None, None
+        if len(data) >= 4 and struct.unpack(">H", data[:2])[0] == qid:
+            return time.monotonic() - start, data[3] & 0x0F
+
+
+class Run:
+    def __init__(self, resolver, fakes):
+        self.resolver = resolver
+        self.fakes = fakes
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.counter = 0
+
+    def phase(self, count):
+        """count queries, one every 20 ms; returns [(name, latency, rcode)]."""
+        samples = []
+        for _ in range(count):
+            self.counter += 1
+            name = f"q{self.counter}.{self.resolver.name}.resolverd-bench."
+            start = time.monotonic()
+            latency, rcode = ask(self.sock, self.resolver.port, self.counter & 0xFFFF, name)
+            samples.append((name, latency, rcode))
+            rest = 0.020 - (time.monotonic() - start)
+            if rest > 0:
+                time.sleep(rest)
+        time.sleep(0.05)  # let the last arrivals be logged
+        return samples
+
+    def first_sends(self, samples):
+        result = []
+        for name, _, _ in samples:
+            times = []
+            for index, fake in enumerate(self.fakes):
+                with fake.lock:
+                    times += [(t, index) for t in fake.arrivals.get(name.lower(), [])]
+            if not times:
+                result.append(set())
+                continue
+            first = min(t for t, _ in times)
+            result.append({i for t, i in times if t - first <= 1_000_000})
+        return result
+
+    def share(self, samples, server):
+        firsts = self.first_sends(samples)
+        return sum(1 for f in firsts if server in f) / max(1, len(firsts))
+
+    def settled_after(self, samples, server):
+        firsts = self.first_sends(samples)
+        misses = [i for i, f in enumerate(firsts) if server not in f]
+        return (misses[-1] + 1) if misses else 0
+
+
+def latencies_ms(samples):
+    return [s[1] * 1000 for s in samples if s[1] is not None]
+
+
+def percentile(values, p):
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+def bench(name, steady_count, base_port):
+    fakes = [Fake(f"127.0.0.{11 + i}", base_port + 10 + i, d) for i, d in enumerate(DELAYS)]
+    resolver = resolvers.Resolver(name, base_port, [f.address for f in fakes][::-1])
+    try:
+        resolver.start()
+        run = Run(resolver, fakes)
+        cold = run.phase(40)
+        before = sum(f.total() for f in fakes)
+        steady = run.phase(steady_count)
+        upstream = sum(f.total() for f in fakes) - before
+        lat = latencies_ms(steady)
+        row = {
+            "resolver": name,
+            "cold settle": run.settled_after(cold, 0),
+            "mean ms": statistics.mean(lat) if lat else float("nan"),
+            "p95 ms": percentile(lat, 0.95),
+            "p99 ms": percentile(lat, 0.99),
+            "max ms": max(lat) if lat else float("nan"),
+            "to fastest": run.share(steady, 0),
+            "upstream/query": upstream / max(1, len(steady)),
+        }
+        fakes[0].set_delay(300)
+        shifted = run.phase(60)
+        row["shift settle"] = run.settled_after(shifted, 1)
+        fakes[0].set_delay(5)
+        run.phase(100)
+        fakes[0].command("silent on")
+        dead = run.phase(150)
+        dead_lat = [s[1] for s in dead if s[1] is not None]
+        row["dead worst ms"] = max(dead_lat) * 1000 if dead_lat else float("nan")
+        row["dead >1s"] = sum(1 for s in dead if s[1] is None or s[1] > 1.0)
+        row["dead fail"] = sum(1 for s in dead if s[1] is None or s[2] not in (0, 3))
+        fakes[0].command("silent off")
+        back = run.phase(250)
+        row["back on fastest (last 50)"] = run.share(back[-50:], 0)
+        return row
+    finally:
+        resolver.stop()
+        for fake in fakes:
+            fake.stop()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--resolvers", default=",".join(resolvers.ALL))
+    parser.add_argument("--steady", type=int, default=250)
+    args = parser.parse_args()
+    rows = []
+    for index, name in enumerate(args.resolvers.split(",")):
+        probe = resolvers.Resolver(name, 0, [])
+        if not probe.installed():
+            print(f"# {name}: not installed, skipped", file=sys.stderr)
+            continue
+        print(f"# {name} …", file=sys.stderr)
+        try:
+            rows.append(bench(name, args.steady, 15300 + index * 100))
+        except Exception as error:  # one resolver failing must not hide the others' figures
+            print(f"# {name}: {error}", file=sys.stderr)
+    columns = ["resolver", "cold settle", "mean ms", "p95 ms", "p99 ms", "max ms", "to fastest", "upstream/query",
+               "shift settle", "dead worst ms", "dead >1s", "dead fail", "back on fastest (last 50)"]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row[column]
+            cells.append(f"{value:.2f}" if isinstance(value, float) else str(value))
+        print("| " + " | ".join(cells) + " |")
+    fastest = DELAYS[0]
+    print(f"\nfastest server's round trip: {fastest} ms; resolverd mean / fastest = "
+          + next((f"{r['mean ms'] / fastest:.2f}" for r in rows if r["resolver"] == "resolverd"), "n/a"))
+
+
+if __name__ == "__main__":
+    main()
