@@ -171,9 +171,10 @@ public struct SelectionState: Sendable {
         stats.health = .down(until: now + .nanoseconds(backoff), estimate: estimate)
     }
 
-    /// Forgets zones whose servers have all gone unused for `expiry` (bounded memory).
+    /// Forgets zones not asked for `expiry` (bounded memory). Runs every quarter of `expiry`, so an
+    /// idle zone is gone within 1.25 × `expiry`.
     private mutating func sweepIfDue(now: NIODeadline) {
-        if let lastSweep, now - lastSweep < policy.expiry { return }
+        if let lastSweep, now - lastSweep < .nanoseconds(policy.expiry.nanoseconds / 4) { return }
         lastSweep = now
         zones = zones.filter { now - $0.value.lastQuery <= policy.expiry }
     }

@@ -1,0 +1,298 @@
+// Selection/: the pure selection state machine, driven by a manual clock and a seeded generator.
+// Nothing here sleeps; "time" is a number we advance.
+
+import NIOCore
+import Testing
+
+@testable import Resolver
+
+/// A clock the test moves by hand.
+struct ManualClock {
+    private(set) var now = NIODeadline.uptimeNanoseconds(1_000_000_000)
+    mutating func advance(_ amount: TimeAmount) { now = now + amount }
+}
+
+@Suite("SelectionState")
+struct SelectionStateTests {
+    static let zone = DomainName("example.") ?? .root
+    static let servers: [ServerAddress] = (1...4).map { ServerAddress(ip: .v4(0xC000_0200 | UInt32($0)), port: 53) }
+
+    /// Answers every plan's primary (and probe) with the given per-server RTT, `count` times.
+    static func drive(
+        _ state: inout SelectionState, clock: inout ManualClock, random: inout SplitMix64,
+        rtt: [ServerAddress: TimeAmount], count: Int
+    ) -> [SelectionPlan] {
+        var plans: [SelectionPlan] = []
+        for _ in 0..<count {
+            let plan = state.plan(zone: zone, servers: servers, now: clock.now, random: &random)
+            plans.append(plan)
+            for server in [plan.order[0]] + (plan.probe.map { [$0] } ?? []) {
+                state.record(.answered(rtt: rtt[server] ?? .milliseconds(100)), server: server, zone: zone, now: clock.now)
+            }
+            clock.advance(.milliseconds(100))
+        }
+        return plans
+    }
+
+    static let rtts: [ServerAddress: TimeAmount] = [
+        servers[0]: .milliseconds(80), servers[1]: .milliseconds(20), servers[2]: .milliseconds(5),
+        servers[3]: .milliseconds(150),
+    ]
+
+    @Test("the first query to a new zone picks at random, and every server is picked for some seed")
+    func randomFirstChoice() {
+        var firsts: [ServerAddress: Int] = [:]
+        for seed in 0..<200 {
+            var state = SelectionState(policy: SelectionPolicy())
+            var random = SplitMix64(seed: UInt64(seed))
+            let plan = state.plan(zone: Self.zone, servers: Self.servers, now: ManualClock().now, random: &random)
+            firsts[plan.order[0], default: 0] += 1
+            #expect(Set(plan.order) == Set(Self.servers), "every server appears once in the order")
+            #expect(plan.order.count == Self.servers.count)
+            #expect(plan.probe != nil && plan.probe != plan.order[0], "a cold zone probes an untried server")
+        }
+        #expect(Set(firsts.keys) == Set(Self.servers))
+        for (_, count) in firsts { #expect(count > 20, "roughly uniform over 200 seeds: \(firsts)") }
+    }
+
+    @Test("it converges to the fastest server and keeps it", arguments: [1, 7, 42, 1234] as [UInt64])
+    func convergence(seed: UInt64) {
+        var state = SelectionState(policy: SelectionPolicy())
+        var clock = ManualClock()
+        var random = SplitMix64(seed: seed)
+        let plans = Self.drive(&state, clock: &clock, random: &random, rtt: Self.rtts, count: 200)
+        // Each cold query probes one untried server; after at most 4 queries all are measured.
+        let settled = plans.firstIndex { $0.order[0] == Self.servers[2] } ?? Int.max
+        #expect(settled <= Self.servers.count)
+        #expect(plans[settled...].allSatisfy { $0.order[0] == Self.servers[2] })
+        // The order follows the measured RTTs.
+        #expect(plans.last?.order == [Self.servers[2], Self.servers[1], Self.servers[0], Self.servers[3]])
+    }
+
+    @Test("probes go out with the configured probability, never to the primary")
+    func probeRate() {
+        var policy = SelectionPolicy()
+        policy.probeProbability = 0.05
+        policy.probeInterval = .hours(1)
+        var state = SelectionState(policy: policy)
+        var clock = ManualClock()
+        var random = SplitMix64(seed: 99)
+        _ = Self.drive(&state, clock: &clock, random: &random, rtt: Self.rtts, count: 10)  // warm up
+        let plans = Self.drive(&state, clock: &clock, random: &random, rtt: Self.rtts, count: 10_000)
+        let probes = plans.compactMap(\.probe)
+        let rate = Double(probes.count) / Double(plans.count)
+        #expect(rate > 0.04 && rate < 0.06, "probe rate \(rate)")
+        #expect(plans.allSatisfy { $0.probe != $0.order[0] })
+        // Probes are spread over all the others, not stuck on one.
+        #expect(Set(probes) == Set(Self.servers.filter { $0 != Self.servers[2] }))
+    }
+
+    @Test("a busy zone probes at least once per interval even with probability 0")
+    func probeInterval() {
+        var policy = SelectionPolicy()
+        policy.probeProbability = 0
+        policy.probeInterval = .seconds(30)
+        var state = SelectionState(policy: policy)
+        var clock = ManualClock()
+        var random = SplitMix64(seed: 5)
+        _ = Self.drive(&state, clock: &clock, random: &random, rtt: Self.rtts, count: 10)
+        // 100 ms per query: 3,000 queries span 300 s, so 10 probes (one per 30 s) are due.
+        let plans = Self.drive(&state, clock: &clock, random: &random, rtt: Self.rtts, count: 3_000)
+        let probes = plans.enumerated().filter { $0.element.probe != nil }.map(\.offset)
+        #expect(probes.count == 10)
+        for (a, b) in zip(probes, probes.dropFirst()) { #expect(b - a == 300) }
+    }
+
+    @Test("hedge delays are SRTT + 4·RTTVAR, clamped to the floor and the timeout; unknown servers get the default")
+    func hedgeDelays() {
+        let policy = SelectionPolicy()
+        var state = SelectionState(policy: policy)
+        var clock = ManualClock()
+        var random = SplitMix64(seed: 3)
+        let cold = state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random)
+        #expect(cold.hedgeDelays == Array(repeating: policy.unknownRTO, count: 4))
+
+        // One sample of 100 ms: SRTT 100, RTTVAR 50 → 300 ms.
+        state.record(.answered(rtt: .milliseconds(100)), server: Self.servers[0], zone: Self.zone, now: clock.now)
+        // One sample of 2 ms: 2 + 4·1 = 6 ms → the 50 ms floor.
+        state.record(.answered(rtt: .milliseconds(2)), server: Self.servers[1], zone: Self.zone, now: clock.now)
+        // One sample of 2 s: 2 + 4·1 = 6 s → the 3 s timeout.
+        state.record(.answered(rtt: .seconds(2)), server: Self.servers[2], zone: Self.zone, now: clock.now)
+        clock.advance(.milliseconds(1))
+        let plan = state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random)
+        #expect(plan.order.prefix(3) == [Self.servers[1], Self.servers[0], Self.servers[2]])
+        #expect(plan.hedgeDelays[0] == policy.hedgeFloor)
+        #expect(plan.hedgeDelays[1] == .milliseconds(300))
+        #expect(plan.hedgeDelays[2] == policy.timeout)
+        #expect(plan.hedgeDelays[3] == policy.unknownRTO)
+        #expect(plan.hedgeDelays.count == plan.order.count)
+    }
+
+    @Test("RTT arithmetic follows RFC 6298")
+    func rttArithmetic() {
+        var estimate = RTTEstimate(firstSample: .milliseconds(100))
+        #expect(estimate.smoothedRTT == .milliseconds(100))
+        #expect(estimate.rttVariance == .milliseconds(50))
+        estimate.update(.milliseconds(20))
+        // RTTVAR = 3/4·50 + 1/4·|100 − 20| = 57.5; SRTT = 7/8·100 + 1/8·20 = 90.
+        #expect(estimate.rttVariance == .microseconds(57_500))
+        #expect(estimate.smoothedRTT == .milliseconds(90))
+        #expect(estimate.retransmitTimeout(floor: .zero, ceiling: .seconds(3)) == .milliseconds(320))
+        estimate.penalise(atLeast: .seconds(3))
+        #expect(estimate.smoothedRTT == .seconds(3))
+    }
+
+    @Test("a server that stops answering loses first place to the hedge before its first timeout")
+    func lateLosesFirstPlace() {
+        var state = SelectionState(policy: SelectionPolicy())
+        var clock = ManualClock()
+        var random = SplitMix64(seed: 11)
+        _ = Self.drive(&state, clock: &clock, random: &random, rtt: Self.rtts, count: 20)
+        var queries = 0
+        while queries < 10 {
+            let plan = state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random)
+            if plan.order[0] != Self.servers[2] { break }
+            // The primary stays silent; the hedge fires and the next server answers.
+            state.record(.late(after: plan.hedgeDelays[0]), server: plan.order[0], zone: Self.zone, now: clock.now)
+            state.record(.answered(rtt: .milliseconds(20)), server: plan.order[1], zone: Self.zone, now: clock.now)
+            clock.advance(.milliseconds(100))
+            queries += 1
+        }
+        #expect(queries <= 5, "took \(queries) late answers to move away from the silent server")
+        #expect(state.zones[Self.zone]?.servers[Self.servers[2]]?.errors.timeouts == 0)
+    }
+
+    @Test("timeouts mark a server down with doubling back-off up to the ceiling, and an answer revives it")
+    func backoff() {
+        var policy = SelectionPolicy()
+        policy.backoffBase = .seconds(1)
+        policy.backoffCeiling = .seconds(20)
+        var state = SelectionState(policy: policy)
+        var clock = ManualClock()
+        var random = SplitMix64(seed: 21)
+        _ = Self.drive(&state, clock: &clock, random: &random, rtt: Self.rtts, count: 20)
+        let dead = Self.servers[2]
+        var periods: [TimeAmount] = []
+        for _ in 0..<7 {
+            state.record(.timeout, server: dead, zone: Self.zone, now: clock.now)
+            guard case .down(let until, let estimate)? = state.zones[Self.zone]?.servers[dead]?.health else {
+                Issue.record("not down after a timeout")
+                return
+            }
+            periods.append(until - clock.now)
+            #expect((estimate?.smoothedRTT ?? .zero) >= policy.timeout, "penalised to the timeout")
+            // While down it is last in the order.
+            let plan = state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random)
+            #expect(plan.order.last == dead)
+            #expect(plan.order[0] == Self.servers[1])
+        }
+        #expect(periods == [1, 2, 4, 8, 16, 20, 20].map { TimeAmount.seconds($0) })
+        #expect(state.zones[Self.zone]?.servers[dead]?.errors.timeouts == 7)
+        #expect(state.report(now: clock.now).first?.servers.last?.state == "down")
+
+        // A probe's answer: it competes again on fresh figures, and wins on its speed.
+        state.record(.answered(rtt: .milliseconds(5)), server: dead, zone: Self.zone, now: clock.now)
+        let stats = state.zones[Self.zone]?.servers[dead]
+        #expect(stats?.consecutiveFailures == 0)
+        #expect(stats?.estimate?.smoothedRTT == .milliseconds(5))
+        let plan = state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random)
+        #expect(plan.order[0] == dead)
+    }
+
+    @Test("a down server without an answer comes back in the ranking when its back-off ends")
+    func backoffExpires() {
+        var state = SelectionState(policy: SelectionPolicy())
+        var clock = ManualClock()
+        var random = SplitMix64(seed: 8)
+        _ = Self.drive(&state, clock: &clock, random: &random, rtt: Self.rtts, count: 20)
+        state.record(.timeout, server: Self.servers[1], zone: Self.zone, now: clock.now)
+        var plan = state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random)
+        #expect(plan.order.last == Self.servers[1])
+        clock.advance(.seconds(2))
+        plan = state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random)
+        // Back in the ranking, but on its penalised 3 s estimate: behind every live server.
+        #expect(plan.order.last == Self.servers[1])
+        #expect(state.report(now: clock.now).first?.servers.last?.state == "alive")
+    }
+
+    @Test("SERVFAIL, REFUSED, malformed and unreachable count against a server; mismatches do not")
+    func failureKinds() {
+        for feedback in [ServerFeedback.servFail, .refused, .malformed, .unreachable] {
+            var state = SelectionState(policy: SelectionPolicy())
+            var clock = ManualClock()
+            var random = SplitMix64(seed: 2)
+            _ = Self.drive(&state, clock: &clock, random: &random, rtt: Self.rtts, count: 20)
+            state.record(feedback, server: Self.servers[2], zone: Self.zone, now: clock.now)
+            let stats = state.zones[Self.zone]?.servers[Self.servers[2]]
+            #expect(stats?.isDown(at: clock.now) == true, "\(feedback)")
+            #expect(stats?.errors.total == 1)
+        }
+        var state = SelectionState(policy: SelectionPolicy())
+        var clock = ManualClock()
+        var random = SplitMix64(seed: 2)
+        _ = Self.drive(&state, clock: &clock, random: &random, rtt: Self.rtts, count: 20)
+        state.record(.mismatched, server: Self.servers[2], zone: Self.zone, now: clock.now)
+        let stats = state.zones[Self.zone]?.servers[Self.servers[2]]
+        #expect(stats?.isDown(at: clock.now) == false)
+        #expect(stats?.errors.mismatched == 1)
+    }
+
+    @Test("statistics of unused servers expire, and idle zones are swept")
+    func expiry() {
+        var policy = SelectionPolicy()
+        policy.expiry = .minutes(10)
+        var state = SelectionState(policy: policy)
+        var clock = ManualClock()
+        var random = SplitMix64(seed: 17)
+        _ = Self.drive(&state, clock: &clock, random: &random, rtt: Self.rtts, count: 20)
+        // A slow server's bad figures are not final: once unused past expiry it is unknown again.
+        state.record(.timeout, server: Self.servers[3], zone: Self.zone, now: clock.now)
+        let other = DomainName("other.") ?? .root
+        _ = state.plan(zone: other, servers: [Self.servers[0]], now: clock.now, random: &random)
+
+        // Keep only the fastest busy for 13 minutes (plans naming only it touch no other stats);
+        // sweeps run every quarter of the expiry, so the idle zone is gone by then.
+        for _ in 0..<13 {
+            clock.advance(.minutes(1))
+            _ = state.plan(zone: Self.zone, servers: [Self.servers[2]], now: clock.now, random: &random)
+            state.record(.answered(rtt: .milliseconds(5)), server: Self.servers[2], zone: Self.zone, now: clock.now)
+        }
+        let plan = state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random)
+        #expect(plan.order[0] == Self.servers[2])
+        for server in Self.servers where server != Self.servers[2] {
+            #expect(state.zones[Self.zone]?.servers[server]?.health == .unknown, "\(server) forgotten")
+        }
+        #expect(state.zones[other] == nil, "a zone idle past expiry is swept")
+        #expect(state.zones[Self.zone] != nil)
+    }
+
+    @Test("servers dropped from the configuration are not asked, and the order only holds given servers")
+    func plansOnlyGivenServers() {
+        var state = SelectionState(policy: SelectionPolicy())
+        var clock = ManualClock()
+        var random = SplitMix64(seed: 4)
+        _ = Self.drive(&state, clock: &clock, random: &random, rtt: Self.rtts, count: 20)
+        let subset = [Self.servers[0], Self.servers[3]]
+        let plan = state.plan(zone: Self.zone, servers: subset, now: clock.now, random: &random)
+        #expect(plan.order == [Self.servers[0], Self.servers[3]])
+        #expect(plan.probe.map { subset.contains($0) } ?? true)
+        let empty = state.plan(zone: Self.zone, servers: [], now: clock.now, random: &random)
+        #expect(empty.order.isEmpty && empty.probe == nil)
+        let single = state.plan(zone: Self.zone, servers: [Self.servers[1]], now: clock.now, random: &random)
+        #expect(single.order == [Self.servers[1]] && single.probe == nil)
+    }
+
+    @Test("the admin report lists each zone's servers in selection order with their figures")
+    func report() {
+        var state = SelectionState(policy: SelectionPolicy())
+        var clock = ManualClock()
+        var random = SplitMix64(seed: 6)
+        _ = Self.drive(&state, clock: &clock, random: &random, rtt: Self.rtts, count: 50)
+        let report = state.report(now: clock.now)
+        #expect(report.count == 1)
+        #expect(report[0].zone == Self.zone)
+        #expect(report[0].servers.map(\.server) == [Self.servers[2], Self.servers[1], Self.servers[0], Self.servers[3]])
+        #expect(report[0].servers.allSatisfy { $0.state == "alive" && $0.stats.queries > 0 })
+        #expect(report[0].servers[0].stats.queries > 40)
+    }
+}
