@@ -191,7 +191,9 @@ public struct SelectionState: Sendable {
                 switch stats.health {
                 case .unknown: state = "unknown"
                 case .alive: state = "alive"
-                case .down: state = stats.isDown(at: now) ? "down" : "alive"
+                // Down until it answers again, even once its back-off has passed and it may be
+                // asked: it has not shown it works.
+                case .down: state = "down"
                 }
                 return ServerReport(server: server, stats: stats, state: state)
             })
