@@ -39,7 +39,8 @@ public final class ResolverApplication: Service {
             transactions: UpstreamTransactions(client: client, selector: selector, logger: logger))
         pipeline = QueryPipeline(
             access: AccessControl(allowed: config.server.allow), forwarder: forwarder,
-            local: LocalAnswers(version: "resolverd \(resolverdVersion)", identity: Self.hostname()), logger: logger)
+            local: LocalAnswers(version: "resolverd \(resolverdVersion)", identity: Self.hostname()),
+            cache: AnswerCache(settings: config.cache, shardCount: 4 * threads), logger: logger)
     }
 
     /// The configured forward zones, with `"system"` expanded to /etc/resolv.conf's servers.
@@ -52,7 +53,7 @@ public final class ResolverApplication: Service {
         let listeners = try await DNSListeners.bind(config.server, pipeline: pipeline, group: group, logger: logger)
         let (apiBound, apiAddress) = AsyncStream<String>.makeStream()
         let api = Hummingbird.Application(
-            router: AdminAPI(selector: selector, token: config.api.token).router(),
+            router: AdminAPI(selector: selector, cache: pipeline.cache, token: config.api.token).router(),
             configuration: .init(address: .hostname(config.api.listen.ip.description, port: Int(config.api.listen.port))),
             onServerRunning: { channel in
                 apiAddress.yield(channel.localAddress.flatMap(ServerAddress.init).map(\.description) ?? "?")

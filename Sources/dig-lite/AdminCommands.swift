@@ -21,7 +21,12 @@ struct APIOptions: ParsableArguments {
     var json = false
 
     /// GETs `path` and returns the body; errors print a clear line and exit 1.
-    func get(_ path: String) async throws -> Data {
+    func get(_ path: String) async throws -> Data { try await send("GET", path) }
+
+    /// POSTs `body` (JSON) to `path` and returns the answer's body.
+    func post(_ path: String, json body: Data) async throws -> Data { try await send("POST", path, body: body) }
+
+    private func send(_ method: String, _ path: String, body: Data? = nil) async throws -> Data {
         let environment = ProcessInfo.processInfo.environment
         let base = api ?? environment["RESOLVERD_API"] ?? "http://127.0.0.1:8053"
         guard let url = URL(string: base + path) else {
@@ -29,6 +34,11 @@ struct APIOptions: ParsableArguments {
             throw ExitCode(1)
         }
         var request = URLRequest(url: url, timeoutInterval: 10)
+        request.httpMethod = method
+        if let body {
+            request.httpBody = body
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
         if let token = token ?? environment["RESOLVERD_TOKEN"], !token.isEmpty {
             request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
         }
@@ -63,5 +73,63 @@ struct Servers: AsyncParsableCommand {
         }
         let response = try JSONDecoder().decode(ServersResponse.self, from: data)
         print(ServersTable.render(response), terminator: "")
+    }
+}
+
+/// `dig-lite flush`: removes cache entries.
+struct Flush: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Remove cache entries: all of them, one name's (every type), or a name and everything below it.")
+
+    @Argument(help: "The name to flush; without one, the whole cache.")
+    var name: String?
+
+    @Flag(help: "Also flush every name below NAME.")
+    var subtree = false
+
+    @OptionGroup var options: APIOptions
+
+    func validate() throws {
+        if subtree, name == nil { throw ValidationError("--subtree needs a NAME") }
+    }
+
+    func run() async throws {
+        let body = try JSONEncoder().encode(FlushRequest(name: name, subtree: subtree ? true : nil))
+        let data = try await options.post("/v1/cache/flush", json: body)
+        if options.json {
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        let response = try JSONDecoder().decode(FlushResponse.self, from: data)
+        print("flushed \(response.flushed) \(response.flushed == 1 ? "entry" : "entries")")
+    }
+}
+
+/// `dig-lite cache`: the cache's figures.
+struct Cache: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the cache's entries, memory, hits, misses, prefetches and evictions.")
+
+    @OptionGroup var options: APIOptions
+
+    func run() async throws {
+        let data = try await options.get("/v1/cache")
+        if options.json {
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        let stats = try JSONDecoder().decode(CacheStatistics.self, from: data)
+        let lookups = stats.hits + stats.misses
+        let ratio = lookups == 0 ? 0 : Double(stats.hits) / Double(lookups) * 100
+        print("""
+            entries     \(stats.entries)
+            memory      \(stats.bytes) of \(stats.maxBytes) bytes
+            hits        \(stats.hits) (\(String(format: "%.1f", ratio)) % of lookups)
+            misses      \(stats.misses)
+            stale hits  \(stats.staleHits)
+            prefetches  \(stats.prefetches)
+            inserts     \(stats.inserts)
+            evictions   \(stats.evictions)
+            """)
     }
 }

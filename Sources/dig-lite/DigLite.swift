@@ -20,7 +20,7 @@ struct DigLite: AsyncParsableCommand {
             dig-lite servers [--api URL] [--token TOKEN] [--json]
             """,
         version: resolverdVersion,
-        subcommands: [Query.self, Servers.self],
+        subcommands: [Query.self, Servers.self, Cache.self, Flush.self],
         defaultSubcommand: Query.self)
 }
 

@@ -1,6 +1,7 @@
 // API/: the HTTP API on Hummingbird (JSON under /v1, on its own loopback port by default, bearer
 // token when configured). This file builds the router; each concern adds its routes in an
-// extension file. Now: GET /v1/servers, the selection view of every zone.
+// extension file. Now: GET /v1/servers, the selection view of every zone; GET /v1/cache, the
+// cache's figures; POST /v1/cache/flush, removing all entries, one name's, or a subtree's.
 
 import Hummingbird
 import Logging
@@ -9,10 +10,12 @@ import NIOCore
 /// The routes and their dependencies.
 public struct AdminAPI: Sendable {
     let selector: AdaptiveSelector
+    let cache: AnswerCache
     let token: String
 
-    public init(selector: AdaptiveSelector, token: String) {
+    public init(selector: AdaptiveSelector, cache: AnswerCache, token: String) {
         self.selector = selector
+        self.cache = cache
         self.token = token
     }
 
@@ -22,6 +25,7 @@ public struct AdminAPI: Sendable {
         router.add(middleware: BearerTokenMiddleware(token: token))
         let policy = selector.policy
         router.get("/v1/servers") { _, _ in ServersResponse(selector.report(), policy: policy) }
+        addCacheRoutes(to: router)
         return router
     }
 }

@@ -88,6 +88,7 @@ public struct Config: Sendable, Equatable {
     public var server = Server()
     public var resolver = Resolver()
     public var forwards: [ForwardZoneConfig] = []
+    public var cache = CacheSettings()
     public var api = API()
     public var log = Log()
 
@@ -157,6 +158,11 @@ public struct Config: Sendable, Equatable {
             config.forwards.append(ForwardZoneConfig(zone: zone, servers: servers, usesSystemResolvers: usesSystem))
             try section.rejectUnknownKeys()
         }
+        if let cache = try document.table("cache") {
+            var section = cache
+            config.cache = try Self.cacheSettings(&section, defaults: config.cache)
+            try section.rejectUnknownKeys()
+        }
         if let api = try document.table("api") {
             var section = api
             let listen = try section.string("listen", default: config.api.listen.description)
@@ -190,6 +196,28 @@ public struct Config: Sendable, Equatable {
                 message: "\"recursive\" is not available in this version; use \"forward\" with [[forward]] zones")
         }
         return config
+    }
+
+    private static func cacheSettings(_ section: inout ConfigSection, defaults: CacheSettings) throws(ConfigError)
+        -> CacheSettings
+    {
+        var cache = defaults
+        let week = 604_800
+        cache.maxBytes = try section.integer("max_bytes", default: cache.maxBytes, in: 0...(1 << 40))
+        cache.minTTL = UInt32(try section.integer("min_ttl", default: Int(cache.minTTL), in: 0...86_400))
+        cache.maxTTL = UInt32(try section.integer("max_ttl", default: Int(cache.maxTTL), in: 1...week))
+        guard cache.minTTL <= cache.maxTTL else {
+            throw section.error("min_ttl", "must not exceed max_ttl (\(cache.maxTTL))")
+        }
+        cache.maxNegativeTTL = UInt32(
+            try section.integer("max_negative_ttl", default: Int(cache.maxNegativeTTL), in: 0...week))
+        // RFC 9520 §3.2: failures are cached for at least 1 s and at most 5 minutes.
+        cache.failureTTL = UInt32(try section.integer("failure_ttl", default: Int(cache.failureTTL), in: 1...300))
+        cache.prefetch = try section.boolean("prefetch", default: cache.prefetch)
+        cache.serveStale = try section.boolean("serve_stale", default: cache.serveStale)
+        cache.staleMaxSeconds = UInt32(
+            try section.integer("stale_max_s", default: Int(cache.staleMaxSeconds), in: 1...week))
+        return cache
     }
 
     /// The levels swift-log knows, as the config spells them.
@@ -246,6 +274,14 @@ struct ConfigSection {
         guard let entry = entry(key) else { return value }
         guard case .string(let text) = entry.value else { throw error(key, "expected a string, found \(entry.value.kind)") }
         return text
+    }
+
+    mutating func boolean(_ key: String, default value: Bool) throws(ConfigError) -> Bool {
+        guard let entry = entry(key) else { return value }
+        guard case .boolean(let flag) = entry.value else {
+            throw error(key, "expected true or false, found \(entry.value.kind)")
+        }
+        return flag
     }
 
     mutating func requiredString(_ key: String) throws(ConfigError) -> String {

@@ -1,8 +1,11 @@
 // Frontend/: what happens to a query, top to bottom. Read it with DESIGN.md's pipeline beside:
 //   fast parse → FORMERR/NOTIMP/BADVERS or drop → access check → class and type checks
-//   → local answers → forwarding (async) → reply, truncated with TC when too big for UDP.
-// `process` is synchronous and runs on the event loop; only a query that must go upstream
-// leaves it, as a `PendingQuery` that `resolve` finishes.
+//   → cache hit (reply patched from stored bytes) → local answers → coalesced miss
+//   → forwarding (async) → cached → reply, truncated with TC when too big for UDP.
+// The cache is asked before local answers because nothing local is ever stored in it, and the
+// hit path must not parse the name into an allocated value. `process` is synchronous and runs on
+// the event loop; only a query that must go upstream leaves it, as a `PendingQuery` that
+// `resolve` finishes.
 
 import Logging
 import NIOCore
@@ -29,15 +32,25 @@ public final class QueryPipeline: Sendable {
         case resolve(PendingQuery)
     }
 
+    /// What the one resolution of a coalesced miss gives everyone waiting on it.
+    enum Fetched: Sendable {
+        case answer(CachedAnswer)
+        case failure(String)
+        case noZone
+    }
+
     let access: AccessControl
     let forwarder: Forwarder
     let local: LocalAnswers
+    public let cache: AnswerCache
+    let inFlight = Coalescer<CacheKey, Fetched>()
     let logger: Logger
 
-    public init(access: AccessControl, forwarder: Forwarder, local: LocalAnswers, logger: Logger) {
+    public init(access: AccessControl, forwarder: Forwarder, local: LocalAnswers, cache: AnswerCache, logger: Logger) {
         self.access = access
         self.forwarder = forwarder
         self.local = local
+        self.cache = cache
         self.logger = logger
     }
 
@@ -61,6 +74,13 @@ public final class QueryPipeline: Sendable {
             // A resolver serves no zone transfers (RFC 5936 §6 leaves them to authoritative servers).
             guard !view.type.isZoneTransfer else { return reply(.refused) }
 
+            if view.recordClass == .in,
+                let hit = cache.answer(query: bytes, view: view, transport: transport, now: .now(), allocator: allocator)
+            {
+                if hit.refresh { prefetch(bytes, view: view) }
+                return .reply(hit.reply)
+            }
+
             let name: DomainName
             do throws(MalformedReason) {
                 name = try WireNames.read(bytes, at: DNSHeader.length)
@@ -79,25 +99,69 @@ public final class QueryPipeline: Sendable {
         }
     }
 
-    /// Finishes a query that needed upstream servers.
+    /// Finishes a query that needed upstream servers. Identical questions in flight share one
+    /// resolution; each client gets the shared answer with its own ID, letter case and EDNS.
     public func resolve(_ pending: PendingQuery, allocator: ByteBufferAllocator) async -> ByteBuffer {
         let view = pending.view
-        let query = UpstreamQuery(
+        let key = CacheKey(
             question: pending.question, dnssecOK: view.edns?.dnssecOK ?? false, checkingDisabled: view.checkingDisabled)
-        switch await forwarder.resolve(query) {
+        // A second look: a compressed question name missed the fast path, or the answer arrived
+        // since `process` looked.
+        if let hit = pending.wire.withUnsafeBytes({
+            cache.answer(key: key, query: $0, view: view, transport: pending.transport, now: .now(), allocator: allocator)
+        }) {
+            return hit.reply
+        }
+        switch await inFlight.run(key, { await fetch(key) }) {
         case .answer(let answer):
-            let upstream = answer.message
-            let message = response(
-                to: view, question: pending.question, rcode: upstream.rcode, answers: upstream.answers,
-                authorities: upstream.authorities, additionals: upstream.additionals,
-                authenticated: upstream.flags.contains(.ad) && (view.edns?.dnssecOK ?? false), authoritative: false)
-            return encode(message, view: view, wire: pending.wire, transport: pending.transport, allocator: allocator)
-        case .failure(let reason):
-            logger.info("resolution failed", metadata: ["question": "\(pending.question)", "reason": "\(reason)"])
-            return errorReply(pending, .servFail, allocator: allocator)
+            return pending.wire.withUnsafeBytes {
+                answer.render(query: $0, view: view, age: 0, transport: pending.transport, allocator: allocator)
+            }
+        case .failure:
+            let stale = pending.wire.withUnsafeBytes {
+                cache.staleAnswer(key: key, query: $0, view: view, transport: pending.transport, now: .now(), allocator: allocator)
+            }
+            return stale ?? errorReply(pending, .servFail, allocator: allocator)
         case .noZone:
             return errorReply(pending, .refused, allocator: allocator)
         }
+    }
+
+    /// Resolves `key` upstream and stores the outcome: the answer, or a short-lived failure.
+    func fetch(_ key: CacheKey) async -> Fetched {
+        let dnssecOK = key.flags & 1 != 0
+        let query = UpstreamQuery(question: key.question, dnssecOK: dnssecOK, checkingDisabled: key.flags & 2 != 0)
+        switch await forwarder.resolve(query) {
+        case .answer(let upstream):
+            do {
+                let answer = try CachedAnswer.make(
+                    answer: upstream.message, question: key.question,
+                    authenticated: upstream.message.flags.contains(.ad) && dnssecOK, settings: cache.settings)
+                cache.insert(answer, key: key, now: .now())
+                return .answer(answer)
+            } catch {
+                logger.warning("could not store an answer", metadata: ["question": "\(key.question)", "error": "\(error)"])
+                return .failure("\(error)")
+            }
+        case .failure(let reason):
+            logger.info("resolution failed", metadata: ["question": "\(key.question)", "reason": "\(reason)"])
+            // RFC 9520: remember the failure briefly so the clients' retries do not hammer the
+            // servers (the cache keeps a fresh or still servable stale answer instead).
+            cache.insert(.failure(question: key.question, ttl: cache.settings.failureTTL), key: key, now: .now())
+            return .failure(reason)
+        case .noZone:
+            return .noZone
+        }
+    }
+
+    /// Refreshes an entry in the last tenth of its TTL, in the background; the client already
+    /// has its answer.
+    private func prefetch(_ bytes: UnsafeRawBufferPointer, view: QueryView) {
+        guard let name = try? WireNames.read(bytes, at: DNSHeader.length) else { return }
+        let key = CacheKey(
+            question: Question(name: name, type: view.type, recordClass: view.recordClass),
+            dnssecOK: view.edns?.dnssecOK ?? false, checkingDisabled: view.checkingDisabled)
+        Task { _ = await inFlight.run(key, { await fetch(key) }) }
     }
 
     // MARK: - Replies

@@ -35,6 +35,9 @@ public enum ResponseBuilder {
         return buffer
     }
 
+    /// The size of our OPT record: root owner, type, class, TTL, RDLENGTH.
+    static let optLength = 11
+
     /// Our OPT record: root owner, our payload size, version 0, the DO bit echoed (RFC 3225 §3).
     static func writeOPT(into buffer: inout ByteBuffer, extendedRcode: UInt8, dnssecOK: Bool) {
         buffer.writeInteger(UInt8(0))
