@@ -33,4 +33,7 @@ public final class Coalescer<Key: Hashable & Sendable, Value: Sendable>: Sendabl
 
     /// Keys being computed now.
     public var inFlight: Int { waiting.withLock { $0.count } }
+
+    /// Callers waiting on `key`'s computation (not counting the one computing it).
+    public func waiterCount(_ key: Key) -> Int { waiting.withLock { $0[key]?.count ?? 0 } }
 }
