@@ -192,7 +192,7 @@ final class Daemon: @unchecked Sendable {
 /// A config that forwards zones to the given servers, listening on loopback port 0.
 func forwardingConfig(
     _ zones: [(zone: String, servers: [ServerAddress])], timeoutMs: Int = 1000, server: String = "",
-    resolver: String = ""
+    resolver: String = "", cache: String = ""
 ) -> String {
     var text = """
         [server]
@@ -203,6 +203,9 @@ func forwardingConfig(
         mode = "forward"
         timeout_ms = \(timeoutMs)
         \(resolver)
+
+        [cache]
+        \(cache)
 
         [api]
         listen = "127.0.0.1:0"

@@ -239,7 +239,9 @@ struct AnswerCacheTests {
         let stats = cache.statistics()
         #expect(stats.evictions > 800)
         #expect(stats.entries > 50, "the shard is filled, not emptied: \(stats.entries)")
-        #expect(stats.bytes == stats.entries * (hot.storedBytes + AnswerCache.entryOverhead))
+        // Each entry is charged its bytes and its overhead (names differ in length by a few bytes).
+        #expect(stats.bytes >= stats.entries * (hot.storedBytes - 16 + AnswerCache.entryOverhead))
+        #expect(stats.bytes <= stats.entries * (hot.storedBytes + 16 + AnswerCache.entryOverhead))
         #expect(try Self.lookup(cache, CacheFixture.query("hot.example.com"), at: Self.start) != nil)
         #expect(try Self.lookup(cache, CacheFixture.query("n999.example.com"), at: Self.start) != nil)
         #expect(try Self.lookup(cache, CacheFixture.query("n0.example.com"), at: Self.start) == nil)
