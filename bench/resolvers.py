@@ -39,11 +39,12 @@ def build_query(qid, name, qtype=1, rd=True):
 class Resolver:
     """One resolver process with a generated config in its own temporary directory."""
 
-    def __init__(self, name, port, upstreams, cpu=None):
+    def __init__(self, name, port, upstreams, cpu=None, cache_bytes=256 << 20):
         self.name = name
         self.port = port
         self.upstreams = upstreams  # [(ip, port)]
         self.cpu = cpu
+        self.cache_bytes = cache_bytes
         self.dir = tempfile.mkdtemp(prefix=f"bench-{name}-")
         self.process = None
 
@@ -55,6 +56,7 @@ class Resolver:
             with open(config, "w") as f:
                 f.write(f'[server]\nlisten = ["127.0.0.1:{self.port}"]\nthreads = 1\n'
                         f'[api]\nlisten = "127.0.0.1:0"\n[log]\nlevel = "warning"\n'
+                        f'[cache]\nmax_bytes = {self.cache_bytes}\n'
                         f'[[forward]]\nzone = "."\nservers = [{servers}]\n')
             return [os.path.join(ROOT, ".build/release/resolverd"), "--config", config]
         if self.name == "unbound":
@@ -67,7 +69,8 @@ class Resolver:
                         "  use-syslog: no\n  logfile: \"\"\n  verbosity: 0\n  num-threads: 1\n"
                         f"  directory: \"{self.dir}\"\n  access-control: 127.0.0.0/8 allow\n"
                         "  do-not-query-localhost: no\n  module-config: \"iterator\"\n"
-                        "  so-rcvbuf: 4m\n  msg-cache-size: 256m\n  rrset-cache-size: 512m\n"
+                        f"  so-rcvbuf: 4m\n  msg-cache-size: {self.cache_bytes}\n"
+                        f"  rrset-cache-size: {2 * self.cache_bytes}\n"
                         "forward-zone:\n  name: \".\"\n" + addrs)
             return ["unbound", "-d", "-c", config]
         if self.name == "pdns-recursor":
