@@ -27,10 +27,13 @@ let package = Package(
             pkgConfig: "ldns",
             providers: [.apt(["libldns-dev"])]
         ),
+        // recvmmsg/sendmmsg for the UDP fast path (Swift's Glibc module lacks the GNU ones).
+        .target(name: "CBatchIO"),
         .target(
             name: "Resolver",
             dependencies: [
                 "CLDNS",
+                "CBatchIO",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),

@@ -62,7 +62,7 @@ public final class ResolverApplication: Service {
             eventLoopGroupProvider: .shared(group), logger: logger)
 
         func closeAll() async {
-            for channel in listeners.channels { try? await channel.close() }
+            await listeners.close()
             try? await group.shutdownGracefully()
         }
         do {

@@ -6,6 +6,10 @@
 
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What kind of answer an entry holds; each has its own TTL rule.
 public enum CachedKind: UInt8, Sendable {
     /// Records for the question (RFC 2181: lives as long as its shortest TTL).
@@ -95,7 +99,17 @@ public struct CachedAnswer: Sendable, Equatable {
     func matches(name: UnsafeRawBufferPointer, type: UInt16, recordClass: UInt16) -> Bool {
         guard name.count == Int(nameLength), questionType == type, questionClass == recordClass else { return false }
         return storage.withUnsafeBytes { stored in
-            for index in 0..<name.count where DomainName.lower(name[index]) != stored[12 + index] { return false }
+            guard let storedName = stored.baseAddress.map({ $0 + DNSHeader.length }), let asked = name.baseAddress else {
+                return false
+            }
+            // Most stubs ask in lower case: one memcmp; else compare folding ASCII letters.
+            if memcmp(storedName, asked, name.count) == 0 { return true }
+            for index in 0..<name.count
+            where DomainName.lower(asked.load(fromByteOffset: index, as: UInt8.self))
+                != storedName.load(fromByteOffset: index, as: UInt8.self)
+            {
+                return false
+            }
             return true
         }
     }

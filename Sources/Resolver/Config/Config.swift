@@ -50,6 +50,8 @@ public struct Config: Sendable, Equatable {
         public var maxTCPConnections: Int = 1_000
         /// Queries one TCP connection may have outstanding at once (RFC 7766 §6.2.1.2 pipelining).
         public var maxTCPQueriesPerConnection: Int = 32
+        /// UDP through the hand-written recvmmsg/sendmmsg path (false: NIO's DatagramChannel).
+        public var udpBatch = true
     }
 
     public struct Resolver: Sendable, Equatable {
@@ -126,6 +128,7 @@ public struct Config: Sendable, Equatable {
                 "max_tcp_connections", default: config.server.maxTCPConnections, in: 1...1_000_000)
             config.server.maxTCPQueriesPerConnection = try section.integer(
                 "max_tcp_queries_per_connection", default: config.server.maxTCPQueriesPerConnection, in: 1...65_535)
+            config.server.udpBatch = try section.boolean("udp_batch", default: config.server.udpBatch)
             try section.rejectUnknownKeys()
         }
         if let resolver = try document.table("resolver") {

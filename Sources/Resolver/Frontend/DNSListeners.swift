@@ -174,27 +174,35 @@ final class TCPQueryHandler: ChannelDuplexHandler {
 /// Binds the UDP and TCP listeners for every configured address.
 public struct DNSListeners: Sendable {
     public let channels: [any Channel]
+    /// The UDP fast path's sockets (when `server.udp_batch` is on).
+    public let batchListeners: [UDPBatchListener]
     /// The addresses actually bound (port 0 resolved to the real port).
     public let addresses: [ServerAddress]
 
     public static func bind(
         _ settings: Config.Server, pipeline: QueryPipeline, group: MultiThreadedEventLoopGroup, logger: Logger
     ) async throws -> DNSListeners {
-        var channels: [any Channel] = []
-        var addresses: [ServerAddress] = []
+        var bound = DNSListeners(channels: [], batchListeners: [], addresses: [])
         let limiter = ConnectionLimiter(limit: settings.maxTCPConnections)
         do {
             for address in settings.listen {
-                let (bound, boundChannels) = try await bindAddress(
+                let part = try await bindAddress(
                     address, settings: settings, pipeline: pipeline, group: group, limiter: limiter, logger: logger)
-                addresses.append(bound)
-                channels += boundChannels
+                bound = DNSListeners(
+                    channels: bound.channels + part.channels, batchListeners: bound.batchListeners + part.batchListeners,
+                    addresses: bound.addresses + part.addresses)
             }
         } catch {
-            for channel in channels { try? await channel.close() }
+            await bound.close()
             throw error
         }
-        return DNSListeners(channels: channels, addresses: addresses)
+        return bound
+    }
+
+    /// Closes every socket.
+    public func close() async {
+        for channel in channels { try? await channel.close() }
+        for listener in batchListeners { await listener.stop() }
     }
 
     /// Binds one address: a UDP socket per event loop and one TCP listener, all on one port.
@@ -202,25 +210,38 @@ public struct DNSListeners: Sendable {
     private static func bindAddress(
         _ address: ServerAddress, settings: Config.Server, pipeline: QueryPipeline, group: MultiThreadedEventLoopGroup,
         limiter: ConnectionLimiter, logger: Logger
-    ) async throws -> (ServerAddress, [any Channel]) {
+    ) async throws -> DNSListeners {
         let loops = Array(group.makeIterator())
         var lastError: any Error = ChannelError.unknownLocalAddress
         for _ in 0..<(address.port == 0 ? 8 : 1) {
-            var channels: [any Channel] = []
+            var part = DNSListeners(channels: [], batchListeners: [], addresses: [])
             do {
-                let first = try await bindUDP(address, on: loops[0], pipeline: pipeline, logger: logger)
-                channels.append(first)
-                guard let port = first.localAddress?.port else { throw ChannelError.unknownLocalAddress }
-                let bound = ServerAddress(ip: address.ip, port: UInt16(port))
-                for loop in loops.dropFirst() {
-                    channels.append(try await bindUDP(bound, on: loop, pipeline: pipeline, logger: logger))
+                let boundAddress: ServerAddress
+                if settings.udpBatch {
+                    var listeners = [try UDPBatchListener(address: address, pipeline: pipeline, logger: logger)]
+                    boundAddress = listeners[0].address
+                    part = DNSListeners(channels: [], batchListeners: listeners, addresses: [])
+                    for _ in loops.dropFirst() {
+                        listeners.append(try UDPBatchListener(address: boundAddress, pipeline: pipeline, logger: logger))
+                        part = DNSListeners(channels: [], batchListeners: listeners, addresses: [])
+                    }
+                } else {
+                    var channels = [try await bindUDP(address, on: loops[0], pipeline: pipeline, logger: logger)]
+                    part = DNSListeners(channels: channels, batchListeners: [], addresses: [])
+                    guard let port = channels[0].localAddress?.port else { throw ChannelError.unknownLocalAddress }
+                    boundAddress = ServerAddress(ip: address.ip, port: UInt16(port))
+                    for loop in loops.dropFirst() {
+                        channels.append(try await bindUDP(boundAddress, on: loop, pipeline: pipeline, logger: logger))
+                        part = DNSListeners(channels: channels, batchListeners: [], addresses: [])
+                    }
                 }
-                channels.append(
-                    try await bindTCP(bound, settings: settings, pipeline: pipeline, group: group, limiter: limiter, logger: logger))
-                return (bound, channels)
+                let tcp = try await bindTCP(
+                    boundAddress, settings: settings, pipeline: pipeline, group: group, limiter: limiter, logger: logger)
+                return DNSListeners(
+                    channels: part.channels + [tcp], batchListeners: part.batchListeners, addresses: [boundAddress])
             } catch {
                 lastError = error
-                for channel in channels { try? await channel.close() }
+                await part.close()
             }
         }
         throw lastError

@@ -58,45 +58,52 @@ public final class QueryPipeline: Sendable {
     public func process(_ packet: ByteBuffer, client: SocketAddress, transport: Transport, allocator: ByteBufferAllocator)
         -> Outcome
     {
-        packet.withUnsafeReadableBytes { bytes -> Outcome in
-            let view: QueryView
-            do throws(QueryRejection) {
-                view = try QueryReader.read(bytes)
-            } catch {
-                return rejection(error, bytes: bytes, allocator: allocator)
-            }
-            func reply(_ rcode: ResponseCode) -> Outcome {
-                .reply(ResponseBuilder.reply(
-                    to: bytes, questionEnd: view.questionEnd, rcode: rcode, edns: view.edns, allocator: allocator))
-            }
-            guard access.permits(client) else { return reply(.refused) }
-            guard view.recordClass == .in || view.recordClass == .ch else { return reply(.refused) }
-            // A resolver serves no zone transfers (RFC 5936 §6 leaves them to authoritative servers).
-            guard !view.type.isZoneTransfer else { return reply(.refused) }
-
-            if view.recordClass == .in,
-                let hit = cache.answer(query: bytes, view: view, transport: transport, now: .now(), allocator: allocator)
-            {
-                if hit.refresh { prefetch(bytes, view: view) }
-                return .reply(hit.reply)
-            }
-
-            let name: DomainName
-            do throws(MalformedReason) {
-                name = try WireNames.read(bytes, at: DNSHeader.length)
-            } catch {
-                return reply(.formErr)
-            }
-            let question = Question(name: name, type: view.type, recordClass: view.recordClass)
-            let wire = Array(bytes)
-            if let localAnswer = local.answer(question) {
-                let message = response(
-                    to: view, question: question, rcode: localAnswer.rcode, answers: localAnswer.answers,
-                    authorities: localAnswer.authorities, additionals: [], authenticated: false, authoritative: true)
-                return .reply(encode(message, view: view, wire: wire, transport: transport, allocator: allocator))
-            }
-            return .resolve(PendingQuery(view: view, question: question, wire: wire, transport: transport))
+        packet.withUnsafeReadableBytes {
+            process($0, permitted: access.permits(client), transport: transport, allocator: allocator)
         }
+    }
+
+    /// The same for raw bytes; `permitted` is the access check's verdict on the sender.
+    public func process(
+        _ bytes: UnsafeRawBufferPointer, permitted: Bool, transport: Transport, allocator: ByteBufferAllocator
+    ) -> Outcome {
+        let view: QueryView
+        do throws(QueryRejection) {
+            view = try QueryReader.read(bytes)
+        } catch {
+            return rejection(error, bytes: bytes, allocator: allocator)
+        }
+        func reply(_ rcode: ResponseCode) -> Outcome {
+            .reply(ResponseBuilder.reply(
+                to: bytes, questionEnd: view.questionEnd, rcode: rcode, edns: view.edns, allocator: allocator))
+        }
+        guard permitted else { return reply(.refused) }
+        guard view.recordClass == .in || view.recordClass == .ch else { return reply(.refused) }
+        // A resolver serves no zone transfers (RFC 5936 §6 leaves them to authoritative servers).
+        guard !view.type.isZoneTransfer else { return reply(.refused) }
+
+        if view.recordClass == .in,
+            let hit = cache.answer(query: bytes, view: view, transport: transport, now: .now(), allocator: allocator)
+        {
+            if hit.refresh { prefetch(bytes, view: view) }
+            return .reply(hit.reply)
+        }
+
+        let name: DomainName
+        do throws(MalformedReason) {
+            name = try WireNames.read(bytes, at: DNSHeader.length)
+        } catch {
+            return reply(.formErr)
+        }
+        let question = Question(name: name, type: view.type, recordClass: view.recordClass)
+        let wire = Array(bytes)
+        if let localAnswer = local.answer(question) {
+            let message = response(
+                to: view, question: question, rcode: localAnswer.rcode, answers: localAnswer.answers,
+                authorities: localAnswer.authorities, additionals: [], authenticated: false, authoritative: true)
+            return .reply(encode(message, view: view, wire: wire, transport: transport, allocator: allocator))
+        }
+        return .resolve(PendingQuery(view: view, question: question, wire: wire, transport: transport))
     }
 
     /// Finishes a query that needed upstream servers. Identical questions in flight share one
