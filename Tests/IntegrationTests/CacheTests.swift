@@ -204,4 +204,39 @@ struct CacheIntegrationTests {
         try await daemon.stop()
         await fake.stop()
     }
+
+    @Test("both UDP paths (batched, and NIO's with udp_batch = false) answer hits, truncate, reject and refuse alike",
+          arguments: [true, false])
+    func udpPaths(batched: Bool) async throws {
+        let (fake, upstream) = try await Fixtures.upstream()
+        let daemon = try await Daemon(config: forwardingConfig([(".", [upstream])], server: "udp_batch = \(batched)"))
+        let client = try RawUDPClient(server: daemon.address)
+        for id in [UInt16(1), 2, 3] {
+            var question = try query("Www.Example.Test")
+            question.id = id
+            let reply = try #require(try client.ask(question))
+            #expect(reply.id == id)
+            #expect(reply.questions.first?.name.description == "Www.Example.Test.")
+            #expect(addresses(in: reply) == ["192.0.2.10"])
+        }
+        _ = try runCommand(["dig", "@127.0.0.1", "-p", "\(daemon.port)", "big.example.test", "TXT", "+tcp"])
+        #expect(try client.ask(query("big.example.test", .txt, edns: false))?.flags.contains(.tc) == true)
+        // A header with QDCOUNT 2: FORMERR with the ID echoed.
+        client.send([0xAB, 0xCD, 0x01, 0x00, 0x00, 0x02, 0, 0, 0, 0, 0, 0])
+        let formErr = try DNSCodec.decode(try #require(client.receive()))
+        #expect(formErr.id == 0xABCD && formErr.rcode == .formErr)
+        #expect(fake.queryCount == 3, "www once; big over UDP, then TCP")
+        try await daemon.stop()
+        await fake.stop()
+
+        // Outside server.allow: REFUSED, also on a would-be cache hit.
+        let (fake2, upstream2) = try await Fixtures.upstream()
+        let closed = try await Daemon(config: forwardingConfig(
+            [(".", [upstream2])], server: "udp_batch = \(batched)\nallow = [\"10.0.0.0/8\"]"))
+        let outsider = try RawUDPClient(server: closed.address)
+        #expect(try outsider.ask(query("www.example.test"))?.rcode == .refused)
+        #expect(fake2.queryCount == 0)
+        try await closed.stop()
+        await fake2.stop()
+    }
 }
