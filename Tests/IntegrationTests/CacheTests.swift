@@ -239,4 +239,26 @@ struct CacheIntegrationTests {
         try await closed.stop()
         await fake2.stop()
     }
+
+    @Test("a burst of 500 queries for a cached name is answered whole (the socket's receive buffer holds it)")
+    func burst() async throws {
+        let (fake, upstream) = try await Fixtures.upstream()
+        let daemon = try await Daemon(config: forwardingConfig([(".", [upstream])], server: "threads = 1"))
+        let client = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 2000)
+        _ = try client.ask(query("www.example.test"))
+        // Send all 500 before reading any reply.
+        for index in 0..<500 {
+            var question = try query("www.example.test")
+            question.id = UInt16(index)
+            client.send(try DNSCodec.encode(question))
+        }
+        var answered = Set<UInt16>()
+        while answered.count < 500, let bytes = client.receive() {
+            answered.insert(try DNSCodec.decode(bytes).id)
+        }
+        #expect(answered.count == 500)
+        #expect(fake.queryCount == 1)
+        try await daemon.stop()
+        await fake.stop()
+    }
 }

@@ -202,15 +202,18 @@ public final class UDPBatchListener: Sendable {
         let family = socketAddress.protocol.rawValue
         let descriptor = Glibc.socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard descriptor >= 0 else { throw UDPBindError(address: address, call: "socket", code: errno) }
-        func option(_ level: Int32, _ name: Int32, _ value: Int32) {
+        @discardableResult
+        func option(_ level: Int32, _ name: Int32, _ value: Int32) -> Bool {
             var value = value
-            setsockopt(descriptor, level, name, &value, socklen_t(MemoryLayout<Int32>.size))
+            return setsockopt(descriptor, level, name, &value, socklen_t(MemoryLayout<Int32>.size)) == 0
         }
         option(SOL_SOCKET, SO_REUSEADDR, 1)
         option(SOL_SOCKET, SO_REUSEPORT, 1)
-        // A burst of hundreds of queries must fit in the kernel's queue while we are busy.
-        option(SOL_SOCKET, SO_RCVBUF, 4 << 20)
-        option(SOL_SOCKET, SO_SNDBUF, 4 << 20)
+        // A burst of hundreds of queries must fit in the kernel's queue while we are busy. With
+        // CAP_NET_ADMIN the FORCE options pass net.core.rmem_max/wmem_max; without, the plain ones
+        // get what the system allows.
+        if !option(SOL_SOCKET, SO_RCVBUFFORCE, 4 << 20) { option(SOL_SOCKET, SO_RCVBUF, 4 << 20) }
+        if !option(SOL_SOCKET, SO_SNDBUFFORCE, 4 << 20) { option(SOL_SOCKET, SO_SNDBUF, 4 << 20) }
         if family == AF_INET6 { option(Int32(IPPROTO_IPV6), IPV6_V6ONLY, 1) }
         // The loop wakes this often to notice a stop.
         var timeout = timeval(tv_sec: 0, tv_usec: 100_000)
