@@ -7,6 +7,7 @@ import Logging
 import NIOCore
 import NIOExtras
 import NIOPosix
+import Synchronization
 
 /// A query as sent upstream: the question and the client's DNSSEC wishes.
 public struct UpstreamQuery: Sendable, Hashable {
@@ -83,27 +84,35 @@ public struct UpstreamClient: Sendable {
         let expected = ExpectedAnswer(id: id, question: query.question, server: server)
         let eventLoop = group.next()
         let promise = eventLoop.makePromise(of: UpstreamAnswer.self)
-        let started = NIODeadline.now()
-        let channel: any Channel
-        do {
-            channel = try await overTCP
-                ? connectTCP(to: remote, on: eventLoop, expected: expected, promise: promise, started: started)
-                : bindUDP(to: remote, on: eventLoop, expected: expected, promise: promise, started: started)
-        } catch {
-            promise.fail(UpstreamError.unreachable("\(error)"))
-            return try await result(of: promise)
-        }
-        let timeout = eventLoop.scheduleTask(in: self.timeout) { promise.fail(UpstreamError.timeout) }
-        var buffer = channel.allocator.buffer(capacity: wire.count)
-        buffer.writeBytes(wire)
-        let write: EventLoopFuture<Void> =
+        let timeoutAmount = self.timeout
+        let clock = SendClock()
+        // Everything from here to the answer runs on the channel's event loop as one chain of
+        // futures: the task waits once, instead of hopping to the loop for every step.
+        let opened: EventLoopFuture<any Channel> =
             overTCP
-            ? channel.writeAndFlush(buffer)
-            : channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: buffer))
-        write.whenFailure { promise.fail(UpstreamError.unreachable("\($0)")) }
-        defer {
-            timeout.cancel()
-            channel.close(promise: nil)
+            ? connectTCP(to: remote, on: eventLoop, expected: expected, clock: clock, promise: promise)
+            : openUDP(to: remote, on: eventLoop, expected: expected, clock: clock, promise: promise)
+        opened.whenComplete { result in
+            switch result {
+            case .failure(let error):
+                promise.fail(UpstreamError.unreachable("\(error)"))
+            case .success(let channel):
+                let timeout = eventLoop.scheduleTask(in: timeoutAmount) { promise.fail(UpstreamError.timeout) }
+                promise.futureResult.whenComplete { _ in
+                    timeout.cancel()
+                    // Closed on the next tick: the answer handler is still inside its read.
+                    eventLoop.execute { channel.close(promise: nil) }
+                }
+                var buffer = channel.allocator.buffer(capacity: wire.count)
+                buffer.writeBytes(wire)
+                // The round trip is timed from here: socket set-up is ours, not the server's.
+                clock.markSent()
+                let write: EventLoopFuture<Void> =
+                    overTCP
+                    ? channel.writeAndFlush(buffer)
+                    : channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: buffer))
+                write.whenFailure { promise.fail(UpstreamError.unreachable("\($0)")) }
+            }
         }
         return try await result(of: promise)
     }
@@ -118,60 +127,74 @@ public struct UpstreamClient: Sendable {
         }
     }
 
-    private func bindUDP(
-        to remote: SocketAddress, on eventLoop: any EventLoop, expected: ExpectedAnswer,
-        promise: EventLoopPromise<UpstreamAnswer>, started: NIODeadline
-    ) async throws -> any Channel {
-        let bootstrap = DatagramBootstrap(group: eventLoop)
-            // NIO reads datagrams into 2 KiB buffers by default; an answer may be up to 64 KiB.
-            .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 65_535))
-            .channelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(
-                    UDPAnswerHandler(matcher: AnswerMatcher(expected: expected, promise: promise, started: started)))
-            }
-        }
+    /// A UDP socket on a random source port, connected to `remote`, with the answer handler.
+    private func openUDP(
+        to remote: SocketAddress, on eventLoop: any EventLoop, expected: ExpectedAnswer, clock: SendClock,
+        promise: EventLoopPromise<UpstreamAnswer>
+    ) -> EventLoopFuture<any Channel> {
         let wildcard = remote.protocol == .inet6 ? "::" : "0.0.0.0"
-        var random = SystemRandomNumberGenerator()
-        var channel: (any Channel)? = nil
         // RFC 5452 §9.2: a random source port from the whole unprivileged range; on the rare
         // collision with a port in use, draw again, and only then let the kernel choose.
-        for _ in 0..<8 where channel == nil {
-            let port = Int.random(in: 1024...65535, using: &random)
-            channel = try? await bootstrap.bind(host: wildcard, port: port).get()
-        }
-        let bound: any Channel
-        if let channel {
-            bound = channel
-        } else {
-            bound = try await bootstrap.bind(host: wildcard, port: 0).get()
+        @Sendable func bind(attempt: Int) -> EventLoopFuture<any Channel> {
+            var random = SystemRandomNumberGenerator()
+            let port = attempt < 8 ? Int.random(in: 1024...65535, using: &random) : 0
+            // A numeric address: bind(host:port:) would run getaddrinfo for every query.
+            let local: SocketAddress
+            do {
+                local = try SocketAddress(ipAddress: wildcard, port: port)
+            } catch {
+                return eventLoop.makeFailedFuture(error)
+            }
+            return DatagramBootstrap(group: eventLoop)
+                // We advertise 1232 bytes upstream (EDNS); 4 KiB holds any honest UDP answer,
+                // and a longer one arrives cut and fails to parse.
+                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 4096))
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(
+                            UDPAnswerHandler(matcher: AnswerMatcher(expected: expected, promise: promise, clock: clock)))
+                    }
+                }
+                .bind(to: local)
+                .flatMapError { error in
+                    attempt < 8 ? bind(attempt: attempt + 1) : eventLoop.makeFailedFuture(error)
+                }
         }
         // Connected: the kernel drops datagrams from other sources and reports ICMP errors.
-        do {
-            try await bound.connect(to: remote).get()
-        } catch {
-            bound.close(promise: nil)
-            throw error
+        return bind(attempt: 0).flatMap { channel in
+            channel.connect(to: remote).map { channel }.flatMapError { error in
+                channel.close(promise: nil)
+                return eventLoop.makeFailedFuture(error)
+            }
         }
-        return bound
     }
 
     private func connectTCP(
-        to remote: SocketAddress, on eventLoop: any EventLoop, expected: ExpectedAnswer,
-        promise: EventLoopPromise<UpstreamAnswer>, started: NIODeadline
-    ) async throws -> any Channel {
-        try await ClientBootstrap(group: eventLoop)
+        to remote: SocketAddress, on eventLoop: any EventLoop, expected: ExpectedAnswer, clock: SendClock,
+        promise: EventLoopPromise<UpstreamAnswer>
+    ) -> EventLoopFuture<any Channel> {
+        ClientBootstrap(group: eventLoop)
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers(
                         ByteToMessageHandler(LengthFieldBasedFrameDecoder(lengthFieldBitLength: .twoBytes)),
                         LengthFieldPrepender(lengthFieldBitLength: .twoBytes),
-                        TCPAnswerHandler(matcher: AnswerMatcher(expected: expected, promise: promise, started: started)))
+                        TCPAnswerHandler(matcher: AnswerMatcher(expected: expected, promise: promise, clock: clock)))
                 }
             }
-            .connect(to: remote).get()
+            .connect(to: remote)
     }
+}
+
+/// When the query left, set on the event loop just before the write, so the round trip does not
+/// include setting up the socket.
+final class SendClock: Sendable {
+    private let sentAt = Atomic<UInt64>(0)
+
+    func markSent() { sentAt.store(NIODeadline.now().uptimeNanoseconds, ordering: .relaxed) }
+
+    var elapsed: TimeAmount { NIODeadline.now() - .uptimeNanoseconds(sentAt.load(ordering: .relaxed)) }
 }
 
 /// What a valid answer must match.
@@ -186,14 +209,14 @@ struct ExpectedAnswer: Sendable {
 struct AnswerMatcher {
     let expected: ExpectedAnswer
     let promise: EventLoopPromise<UpstreamAnswer>
-    let started: NIODeadline
+    let clock: SendClock
     /// Packets that failed the match (counted for logs; an attacker's guesses end up here).
     private(set) var mismatches = 0
 
-    init(expected: ExpectedAnswer, promise: EventLoopPromise<UpstreamAnswer>, started: NIODeadline) {
+    init(expected: ExpectedAnswer, promise: EventLoopPromise<UpstreamAnswer>, clock: SendClock) {
         self.expected = expected
         self.promise = promise
-        self.started = started
+        self.clock = clock
     }
 
     mutating func receive(_ buffer: ByteBuffer, from source: SocketAddress?, overTCP: Bool) {
@@ -227,7 +250,7 @@ struct AnswerMatcher {
         }
         promise.succeed(
             UpstreamAnswer(
-                message: message, wire: bytes, server: expected.server, rtt: NIODeadline.now() - started,
+                message: message, wire: bytes, server: expected.server, rtt: clock.elapsed,
                 overTCP: overTCP))
     }
 
