@@ -27,7 +27,8 @@ struct CacheIntegrationTests {
             lastTTL = reply.answers.first?.ttl ?? 0
             return lastTTL < 300
         }
-        #expect(lastTTL == 299)
+        // One second gone (more if this machine was busy between two polls).
+        #expect((290...299).contains(lastTTL))
         #expect(fake.queryCount == 1)
         // Through dig too.
         let dig = try runCommand(["dig", "@127.0.0.1", "-p", "\(daemon.port)", "www.example.test", "+short"])
