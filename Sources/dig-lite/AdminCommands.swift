@@ -56,6 +56,15 @@ struct APIOptions: ParsableArguments {
         }
         return data
     }
+
+    /// With `--json`, prints the API's answer and returns nil; otherwise decodes it.
+    func decodeUnlessJSON<Value: Decodable>(_ data: Data, as type: Value.Type) throws -> Value? {
+        if json {
+            print(String(decoding: data, as: UTF8.self))
+            return nil
+        }
+        return try JSONDecoder().decode(type, from: data)
+    }
 }
 
 /// `dig-lite servers`: every zone's servers in selection order, with their figures.
@@ -67,11 +76,7 @@ struct Servers: AsyncParsableCommand {
 
     func run() async throws {
         let data = try await options.get("/v1/servers")
-        if options.json {
-            print(String(decoding: data, as: UTF8.self))
-            return
-        }
-        let response = try JSONDecoder().decode(ServersResponse.self, from: data)
+        guard let response = try options.decodeUnlessJSON(data, as: ServersResponse.self) else { return }
         print(ServersTable.render(response), terminator: "")
     }
 }
@@ -96,11 +101,7 @@ struct Flush: AsyncParsableCommand {
     func run() async throws {
         let body = try JSONEncoder().encode(FlushRequest(name: name, subtree: subtree ? true : nil))
         let data = try await options.post("/v1/cache/flush", json: body)
-        if options.json {
-            print(String(decoding: data, as: UTF8.self))
-            return
-        }
-        let response = try JSONDecoder().decode(FlushResponse.self, from: data)
+        guard let response = try options.decodeUnlessJSON(data, as: FlushResponse.self) else { return }
         print("flushed \(response.flushed) \(response.flushed == 1 ? "entry" : "entries")")
     }
 }
@@ -114,11 +115,7 @@ struct Cache: AsyncParsableCommand {
 
     func run() async throws {
         let data = try await options.get("/v1/cache")
-        if options.json {
-            print(String(decoding: data, as: UTF8.self))
-            return
-        }
-        let stats = try JSONDecoder().decode(CacheStatistics.self, from: data)
+        guard let stats = try options.decodeUnlessJSON(data, as: CacheStatistics.self) else { return }
         let lookups = stats.hits + stats.misses
         let ratio = lookups == 0 ? 0 : Double(stats.hits) / Double(lookups) * 100
         print("""

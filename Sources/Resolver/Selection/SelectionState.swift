@@ -54,14 +54,24 @@ public struct SelectionState: Sendable {
         let primary = ranked.order[0]
 
         // Probe: an untried server while any is left (so a cold zone learns all its servers
-        // within a few queries), else with `probeProbability`, or when the zone has gone
-        // `probeInterval` without one.
+        // within a few queries), else a down server whose back-off has run out (so a server that
+        // returns is found within its back-off), else a random one with `probeProbability` or
+        // when the zone has gone `probeInterval` without a probe.
         var probe: ServerAddress? = nil
         let others = servers.filter { $0 != primary }
         if !others.isEmpty {
             let untried = others.filter { table.servers[$0]?.health == .unknown }
+            let due = others.filter { server in
+                if case .down(let until, _)? = table.servers[server]?.health { return now >= until }
+                return false
+            }
             if !untried.isEmpty {
                 probe = untried.randomElement(using: &random)
+            } else if let server = due.randomElement(using: &random), var stats = table.servers[server] {
+                // One probe at a time: down until this one's outcome (the timeout at the latest).
+                stats.health = .down(until: now + policy.timeout, estimate: stats.estimate)
+                table.servers[server] = stats
+                probe = server
             } else if Double.random(in: 0..<1, using: &random) < policy.probeProbability
                 || now - table.lastProbe >= policy.probeInterval
             {
@@ -121,6 +131,8 @@ public struct SelectionState: Sendable {
         case .answered(let rtt):
             stats.queries += 1
             stats.consecutiveFailures = 0
+            let sent = now - rtt
+            stats.newsSince = max(stats.newsSince ?? sent, sent)
             if case .alive(var estimate) = stats.health {
                 estimate.update(rtt)
                 stats.health = .alive(estimate)
@@ -141,7 +153,14 @@ public struct SelectionState: Sendable {
             stats.errors.mismatched += 1
         case .timeout:
             stats.errors.timeouts += 1
-            markDown(&stats, now: now)
+            // A timeout is reported `timeout` after its query went out. If that was before the
+            // server's last answer or its last failure, it changes nothing (the hedge's `.late`
+            // sample already told against it); otherwise the server has failed.
+            if let since = stats.newsSince, since >= now - policy.timeout {
+                stats.queries += 1
+            } else {
+                markDown(&stats, now: now)
+            }
         case .refused:
             stats.errors.refused += 1
             markDown(&stats, now: now)
@@ -169,6 +188,7 @@ public struct SelectionState: Sendable {
         var estimate = stats.estimate ?? RTTEstimate(firstSample: policy.timeout)
         estimate.penalise(atLeast: policy.timeout)
         stats.health = .down(until: now + .nanoseconds(backoff), estimate: estimate)
+        stats.newsSince = now
     }
 
     /// Forgets zones not asked for `expiry` (bounded memory). Runs every quarter of `expiry`, so an

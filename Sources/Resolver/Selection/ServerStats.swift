@@ -34,6 +34,10 @@ public struct ServerStats: Sendable, Equatable {
     public var queries = 0
     /// Failures since the last good answer; sets the back-off.
     public var consecutiveFailures = 0
+    /// Timeouts of queries sent before this are old news: the server has answered a later
+    /// query (it is not dead, that one was lost), or it was already marked down (the failure is
+    /// known; only a probe sent since may double the back-off).
+    public var newsSince: NIODeadline?
     public var errors = ServerErrors()
 
     public init(now: NIODeadline) { lastUsed = now }

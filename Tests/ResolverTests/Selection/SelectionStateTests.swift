@@ -174,6 +174,8 @@ struct SelectionStateTests {
         let dead = Self.servers[2]
         var periods: [TimeAmount] = []
         for _ in 0..<7 {
+            // Each timeout is of a query sent after the last answer or failure (news, not echoes).
+            clock.advance(policy.timeout + .milliseconds(1))
             state.record(.timeout, server: dead, zone: Self.zone, now: clock.now)
             guard case .down(let until, let estimate)? = state.zones[Self.zone]?.servers[dead]?.health else {
                 Issue.record("not down after a timeout")
@@ -199,12 +201,76 @@ struct SelectionStateTests {
         #expect(plan.order[0] == dead)
     }
 
+    @Test("timeouts of queries sent before the server's last answer or failure change nothing")
+    func staleTimeout() {
+        let policy = SelectionPolicy()
+        var state = SelectionState(policy: policy)
+        var clock = ManualClock()
+        var random = SplitMix64(seed: 5)
+        _ = Self.drive(&state, clock: &clock, random: &random, rtt: Self.rtts, count: 20)
+        let fastest = Self.servers[2]
+        // Down after a real timeout; then a probe sent 1 s later is answered.
+        clock.advance(policy.timeout)
+        state.record(.timeout, server: fastest, zone: Self.zone, now: clock.now)
+        // Queries that were in flight when it was marked down time out too: no doubling.
+        clock.advance(.milliseconds(500))
+        state.record(.timeout, server: fastest, zone: Self.zone, now: clock.now)
+        #expect(state.zones[Self.zone]?.servers[fastest]?.consecutiveFailures == 1)
+        clock.advance(.milliseconds(500))
+        state.record(.answered(rtt: .milliseconds(5)), server: fastest, zone: Self.zone, now: clock.now)
+        // Queries sent during the outage keep timing out for up to `timeout` after the answer:
+        // old news, counted, but the server keeps first place.
+        for _ in 0..<3 {
+            clock.advance(.milliseconds(500))
+            state.record(.timeout, server: fastest, zone: Self.zone, now: clock.now)
+            let plan = state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random)
+            #expect(plan.order[0] == fastest)
+        }
+        #expect(state.zones[Self.zone]?.servers[fastest]?.errors.timeouts == 5)
+        // A timeout of a query sent after that answer is news: down again.
+        clock.advance(policy.timeout)
+        state.record(.timeout, server: fastest, zone: Self.zone, now: clock.now)
+        #expect(state.zones[Self.zone]?.servers[fastest]?.isDown(at: clock.now) == true)
+    }
+
+    @Test("a down server is probed as soon as its back-off ends, one probe at a time")
+    func probeWhenDue() {
+        var policy = SelectionPolicy()
+        policy.probeProbability = 0
+        var state = SelectionState(policy: policy)
+        var clock = ManualClock()
+        var random = SplitMix64(seed: 13)
+        _ = Self.drive(&state, clock: &clock, random: &random, rtt: Self.rtts, count: 20)
+        let dead = Self.servers[0]
+        clock.advance(policy.timeout)
+        state.record(.timeout, server: dead, zone: Self.zone, now: clock.now)
+        // Within the 1 s back-off: no probe to it.
+        clock.advance(.milliseconds(900))
+        #expect(state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random).probe == nil)
+        // Past it: the next query probes it, and no further one does while that probe is out.
+        clock.advance(.milliseconds(200))
+        #expect(state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random).probe == dead)
+        for _ in 0..<10 {
+            clock.advance(.milliseconds(250))
+            #expect(state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random).probe == nil)
+        }
+        // The probe times out: back-off doubles (2 s), then the next probe.
+        clock.advance(.milliseconds(500))
+        state.record(.timeout, server: dead, zone: Self.zone, now: clock.now)
+        #expect(state.zones[Self.zone]?.servers[dead]?.consecutiveFailures == 2)
+        clock.advance(.milliseconds(1900))
+        #expect(state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random).probe == nil)
+        clock.advance(.milliseconds(200))
+        #expect(state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random).probe == dead)
+    }
+
     @Test("a down server without an answer comes back in the ranking when its back-off ends")
     func backoffExpires() {
         var state = SelectionState(policy: SelectionPolicy())
         var clock = ManualClock()
         var random = SplitMix64(seed: 8)
         _ = Self.drive(&state, clock: &clock, random: &random, rtt: Self.rtts, count: 20)
+        clock.advance(.seconds(3))
         state.record(.timeout, server: Self.servers[1], zone: Self.zone, now: clock.now)
         var plan = state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random)
         #expect(plan.order.last == Self.servers[1])
@@ -247,6 +313,7 @@ struct SelectionStateTests {
         var random = SplitMix64(seed: 17)
         _ = Self.drive(&state, clock: &clock, random: &random, rtt: Self.rtts, count: 20)
         // A slow server's bad figures are not final: once unused past expiry it is unknown again.
+        clock.advance(policy.timeout)
         state.record(.timeout, server: Self.servers[3], zone: Self.zone, now: clock.now)
         let other = DomainName("other.") ?? .root
         _ = state.plan(zone: other, servers: [Self.servers[0]], now: clock.now, random: &random)
