@@ -28,7 +28,9 @@ struct APIOptions: ParsableArguments {
 
     private func send(_ method: String, _ path: String, body: Data? = nil) async throws -> Data {
         let environment = ProcessInfo.processInfo.environment
-        let base = api ?? environment["RESOLVERD_API"] ?? "http://127.0.0.1:8053"
+        var base = api ?? environment["RESOLVERD_API"] ?? "http://127.0.0.1:8053"
+        if !base.contains("://") { base = "http://" + base }  // `--api 127.0.0.1:8053` is fine too
+        while base.hasSuffix("/") { base.removeLast() }
         guard let url = URL(string: base + path) else {
             writeStandardError("dig-lite: '\(base)' is not a URL\n")
             throw ExitCode(1)
@@ -120,7 +122,7 @@ struct Cache: AsyncParsableCommand {
         let ratio = lookups == 0 ? 0 : Double(stats.hits) / Double(lookups) * 100
         print("""
             entries     \(stats.entries)
-            memory      \(stats.bytes) of \(stats.maxBytes) bytes
+            memory      \(Self.size(stats.bytes)) of \(Self.size(stats.maxBytes))
             hits        \(stats.hits) (\(String(format: "%.1f", ratio)) % of lookups)
             misses      \(stats.misses)
             stale hits  \(stats.staleHits)
@@ -128,5 +130,17 @@ struct Cache: AsyncParsableCommand {
             inserts     \(stats.inserts)
             evictions   \(stats.evictions)
             """)
+    }
+
+    /// Bytes in the largest binary unit that keeps the number at or above 1 (`1.5 MiB`).
+    static func size(_ bytes: Int) -> String {
+        var value = Double(bytes)
+        for unit in ["B", "KiB", "MiB", "GiB"] {
+            if value < 1024 || unit == "GiB" {
+                return unit == "B" ? "\(bytes) B" : String(format: "%.1f", value) + " " + unit
+            }
+            value /= 1024
+        }
+        return "\(bytes) B"
     }
 }
