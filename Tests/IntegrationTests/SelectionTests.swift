@@ -100,7 +100,9 @@ struct SelectionTimingTests {
         // in parallel), and the fastest takes over.
         let cold = try await harness.run(30)
         let coldSettle = harness.settledAfter(cold, on: fast)
-        #expect(coldSettle <= 10, "cold start settled after \(coldSettle) queries")
+        #expect(
+            coldSettle <= 10,
+            "cold start settled after \(coldSettle) queries; first sends \(harness.firstSends(cold)), latencies \(cold.map(\.latency))")
 
         // Steady state: ≥ 97 % of first sends to the fastest.
         let steady = try await harness.run(200)
@@ -126,7 +128,7 @@ struct SelectionTimingTests {
         _ = try await harness.run(200)  // about 5 s at one query per ~25 ms
         let recovered = try await harness.run(50)
         let recoveredShare = harness.share(recovered, to: fast)
-        #expect(recoveredShare >= 0.90, "share to the recovered server: \(recoveredShare)")
+        #expect(recoveredShare >= 0.90, "share to the recovered server: \(recoveredShare); first sends \(harness.firstSends(recovered))")
 
         // The fastest becomes slow (300 ms): first place moves to the 40 ms server within 10 queries.
         var slow = harness.fakes[fast].behavior

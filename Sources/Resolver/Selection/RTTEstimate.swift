@@ -7,6 +7,8 @@ import NIOCore
 public struct RTTEstimate: Sendable, Equatable {
     public private(set) var smoothed: Int64
     public private(set) var variance: Int64
+    /// Measurements taken in (saturating).
+    public private(set) var samples: Int = 1
 
     /// RFC 6298 §2.2: the first measurement R sets SRTT = R and RTTVAR = R/2.
     public init(firstSample sample: TimeAmount) {
@@ -15,10 +17,16 @@ public struct RTTEstimate: Sendable, Equatable {
     }
 
     /// RFC 6298 §2.3: RTTVAR ← 3/4·RTTVAR + 1/4·|SRTT − R|, then SRTT ← 7/8·SRTT + 1/8·R.
-    public mutating func update(_ sample: TimeAmount) {
+    ///
+    /// While fewer than `warmUp` samples are in, SRTT is instead the smallest sample: one slow
+    /// first answer (a cold cache, a page fault) must not bury a fast server, because a server
+    /// ranked too low is measured only by rare probes, while one ranked too high becomes the
+    /// first choice and is corrected by the next few answers.
+    public mutating func update(_ sample: TimeAmount, warmUp: Int = 0) {
         let r = max(0, sample.nanoseconds)
         variance = (3 * variance + abs(smoothed - r)) / 4
-        smoothed = (7 * smoothed + r) / 8
+        smoothed = samples < warmUp ? min(smoothed, r) : (7 * smoothed + r) / 8
+        samples = min(samples + 1, Int(Int32.max))
     }
 
     /// Raises SRTT to at least `floor` (a timeout's penalty), leaving the variance.

@@ -18,6 +18,9 @@ public struct SelectionPolicy: Sendable, Equatable {
     public var unknownRTO: TimeAmount = .milliseconds(400)
     /// First down period after a failure; doubles with each further failure in a row.
     public var backoffBase: TimeAmount = .seconds(1)
+    /// A server is measured this many times before its estimate is averaged: until then its
+    /// SRTT is its best sample, and it is probed in preference to others (see RTTEstimate).
+    public var warmUpSamples = 3
     /// The longest down period.
     public var backoffCeiling: TimeAmount = .minutes(2)
 

@@ -55,14 +55,19 @@ public struct SelectionState: Sendable {
 
         // Probe: an untried server while any is left (so a cold zone learns all its servers
         // within a few queries), else a down server whose back-off has run out (so a server that
-        // returns is found within its back-off), else a random one with `probeProbability` or
-        // when the zone has gone `probeInterval` without a probe.
+        // returns is found within its back-off), else one measured fewer than `warmUpSamples`
+        // times (so one unlucky first sample is corrected at once), else a random one with
+        // `probeProbability` or when the zone has gone `probeInterval` without a probe.
         var probe: ServerAddress? = nil
         let others = servers.filter { $0 != primary }
         if !others.isEmpty {
             let untried = others.filter { table.servers[$0]?.health == .unknown }
             let due = others.filter { server in
                 if case .down(let until, _)? = table.servers[server]?.health { return now >= until }
+                return false
+            }
+            let warming = others.filter { server in
+                if case .alive(let estimate)? = table.servers[server]?.health { return estimate.samples < policy.warmUpSamples }
                 return false
             }
             if !untried.isEmpty {
@@ -72,6 +77,8 @@ public struct SelectionState: Sendable {
                 stats.health = .down(until: now + policy.timeout, estimate: stats.estimate)
                 table.servers[server] = stats
                 probe = server
+            } else if !warming.isEmpty {
+                probe = warming.randomElement(using: &random)
             } else if Double.random(in: 0..<1, using: &random) < policy.probeProbability
                 || now - table.lastProbe >= policy.probeInterval
             {
@@ -134,7 +141,7 @@ public struct SelectionState: Sendable {
             let sent = now - rtt
             stats.newsSince = max(stats.newsSince ?? sent, sent)
             if case .alive(var estimate) = stats.health {
-                estimate.update(rtt)
+                estimate.update(rtt, warmUp: policy.warmUpSamples)
                 stats.health = .alive(estimate)
             } else {
                 // First answer, or the first since it was down: it competes on new figures.

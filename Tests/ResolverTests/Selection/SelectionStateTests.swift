@@ -138,8 +138,44 @@ struct SelectionStateTests {
         #expect(estimate.rttVariance == .microseconds(57_500))
         #expect(estimate.smoothedRTT == .milliseconds(90))
         #expect(estimate.retransmitTimeout(floor: .zero, ceiling: .seconds(3)) == .milliseconds(320))
+        // During warm-up SRTT is the best sample so far; the variance is updated as usual.
+        var warming = RTTEstimate(firstSample: .milliseconds(100))
+        warming.update(.milliseconds(20), warmUp: 3)
+        #expect(warming.smoothedRTT == .milliseconds(20))
+        #expect(warming.rttVariance == .microseconds(57_500))
+        warming.update(.milliseconds(60), warmUp: 3)
+        #expect(warming.smoothedRTT == .milliseconds(20))
+        warming.update(.milliseconds(60), warmUp: 3)
+        #expect(warming.smoothedRTT == .milliseconds(25))  // 7/8·20 + 1/8·60 once warm
         estimate.penalise(atLeast: .seconds(3))
         #expect(estimate.smoothedRTT == .seconds(3))
+    }
+
+    @Test("one slow first answer does not bury the fastest server: warm-up probes correct it", arguments: [2, 3, 4] as [UInt64])
+    func warmUp(seed: UInt64) {
+        var state = SelectionState(policy: SelectionPolicy())
+        var clock = ManualClock()
+        var random = SplitMix64(seed: seed)
+        let fastest = Self.servers[2]
+        var answered = 0
+        var firstChoices: [ServerAddress] = []
+        for _ in 0..<12 {
+            let plan = state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random)
+            firstChoices.append(plan.order[0])
+            for server in [plan.order[0]] + (plan.probe.map { [$0] } ?? []) {
+                var rtt = Self.rtts[server] ?? .milliseconds(100)
+                if server == fastest {
+                    // Its first answer is slower than every other server's.
+                    if answered == 0 { rtt = .milliseconds(300) }
+                    answered += 1
+                }
+                state.record(.answered(rtt: rtt), server: server, zone: Self.zone, now: clock.now)
+            }
+            clock.advance(.milliseconds(100))
+        }
+        // 3 untried servers and 2 more warm-up samples each: the fastest leads within 6 queries.
+        #expect(firstChoices.suffix(6).allSatisfy { $0 == fastest }, "\(firstChoices)")
+        #expect(state.zones[Self.zone]?.servers[fastest]?.estimate?.smoothedRTT == .milliseconds(5))
     }
 
     @Test("a server that stops answering loses first place to the hedge before its first timeout")
