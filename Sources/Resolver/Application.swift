@@ -1,8 +1,10 @@
 // Start here. `ResolverApplication` turns a validated `Config` into running parts: the event
-// loops, the forwarder and its server selection, the query pipeline and the DNS listeners.
+// loops, the forwarder and its server selection, the service registry and its health checker,
+// the query pipeline, the DNS listeners and the HTTP API.
 // The daemon's main file only reads the config and runs this as a swift-service-lifecycle
 // `Service`.
 
+import AsyncHTTPClient
 import Hummingbird
 import Logging
 import NIOCore
@@ -24,8 +26,11 @@ public final class ResolverApplication: Service {
     let pipeline: QueryPipeline
     /// Server selection for every zone, shared by all queries.
     public let selector: AdaptiveSelector
+    /// Service group registrations; loaded from the store when `run` starts.
+    public let registry: ServiceRegistry
 
-    public init(config: Config, logger: Logger) {
+    /// Opens the registry store (a bad `registry.path` fails here) and wires the rest.
+    public init(config: Config, logger: Logger) throws(RegistryError) {
         self.config = config
         self.logger = logger
         let threads = config.server.threads > 0 ? config.server.threads : System.coreCount
@@ -37,9 +42,11 @@ public final class ResolverApplication: Service {
         let forwarder = Forwarder(
             zones: Self.forwardZones(config),
             transactions: UpstreamTransactions(client: client, selector: selector, logger: logger))
+        registry = ServiceRegistry(store: try SQLiteRegistryStore(path: config.registry.path), policy: config.cluster.policy)
         pipeline = QueryPipeline(
             access: AccessControl(allowed: config.server.allow), forwarder: forwarder,
             local: LocalAnswers(version: "resolverd \(resolverdVersion)", identity: Self.hostname()),
+            cluster: ClusterAnswers(domain: config.cluster.domain, registry: registry),
             cache: AnswerCache(settings: config.cache, shardCount: 4 * threads), logger: logger)
     }
 
@@ -50,10 +57,17 @@ public final class ResolverApplication: Service {
     }
 
     public func run() async throws {
+        try await registry.load()
         let listeners = try await DNSListeners.bind(config.server, pipeline: pipeline, group: group, logger: logger)
+        var httpConfiguration = HTTPClient.Configuration(redirectConfiguration: .disallow)
+        httpConfiguration.connectionPool.idleTimeout = .seconds(1)
+        let http = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: httpConfiguration)
+        let checker = HealthChecker(
+            registry: registry, probe: NetworkHealthProbe(group: group, http: http),
+            concurrency: config.cluster.checkConcurrency, logger: logger)
         let (apiBound, apiAddress) = AsyncStream<String>.makeStream()
         let api = Hummingbird.Application(
-            router: AdminAPI(selector: selector, cache: pipeline.cache, token: config.api.token).router(),
+            router: AdminAPI(selector: selector, cache: pipeline.cache, registry: registry, token: config.api.token).router(),
             configuration: .init(address: .hostname(config.api.listen.ip.description, port: Int(config.api.listen.port))),
             onServerRunning: { channel in
                 apiAddress.yield(channel.localAddress.flatMap(ServerAddress.init).map(\.description) ?? "?")
@@ -63,10 +77,11 @@ public final class ResolverApplication: Service {
 
         func closeAll() async {
             await listeners.close()
+            try? await http.shutdown()
             try? await group.shutdownGracefully()
         }
         do {
-            try await serve(api: api, listeners: listeners, bound: apiBound)
+            try await serve(api: api, checker: checker, listeners: listeners, bound: apiBound)
         } catch {
             await closeAll()
             throw error
@@ -76,11 +91,13 @@ public final class ResolverApplication: Service {
 
     /// Runs the API beside the bound DNS listeners until graceful shutdown.
     private func serve(
-        api: some Service, listeners: DNSListeners, bound apiBound: AsyncStream<String>
+        api: some Service, checker: HealthChecker, listeners: DNSListeners, bound apiBound: AsyncStream<String>
     ) async throws {
         try await withThrowingDiscardingTaskGroup { tasks in
             // Hummingbird stops by itself on graceful shutdown; an error (port in use) ends all.
             tasks.addTask { try await api.run() }
+            // The checker too: it stops on graceful shutdown.
+            tasks.addTask { try await checker.run() }
             var bound = "?"
             for await address in apiBound { bound = address }
             logger.info(
@@ -88,6 +105,12 @@ public final class ResolverApplication: Service {
                 metadata: [
                     "dns": "\(listeners.addresses.map(\.description).joined(separator: ","))", "api": "\(bound)",
                     "version": "\(resolverdVersion)",
+                ])
+            let members = registry.snapshot().reduce(0) { $0 + $1.members.count }
+            logger.info(
+                "service groups",
+                metadata: [
+                    "zone": "\(config.cluster.domain)", "registry": "\(config.registry.path)", "members": "\(members)",
                 ])
             for zone in pipeline.forwarder.zones.all {
                 logger.info("forward zone", metadata: ["zone": "\(zone.zone)", "servers": "\(zone.servers.map(\.description))"])

@@ -33,7 +33,13 @@ struct ResolverdCommand: AsyncParsableCommand {
         let level = Logger.Level(rawValue: settings.log.level) ?? .info
         LoggingSystem.bootstrap { LogfmtLogHandler(label: $0, level: level) }
         let logger = Logger(label: "resolverd")
-        let application = ResolverApplication(config: settings, logger: logger)
+        let application: ResolverApplication
+        do {
+            application = try ResolverApplication(config: settings, logger: logger)
+        } catch {
+            logger.critical("stopped", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: application)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

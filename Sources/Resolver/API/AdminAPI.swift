@@ -1,7 +1,7 @@
 // API/: the HTTP API on Hummingbird (JSON under /v1, on its own loopback port by default, bearer
 // token when configured). This file builds the router; each concern adds its routes in an
-// extension file. Now: GET /v1/servers, the selection view of every zone; GET /v1/cache, the
-// cache's figures; POST /v1/cache/flush, removing all entries, one name's, or a subtree's.
+// extension file: GET /v1/servers, the selection view of every zone (here); the cache's figures
+// and flush (CacheRoutes); service group registrations (GroupRoutes).
 
 import Hummingbird
 import Logging
@@ -11,11 +11,13 @@ import NIOCore
 public struct AdminAPI: Sendable {
     let selector: AdaptiveSelector
     let cache: AnswerCache
+    let registry: ServiceRegistry
     let token: String
 
-    public init(selector: AdaptiveSelector, cache: AnswerCache, token: String) {
+    public init(selector: AdaptiveSelector, cache: AnswerCache, registry: ServiceRegistry, token: String) {
         self.selector = selector
         self.cache = cache
+        self.registry = registry
         self.token = token
     }
 
@@ -26,6 +28,7 @@ public struct AdminAPI: Sendable {
         let policy = selector.policy
         router.get("/v1/servers") { _, _ in ServersResponse(selector.report(), policy: policy) }
         addCacheRoutes(to: router)
+        addGroupRoutes(to: router)
         return router
     }
 }

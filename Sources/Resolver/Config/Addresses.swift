@@ -42,6 +42,10 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    public var isV6: Bool {
+        if case .v6 = self { true } else { false }
+    }
+
     /// `0.0.0.0` or `::`: every address of the host.
     public var isUnspecified: Bool { bytes.allSatisfy { $0 == 0 } }
 

@@ -87,12 +87,31 @@ public struct Config: Sendable, Equatable {
         public var level: String = "info"
     }
 
+    /// Service groups: their DNS zone and the timing of health checks.
+    public struct Cluster: Sendable, Equatable {
+        public var domain = DomainName("cluster.internal.") ?? .root
+        /// Timing of answers, checks and removals.
+        public var policy = RegistryPolicy()
+        /// Health checks running at once, at most.
+        public var checkConcurrency = 64
+    }
+
+    /// Where registrations are kept.
+    public struct Registry: Sendable, Equatable {
+        public enum Backend: String, Sendable { case sqlite }
+        public var backend: Backend = .sqlite
+        /// The SQLite file (relative to the working directory); its folder is created.
+        public var path = "data/registry.sqlite"
+    }
+
     public var server = Server()
     public var resolver = Resolver()
     public var forwards: [ForwardZoneConfig] = []
     public var cache = CacheSettings()
     public var api = API()
     public var log = Log()
+    public var cluster = Cluster()
+    public var registry = Registry()
 
     public init() {}
 
@@ -175,6 +194,37 @@ public struct Config: Sendable, Equatable {
             config.api.listen = address
             config.api.token = try section.string("token", default: config.api.token)
             try config.api.validate(key: "api.listen", line: section.line(of: "listen"))
+            try section.rejectUnknownKeys()
+        }
+        if let cluster = try document.table("cluster") {
+            var section = cluster
+            let text = try section.string("domain", default: config.cluster.domain.description)
+            guard let domain = DomainName(text), !domain.isRoot else {
+                throw section.error("domain", "'\(text)' is not a domain name below the root")
+            }
+            guard !config.forwards.contains(where: { $0.zone == domain }) else {
+                throw section.error("domain", "'\(domain)' is also a [[forward]] zone; the cluster zone is answered locally")
+            }
+            config.cluster.domain = domain
+            var policy = config.cluster.policy
+            policy.answerTTLSeconds = try section.integer("answer_ttl_s", default: policy.answerTTLSeconds, in: 0...3600)
+            policy.deregisterAfterSeconds = try section.integer(
+                "deregister_after_s", default: policy.deregisterAfterSeconds, in: 1...2_592_000)
+            policy.recheckMaxSeconds = try section.integer("recheck_max_s", default: policy.recheckMaxSeconds, in: 1...3600)
+            config.cluster.policy = policy
+            config.cluster.checkConcurrency = try section.integer(
+                "check_concurrency", default: config.cluster.checkConcurrency, in: 1...10_000)
+            try section.rejectUnknownKeys()
+        }
+        if let registry = try document.table("registry") {
+            var section = registry
+            let backend = try section.string("backend", default: config.registry.backend.rawValue)
+            guard let parsed = Registry.Backend(rawValue: backend) else {
+                throw section.error("backend", "must be \"sqlite\" (etcd comes in a later version), not \"\(backend)\"")
+            }
+            config.registry.backend = parsed
+            config.registry.path = try section.string("path", default: config.registry.path)
+            guard !config.registry.path.isEmpty else { throw section.error("path", "must not be empty") }
             try section.rejectUnknownKeys()
         }
         if let log = try document.table("log") {

@@ -1,6 +1,24 @@
 // Frontend/: names answered without asking anyone: `localhost.` and everything below it
 // (RFC 6761 §6.3), and the CHAOS-class identity names (`version.bind`, `id.server`).
 
+/// An answer resolverd gives from what it knows itself (authoritative, never cached).
+public struct LocalAnswer: Sendable, Equatable {
+    public var rcode: ResponseCode
+    public var answers: [ResourceRecord]
+    public var authorities: [ResourceRecord]
+    public var additionals: [ResourceRecord]
+
+    public init(
+        rcode: ResponseCode = .noError, answers: [ResourceRecord] = [], authorities: [ResourceRecord] = [],
+        additionals: [ResourceRecord] = []
+    ) {
+        self.rcode = rcode
+        self.answers = answers
+        self.authorities = authorities
+        self.additionals = additionals
+    }
+}
+
 /// Answers for names resolverd owns itself.
 public struct LocalAnswers: Sendable {
     public let version: String
@@ -15,8 +33,8 @@ public struct LocalAnswers: Sendable {
     private static let chaosVersionNames = ["version.bind.", "version.server."].compactMap { DomainName($0) }
     private static let chaosIdentityNames = ["id.server.", "hostname.bind."].compactMap { DomainName($0) }
 
-    /// The answer sections for `question`, or nil when the name is not local.
-    public func answer(_ question: Question) -> (rcode: ResponseCode, answers: [ResourceRecord], authorities: [ResourceRecord])? {
+    /// The answer for `question`, or nil when the name is not local.
+    public func answer(_ question: Question) -> LocalAnswer? {
         if question.recordClass == .ch {
             let text: String
             if Self.chaosVersionNames.contains(question.name) {
@@ -24,19 +42,21 @@ public struct LocalAnswers: Sendable {
             } else if Self.chaosIdentityNames.contains(question.name) {
                 text = identity
             } else {
-                return (.refused, [], [])
+                return LocalAnswer(rcode: .refused)
             }
-            guard question.type == .txt || question.type == .any else { return (.noError, [], []) }
-            return (.noError, [Self.txt(question.name, text)], [])
+            guard question.type == .txt || question.type == .any else { return LocalAnswer() }
+            return LocalAnswer(answers: [Self.txt(question.name, text)])
         }
         guard question.recordClass == .in, question.name.isSubdomain(of: Self.localhost) else { return nil }
         switch question.type {
         case .a:
-            return (.noError, [ResourceRecord(name: question.name, type: .a, ttl: 86400, rdata: [127, 0, 0, 1])], [])
+            return LocalAnswer(answers: [ResourceRecord(name: question.name, type: .a, ttl: 86400, rdata: [127, 0, 0, 1])])
         case .aaaa:
-            return (.noError, [ResourceRecord(name: question.name, type: .aaaa, ttl: 86400, rdata: [UInt8](repeating: 0, count: 15) + [1])], [])
+            return LocalAnswer(answers: [
+                ResourceRecord(name: question.name, type: .aaaa, ttl: 86400, rdata: [UInt8](repeating: 0, count: 15) + [1])
+            ])
         default:
-            return (.noError, [], [Self.localhostSOA])
+            return LocalAnswer(authorities: [Self.localhostSOA])
         }
     }
 

@@ -1,6 +1,7 @@
 // Frontend/: what happens to a query, top to bottom. Read it with DESIGN.md's pipeline beside:
 //   fast parse → FORMERR/NOTIMP/BADVERS or drop → access check → class and type checks
-//   → cache hit (reply patched from stored bytes) → local answers → coalesced miss
+//   → cache hit (reply patched from stored bytes) → local answers (localhost, CH identity, the
+//   service groups' cluster zone) → coalesced miss
 //   → forwarding (async) → cached → reply, truncated with TC when too big for UDP.
 // The cache is asked before local answers because nothing local is ever stored in it, and the
 // hit path must not parse the name into an allocated value. `process` is synchronous and runs on
@@ -42,14 +43,20 @@ public final class QueryPipeline: Sendable {
     let access: AccessControl
     let forwarder: Forwarder
     let local: LocalAnswers
+    /// The service groups' zone; nil in tests that need none.
+    let cluster: ClusterAnswers?
     public let cache: AnswerCache
     let inFlight = Coalescer<CacheKey, Fetched>()
     let logger: Logger
 
-    public init(access: AccessControl, forwarder: Forwarder, local: LocalAnswers, cache: AnswerCache, logger: Logger) {
+    public init(
+        access: AccessControl, forwarder: Forwarder, local: LocalAnswers, cluster: ClusterAnswers?, cache: AnswerCache,
+        logger: Logger
+    ) {
         self.access = access
         self.forwarder = forwarder
         self.local = local
+        self.cluster = cluster
         self.cache = cache
         self.logger = logger
     }
@@ -97,10 +104,11 @@ public final class QueryPipeline: Sendable {
         }
         let question = Question(name: name, type: view.type, recordClass: view.recordClass)
         let wire = Array(bytes)
-        if let localAnswer = local.answer(question) {
+        if let localAnswer = local.answer(question) ?? cluster?.answer(question) {
             let message = response(
                 to: view, question: question, rcode: localAnswer.rcode, answers: localAnswer.answers,
-                authorities: localAnswer.authorities, additionals: [], authenticated: false, authoritative: true)
+                authorities: localAnswer.authorities, additionals: localAnswer.additionals, authenticated: false,
+                authoritative: true)
             return .reply(encode(message, view: view, wire: wire, transport: transport, allocator: allocator))
         }
         return .resolve(PendingQuery(view: view, question: question, wire: wire, transport: transport))

@@ -1,0 +1,151 @@
+// ServiceGroups/: the health checker, a swift-service-lifecycle Service off the DNS path. Four
+// times a second it removes expired members and starts the checks that are due (a member whose
+// TTL ran out without a heartbeat, an unhealthy member whose re-check time came), at most
+// `concurrency` at once; each result goes back through the registry. It stops on shutdown,
+// abandoning the checks in flight without recording them.
+
+import AsyncHTTPClient
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// Runs one member's check.
+public protocol HealthProbe: Sendable {
+    /// Whether the member answered as its check expects, and what was seen.
+    func check(_ member: Member) async -> (healthy: Bool, detail: String)
+}
+
+/// TCP checks connect with NIO; HTTP checks GET with AsyncHTTPClient. Both within the check's
+/// timeout, to the member's address as a number (no name lookup).
+public struct NetworkHealthProbe: HealthProbe {
+    let group: any EventLoopGroup
+    let http: HTTPClient
+
+    public init(group: any EventLoopGroup, http: HTTPClient) {
+        self.group = group
+        self.http = http
+    }
+
+    public func check(_ member: Member) async -> (healthy: Bool, detail: String) {
+        guard let port = member.port else { return (false, "no port to check") }
+        let timeout = member.check.timeoutMs
+        switch member.check.kind {
+        case .none:
+            return (true, "no check")
+        case .tcp:
+            do {
+                let address = try SocketAddress(ipAddress: member.address.description, port: Int(port))
+                let channel = try await ClientBootstrap(group: group)
+                    .connectTimeout(.milliseconds(Int64(timeout)))
+                    .connect(to: address).get()
+                try? await channel.close()
+                return (true, "connected")
+            } catch let error as ChannelError where error == .connectTimeout(.milliseconds(Int64(timeout))) {
+                return (false, "timed out after \(timeout) ms")
+            } catch {
+                return (false, Self.describe(error))
+            }
+        case .http:
+            let host = member.address.isV6 ? "[\(member.address)]" : member.address.description
+            var request = HTTPClientRequest(url: "http://\(host):\(port)\(member.check.path ?? "/")")
+            request.headers.add(name: "User-Agent", value: "resolverd/\(resolverdVersion) health check")
+            request.headers.add(name: "Connection", value: "close")
+            do {
+                let response = try await http.execute(request, timeout: .milliseconds(Int64(timeout)))
+                let status = response.status.code
+                return ((200..<300).contains(status), "HTTP \(status)")
+            } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+                return (false, "timed out after \(timeout) ms")
+            } catch {
+                return (false, Self.describe(error))
+            }
+        }
+    }
+
+    private static func describe(_ error: any Error) -> String {
+        if let error = error as? IOError { return error.description }
+        if let error = error as? NIOConnectionError, let first = error.connectionErrors.first { return describe(first.error) }
+        return "\(error)"
+    }
+}
+
+/// Runs due checks and removals until shutdown.
+public final class HealthChecker: Service {
+    let registry: ServiceRegistry
+    let probe: any HealthProbe
+    let concurrency: Int
+    let logger: Logger
+    let tick: Duration
+    /// `group/id` of the checks in flight.
+    private let running = Mutex<Set<String>>([])
+
+    public init(
+        registry: ServiceRegistry, probe: any HealthProbe, concurrency: Int, logger: Logger, tick: Duration = .milliseconds(250)
+    ) {
+        self.registry = registry
+        self.probe = probe
+        self.concurrency = concurrency
+        self.logger = logger
+        self.tick = tick
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await self.loop()
+        }
+    }
+
+    private func loop() async {
+        await withDiscardingTaskGroup { tasks in
+            while !Task.isCancelled {
+                let now = registry.clock.now()
+                do {
+                    for member in try await registry.removeExpired(now: now) {
+                        logger.info("member removed", metadata: Self.metadata(member, ["reason": "\(Self.reason(member))"]))
+                    }
+                } catch {
+                    logger.error("registry", metadata: ["error": "\(error)"])
+                }
+                for member in registry.dueForCheck(now: now) {
+                    let key = "\(member.group)/\(member.id)"
+                    let started = self.running.withLock { running in
+                        guard running.count < concurrency, !running.contains(key) else { return false }
+                        running.insert(key)
+                        return true
+                    }
+                    guard started else { continue }
+                    tasks.addTask {
+                        await self.check(member)
+                        _ = self.running.withLock { $0.remove(key) }
+                    }
+                }
+                try? await Task.sleep(for: tick)
+            }
+        }
+    }
+
+    private func check(_ member: Member) async {
+        let outcome = await probe.check(member)
+        guard !Task.isCancelled else { return }  // shutting down: a cut-short check proves nothing
+        let result = CheckResult(at: registry.clock.now(), healthy: outcome.healthy, detail: outcome.detail)
+        if result.healthy != member.isHealthy || member.lastCheck?.healthy != result.healthy {
+            logger.info(
+                result.healthy ? "member healthy" : "member unhealthy", metadata: Self.metadata(member, ["check": "\(result.detail)"]))
+        }
+        do {
+            try await registry.record(result, of: member)
+        } catch {
+            logger.error("registry", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private static func reason(_ member: Member) -> String {
+        member.isHealthy ? "ttl expired" : "unhealthy past deregister_after_s"
+    }
+
+    private static func metadata(_ member: Member, _ extra: Logger.Metadata) -> Logger.Metadata {
+        extra.merging(["group": "\(member.group)", "id": "\(member.id)", "address": "\(member.address)"]) { a, _ in a }
+    }
+}
