@@ -21,12 +21,13 @@ struct APIOptions: ParsableArguments {
     var json = false
 
     /// GETs `path` and returns the body; errors print a clear line and exit 1.
-    func get(_ path: String) async throws -> Data { try await send("GET", path) }
+    func get(_ path: String) async throws -> Data { try await send("GET", path).data }
 
     /// POSTs `body` (JSON) to `path` and returns the answer's body.
-    func post(_ path: String, json body: Data) async throws -> Data { try await send("POST", path, body: body) }
+    func post(_ path: String, json body: Data) async throws -> Data { try await send("POST", path, body: body).data }
 
-    private func send(_ method: String, _ path: String, body: Data? = nil) async throws -> Data {
+    /// Sends a request; a status outside 2xx prints the API's message and exits 1.
+    func send(_ method: String, _ path: String, body: Data? = nil) async throws -> (data: Data, status: Int) {
         let environment = ProcessInfo.processInfo.environment
         var base = api ?? environment["RESOLVERD_API"] ?? "http://127.0.0.1:8053"
         if !base.contains("://") { base = "http://" + base }  // `--api 127.0.0.1:8053` is fine too
@@ -53,10 +54,11 @@ struct APIOptions: ParsableArguments {
         }
         guard let status = (response as? HTTPURLResponse)?.statusCode, (200..<300).contains(status) else {
             let code = (response as? HTTPURLResponse)?.statusCode ?? 0
-            writeStandardError("dig-lite: \(url) answered \(code): \(String(decoding: data, as: UTF8.self))\n")
+            let message = (try? JSONDecoder().decode(APIErrorBody.self, from: data))?.error.message
+            writeStandardError("dig-lite: \(method) \(url): \(code) \(message ?? String(decoding: data, as: UTF8.self))\n")
             throw ExitCode(1)
         }
-        return data
+        return (data, status)
     }
 
     /// With `--json`, prints the API's answer and returns nil; otherwise decodes it.
@@ -67,6 +69,12 @@ struct APIOptions: ParsableArguments {
         }
         return try JSONDecoder().decode(type, from: data)
     }
+}
+
+/// The API's error body: `{"error": {"message": "…"}}`.
+struct APIErrorBody: Decodable {
+    struct Detail: Decodable { var message: String }
+    var error: Detail
 }
 
 /// `dig-lite servers`: every zone's servers in selection order, with their figures.
@@ -143,4 +151,112 @@ struct Cache: AsyncParsableCommand {
         }
         return "\(bytes) B"
     }
+}
+
+/// `dig-lite groups`: every service group with its member counts.
+struct Groups: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the service groups with their members and healthy members.")
+
+    @OptionGroup var options: APIOptions
+
+    func run() async throws {
+        let data = try await options.get("/v1/groups")
+        guard let view = try options.decodeUnlessJSON(data, as: GroupsView.self) else { return }
+        print(GroupsTable.render(view), terminator: "")
+    }
+}
+
+/// `dig-lite group NAME`: one group's members with health, checks and TTL left.
+struct Group: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show one service group's members, their health and TTL left.")
+
+    @Argument(help: "The group's name.")
+    var name: String
+
+    @OptionGroup var options: APIOptions
+
+    func run() async throws {
+        let data = try await options.get("/v1/groups/\(try pathLabel(name, "group"))")
+        guard let view = try options.decodeUnlessJSON(data, as: GroupView.self) else { return }
+        print(GroupsTable.render(view), terminator: "")
+    }
+}
+
+/// `dig-lite register GROUP ID ADDRESS`: adds or replaces a member.
+struct Register: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Register (or replace) a member of a service group.",
+        discussion: "The member is answered under <group>.<cluster domain> at once; without a heartbeat within --ttl its check runs.")
+
+    @Argument(help: "The group (a DNS label).") var group: String
+    @Argument(help: "The member's id within the group (a DNS label).") var id: String
+    @Argument(help: "The member's IPv4 or IPv6 address.") var address: String
+    @Option(help: "The port SRV answers carry and checks use.") var port: Int?
+    @Option(help: "Registration TTL in seconds: heartbeats must come this often.") var ttl: Int = 30
+    @Option(help: "Health check when the TTL runs out: tcp, http or none.") var check: String = "none"
+    @Option(help: "HTTP check path (with --check http).") var path: String?
+    @Option(name: .customLong("check-timeout"), help: "Check timeout in milliseconds.") var checkTimeout: Int?
+    @Option(help: "SRV service name: _<service>._<proto>.<group>.<domain>.") var service: String?
+    @Option(help: "SRV protocol: tcp or udp.") var proto: String?
+    @Option(help: "A tag (SRV lookups by tag work like by service); repeatable.") var tag: [String] = []
+
+    @OptionGroup var options: APIOptions
+
+    func run() async throws {
+        var body: [String: Any] = ["address": address, "ttl_s": ttl]
+        var checkBody: [String: Any] = ["type": check]
+        if let path { checkBody["path"] = path }
+        if let checkTimeout { checkBody["timeout_ms"] = checkTimeout }
+        body["check"] = checkBody
+        if let port { body["port"] = port }
+        if let service { body["service"] = service }
+        if let proto { body["proto"] = proto }
+        if !tag.isEmpty { body["tags"] = tag }
+        let json = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
+        let path = "/v1/groups/\(try pathLabel(group, "group"))/members/\(try pathLabel(id, "id"))"
+        let (data, status) = try await options.send("PUT", path, body: json)
+        guard let member = try options.decodeUnlessJSON(data, as: MemberView.self) else { return }
+        print("\(status == 201 ? "registered" : "replaced") \(member.id) in \(member.group): \(member.address), ttl \(member.ttlS) s")
+    }
+}
+
+/// `dig-lite heartbeat GROUP ID`: renews a member's TTL.
+struct Heartbeat: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Renew a member's registration TTL.")
+
+    @Argument(help: "The group.") var group: String
+    @Argument(help: "The member's id.") var id: String
+
+    @OptionGroup var options: APIOptions
+
+    func run() async throws {
+        let path = "/v1/groups/\(try pathLabel(group, "group"))/members/\(try pathLabel(id, "id"))/heartbeat"
+        let data = try await options.post(path, json: Data())
+        guard let member = try options.decodeUnlessJSON(data, as: MemberView.self) else { return }
+        print("renewed \(member.id) in \(member.group): \(Int(member.ttlLeftS)) s left")
+    }
+}
+
+/// `dig-lite deregister GROUP ID`: removes a member.
+struct Deregister: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Remove a member from its service group.")
+
+    @Argument(help: "The group.") var group: String
+    @Argument(help: "The member's id.") var id: String
+
+    @OptionGroup var options: APIOptions
+
+    func run() async throws {
+        let path = "/v1/groups/\(try pathLabel(group, "group"))/members/\(try pathLabel(id, "id"))"
+        _ = try await options.send("DELETE", path)
+        if !options.json { print("deregistered \(id.lowercased()) from \(group.lowercased())") }
+    }
+}
+
+/// A group or id for a URL path: only label characters pass (the API checks the rest).
+private func pathLabel(_ text: String, _ what: String) throws -> String {
+    guard let label = ServiceLabel.normalize(text) else {
+        throw ValidationError("\(what): '\(text)' is not a DNS label (letters, digits, hyphens; 1 to 63)")
+    }
+    return label
 }

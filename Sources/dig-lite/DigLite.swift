@@ -20,7 +20,10 @@ struct DigLite: AsyncParsableCommand {
             dig-lite servers [--api URL] [--token TOKEN] [--json]
             """,
         version: resolverdVersion,
-        subcommands: [Query.self, Servers.self, Cache.self, Flush.self],
+        subcommands: [
+            Query.self, Servers.self, Cache.self, Flush.self, Groups.self, Group.self, Register.self, Heartbeat.self,
+            Deregister.self,
+        ],
         defaultSubcommand: Query.self)
 }
 

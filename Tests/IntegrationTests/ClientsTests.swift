@@ -76,7 +76,7 @@ struct ClientsTests {
         await fake.stop()
     }
 
-    @Test("glibc resolves through resolverd in a network namespace (getent hosts)")
+    @Test("glibc resolves through resolverd in a network namespace (getent hosts), service groups too")
     func glibcInNamespace() async throws {
         let namespace = "rdtest\(UInt32.random(in: 0...UInt32.max))"
         let netnsDirectory = "/etc/netns/\(namespace)"
@@ -132,6 +132,14 @@ struct ClientsTests {
         #expect(ipv4.stdout.contains("192.0.2.10"))
         let missing = try runCommand(["ip", "netns", "exec", namespace, "getent", "hosts", "nope.example.test"])
         #expect(missing.status == 2)  // getent: key not found
+
+        // A service group: registered with dig-lite over the API, resolved by glibc.
+        let register = try runCommand(
+            ["ip", "netns", "exec", namespace, Binaries.path("dig-lite"), "register", "web", "n1", "203.0.113.7", "--ttl", "60",
+             "--api", "127.0.0.1:8053"])
+        #expect(register.status == 0, "\(register.stdout)\(register.stderr)")
+        let group = try runCommand(["ip", "netns", "exec", namespace, "getent", "hosts", "web.cluster.internal"])
+        #expect(group.stdout.contains("203.0.113.7"), "\(group.stdout)\(group.stderr)\n\(daemon.log)")
         try await daemon.stop()
     }
 }

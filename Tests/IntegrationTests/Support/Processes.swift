@@ -104,10 +104,16 @@ final class Daemon: @unchecked Sendable {
 
     /// Writes `config` to a temporary file and starts resolverd with it; returns once its
     /// readiness line has been logged. `prefix` runs it under another command (`ip netns exec …`).
-    init(config: String, prefix: [String] = [], extraArguments: [String] = []) async throws {
+    /// The registry lives in the daemon's own temporary folder unless the config has a
+    /// `[registry]` table or `registryPath` names a file (to restart on the same registry).
+    init(config: String, prefix: [String] = [], extraArguments: [String] = [], registryPath: String? = nil) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("resolverd-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let configURL = directory.appendingPathComponent("resolverd.toml")
+        var config = config
+        if !config.contains("[registry]") {
+            config += "\n[registry]\npath = \"\(registryPath ?? directory.appendingPathComponent("registry.sqlite").path)\"\n"
+        }
         try config.write(to: configURL, atomically: true, encoding: .utf8)
         logURL = directory.appendingPathComponent("resolverd.log")
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
@@ -182,6 +188,13 @@ final class Daemon: @unchecked Sendable {
         process.waitUntilExit()
         try? FileManager.default.removeItem(at: directory)
         return elapsed
+    }
+
+    /// SIGKILL: no chance to flush or close anything.
+    func kill9() {
+        guard process.isRunning else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
     }
 
     deinit {
