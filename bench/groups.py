@@ -188,6 +188,17 @@ class Resolverd:
 # MARK: HTTP API
 
 
+class Connection(http.client.HTTPConnection):
+    """A keep-alive HTTP/1.1 connection with Nagle off, so no request waits on a delayed ACK."""
+
+    def __init__(self, port):
+        super().__init__("127.0.0.1", port, timeout=HTTP_TIMEOUT_S)
+
+    def connect(self):
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def percentile(sorted_values, fraction):
     """Nearest-rank percentile of an ascending list."""
     if not sorted_values:
@@ -215,7 +226,7 @@ def api_phase(server, calls, clients):
         return index
 
     def worker():
-        connection = http.client.HTTPConnection("127.0.0.1", server.api_port, timeout=HTTP_TIMEOUT_S)
+        connection = Connection(server.api_port)
         try:
             try:
                 connection.connect()
@@ -238,7 +249,7 @@ def api_phase(server, calls, clients):
                 for attempt in range(HTTP_TRIES):
                     if attempt > 0:
                         connection.close()
-                        connection = http.client.HTTPConnection("127.0.0.1", server.api_port, timeout=HTTP_TIMEOUT_S)
+                        connection = Connection(server.api_port)
                         with lock:
                             reconnects[0] += 1
                     try:
@@ -293,7 +304,7 @@ def api_phase(server, calls, clients):
 
 
 def http_get(port, path):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=HTTP_TIMEOUT_S)
+    connection = Connection(port)
     try:
         connection.request("GET", path)
         response = connection.getresponse()
@@ -349,7 +360,8 @@ def verify_registry(port, members, groups):
         wanted = {f"m{i}" for i in range(k, members, groups)}
         missing = sorted(wanted - ids, key=lambda text: int(text[1:]))
         if missing:
-            problems.append(f"GET /v1/groups/{name}: {len(missing)} members missing ({', '.join(missing[:5])}…)")
+            more = "…" if len(missing) > 5 else ""
+            problems.append(f"GET /v1/groups/{name}: {len(missing)} members missing ({', '.join(missing[:5])}{more})")
         if ids - wanted:
             problems.append(f"GET /v1/groups/{name}: unexpected members {sorted(ids - wanted)[:5]}")
         if len(problems) > 20:
@@ -657,6 +669,8 @@ def main():
     # The HTTP clients (this process's threads) share CPU 1 with dnsperf, away from resolverd.
     os.sched_setaffinity(0, {LOAD_CPU})
 
+    # SIGTERM unwinds like Ctrl-C, so the finally blocks stop resolverd and dnsperf.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     directory = tempfile.mkdtemp(prefix="bench-groups-data-")
     rounds = []
     try:

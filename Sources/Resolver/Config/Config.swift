@@ -77,7 +77,7 @@ public struct Config: Sendable, Equatable {
     }
 
     public struct API: Sendable, Equatable {
-        /// The HTTP API's address (admin views now; registrations later).
+        /// The HTTP API's address (registrations and admin views).
         public var listen = ServerAddress(ip: .v4(0x7F00_0001), port: 8053)
         /// Bearer token; empty means no authentication, allowed on loopback addresses only.
         public var token = ""

@@ -94,7 +94,7 @@ public enum Registration {
             guard let label = ServiceLabel.normalize(text) else { throw FieldError("service", "'\(text)' is not a DNS label") }
             return label
         }
-        let proto = try string(fields, "proto") ?? "tcp"
+        let proto = (try string(fields, "proto") ?? "tcp").lowercased()
         guard proto == "tcp" || proto == "udp" else { throw FieldError("proto", "must be \"tcp\" or \"udp\", not \"\(proto)\"") }
         let tags = try self.tags(fields)
         let check = try self.check(fields, port: port)
