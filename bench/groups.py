@@ -513,7 +513,7 @@ def dns_pass(server, data, seconds, tcp):
 # MARK: A round
 
 
-def one_round(args, directory, data_files, log):
+def one_round(args, data_files, log):
     server = Resolverd(args.binary, args.tmpdir, SERVER_CPU)
     try:
         server.start()
@@ -588,7 +588,8 @@ def report(args, rounds, command_line, registry_fs):
 
     print("| API call | calls | per second | median ms | p99 ms | resolverd CPU µs per call | client CPU % |")
     print("|---|---|---|---|---|---|---|")
-    for key, label in (("register", "register (PUT …/members/{id})"), ("heartbeat", "heartbeat (POST …/heartbeat)")):
+    calls = (("register", "register (PUT …/members/{id})"), ("heartbeat", "heartbeat (POST …/heartbeat)"))
+    for key, label in calls:
         print(f"| {label} | {args.members} | {median_of(rounds, key, 'rate'):.0f} "
               f"| {median_of(rounds, key, 'median_ms'):.2f} | {median_of(rounds, key, 'p99_ms'):.2f} "
               f"| {median_of(rounds, key, 'server_cpu_us'):.0f} | {median_of(rounds, key, 'client_cpu_pct'):.0f} |")
@@ -671,6 +672,7 @@ def main():
 
     # SIGTERM unwinds like Ctrl-C, so the finally blocks stop resolverd and dnsperf.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
     directory = tempfile.mkdtemp(prefix="bench-groups-data-")
     rounds = []
     try:
@@ -678,7 +680,7 @@ def main():
         for index in range(args.rounds):
             def log(text, index=index):
                 print(f"# round {index + 1}: {text}", file=sys.stderr, flush=True)
-            rounds.append(one_round(args, directory, data_files, log))
+            rounds.append(one_round(args, data_files, log))
     except BenchError as error:
         print(f"bench/groups.py: error: {error}", file=sys.stderr)
         sys.exit(1)

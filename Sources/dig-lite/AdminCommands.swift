@@ -233,7 +233,7 @@ struct Heartbeat: AsyncParsableCommand {
         let path = "/v1/groups/\(try pathLabel(group, "group"))/members/\(try pathLabel(id, "id"))/heartbeat"
         let data = try await options.post(path, json: Data())
         guard let member = try options.decodeUnlessJSON(data, as: MemberView.self) else { return }
-        print("renewed \(member.id) in \(member.group): \(Int(member.ttlLeftS)) s left")
+        print("renewed \(member.id) in \(member.group): \(Int(member.ttlLeftS.rounded())) s left")
     }
 }
 
