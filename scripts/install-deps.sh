@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages resolverd needs, only those missing.
-#   scripts/install-deps.sh          build/run: libldns-dev, pkg-config
+#   scripts/install-deps.sh          build/run: libldns-dev, libsqlite3-dev (GRDB), pkg-config
 #   scripts/install-deps.sh --test   also the test clients: dig, drill, kdig, getent's netns tools
 set -euo pipefail
 
-packages=(libldns-dev pkg-config)
+packages=(libldns-dev libsqlite3-dev pkg-config)
 if [[ "${1:-}" == "--test" ]]; then
     packages+=(dnsutils ldnsutils knot-dnsutils iproute2 libc-bin)
 fi
