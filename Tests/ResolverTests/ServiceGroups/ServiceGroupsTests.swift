@@ -211,6 +211,22 @@ struct ServiceRegistryTests {
         #expect(registry.members(of: "web")?.first?.isHealthy == false)
     }
 
+    @Test("on load, a member whose TTL ran out while the daemon was down is due for its check, not dropped")
+    func loadHonoursTTLs() async throws {
+        let time = ManualWallClock()
+        let store = MemoryStore()
+        var stale = MemberLifecycleTests.member(ttl: 10, at: time.now - 60_000)
+        stale.id = "stale"
+        let fresh = MemberLifecycleTests.member(ttl: 600, at: time.now - 60_000)
+        try await store.save([.put(stale), .put(fresh)])
+        let registry = ServiceRegistry(store: store, policy: RegistryPolicy(), clock: time.clock)
+        try await registry.load()
+        #expect(registry.members(of: "web")?.map(\.id) == ["a", "stale"])
+        #expect(registry.dueForCheck(now: time.now).map(\.id) == ["stale"])
+        #expect(try await registry.removeExpired(now: time.now).isEmpty)
+        #expect(registry.members(of: "web")?.first?.expiresAt == fresh.expiresAt, "the remaining TTL is kept")
+    }
+
     @Test("removeExpired takes out check-less members past their TTL in one save")
     func expiry() async throws {
         let time = ManualWallClock()
