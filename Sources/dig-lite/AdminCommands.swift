@@ -255,8 +255,9 @@ struct Deregister: AsyncParsableCommand {
 
 /// A group or id for a URL path: only label characters pass (the API checks the rest).
 private func pathLabel(_ text: String, _ what: String) throws -> String {
-    guard let label = ServiceLabel.normalize(text) else {
-        throw ValidationError("\(what): '\(text)' is not a DNS label (letters, digits, hyphens; 1 to 63)")
+    do {
+        return try ServiceLabel.validated(text, field: what)
+    } catch {
+        throw ValidationError(error.description)
     }
-    return label
 }

@@ -17,6 +17,8 @@ struct DaemonTests {
             ("[server]\nallow = [\"10.0.0.0/33\"]\n", "line 2: server.allow: '10.0.0.0/33' is not a network"),
             ("[server\n", "line 1: expected ']'"),
             ("[resolver]\nmode = \"recursive\"\n", "line 2: resolver.mode"),
+            ("[cluster]\nanswer_ttl_s = -1\n", "line 2: cluster.answer_ttl_s: must be between 0 and 3600"),
+            ("[registry]\nbackend = \"mysql\"\n", "line 2: registry.backend: must be \"sqlite\""),
         ])
     func badConfig(_ text: String, _ expected: String) throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).toml")
@@ -25,6 +27,17 @@ struct DaemonTests {
         let result = try runCommand([Binaries.path("resolverd"), "--config", file.path])
         #expect(result.status == 2)
         #expect(result.stderr.contains(expected), "\(result.stderr)")
+    }
+
+    @Test("an unusable registry.path stops the daemon at start with the path named, exit 1")
+    func badRegistryPath() throws {
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("registry-\(UUID().uuidString).toml")
+        try (forwardingConfig([(".", [ServerAddress(ip: .v4(0x7F00_0001), port: 9)])])
+            + "\n[registry]\npath = \"/proc/resolverd/registry.sqlite\"\n").write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let result = try runCommand([Binaries.path("resolverd"), "--config", file.path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("registry.path '/proc/resolverd/registry.sqlite'"), "\(result.stderr)")
     }
 
     @Test("a missing config file exits 2")

@@ -110,14 +110,13 @@ extension AdminAPI {
         let members = "/v1/groups/:group/members/:id"
 
         router.put(RouterPath(members)) { request, context -> EditedResponse<MemberView> in
-            let (group, id) = try Self.memberPath(context)
             let body = try await request.body.collect(upTo: Self.maxBodyBytes)
             let now = registry.clock.now()
-            let member: Member
-            do throws(FieldError) {
-                member = try Registration.member(group: group, id: id, body: Data(buffer: body), now: now)
-            } catch {
-                throw HTTPError(.badRequest, message: error.description)
+            // Registration checks the path's group and id along with the body's fields.
+            let member = try Self.badRequest { () throws(FieldError) in
+                try Registration.member(
+                    group: context.parameters.get("group") ?? "", id: context.parameters.get("id") ?? "",
+                    body: Data(buffer: body), now: now)
             }
             let outcome = try await Self.stored { () async throws(RegistryError) in try await registry.register(member) }
             let view = MemberView(member, policy: policy, now: now)
@@ -152,9 +151,8 @@ extension AdminAPI {
         }
 
         router.get("/v1/groups/:group") { _, context -> GroupView in
-            let text = context.parameters.get("group") ?? ""
-            guard let group = ServiceLabel.normalize(text) else {
-                throw HTTPError(.badRequest, message: "group: '\(text)' is not a DNS label")
+            let group = try Self.badRequest { () throws(FieldError) in
+                try ServiceLabel.validated(context.parameters.get("group") ?? "", field: "group")
             }
             guard let members = registry.members(of: group) else {
                 throw HTTPError(.notFound, message: "group '\(group)' has no members")
@@ -166,15 +164,21 @@ extension AdminAPI {
 
     /// The path's group and id, checked and in lower case.
     private static func memberPath(_ context: BasicRequestContext) throws(HTTPError) -> (String, String) {
-        let groupText = context.parameters.get("group") ?? ""
-        let idText = context.parameters.get("id") ?? ""
-        guard let group = ServiceLabel.normalize(groupText) else {
-            throw HTTPError(.badRequest, message: "group: '\(groupText)' is not a DNS label (letters, digits, hyphens; 1 to 63)")
+        try badRequest { () throws(FieldError) in
+            (
+                try ServiceLabel.validated(context.parameters.get("group") ?? "", field: "group"),
+                try ServiceLabel.validated(context.parameters.get("id") ?? "", field: "id")
+            )
         }
-        guard let id = ServiceLabel.normalize(idText) else {
-            throw HTTPError(.badRequest, message: "id: '\(idText)' is not a DNS label (letters, digits, hyphens; 1 to 63)")
+    }
+
+    /// Runs a check of the request; a bad field is a 400 naming it.
+    private static func badRequest<Value>(_ body: () throws(FieldError) -> Value) throws(HTTPError) -> Value {
+        do {
+            return try body()
+        } catch {
+            throw HTTPError(.badRequest, message: error.description)
         }
-        return (group, id)
     }
 
     /// Runs a registry change; a store failure is a 503 (nothing was changed).

@@ -21,7 +21,19 @@ public struct CacheKey: Hashable, Sendable {
         self.flags = Self.flags(dnssecOK: dnssecOK, checkingDisabled: checkingDisabled)
     }
 
+    /// The key of `question` as a client asked it in `view` (its DO and CD bits).
+    public init(question: Question, view: QueryView) {
+        self.init(question: question, dnssecOK: view.edns?.dnssecOK ?? false, checkingDisabled: view.checkingDisabled)
+    }
+
+    public var dnssecOK: Bool { flags & 1 != 0 }
+    public var checkingDisabled: Bool { flags & 2 != 0 }
+
     static func flags(dnssecOK: Bool, checkingDisabled: Bool) -> UInt8 { (dnssecOK ? 1 : 0) | (checkingDisabled ? 2 : 0) }
+
+    static func flags(of view: QueryView) -> UInt8 {
+        flags(dnssecOK: view.edns?.dnssecOK ?? false, checkingDisabled: view.checkingDisabled)
+    }
 }
 
 /// Which entries a flush removes.
@@ -103,7 +115,7 @@ public final class AnswerCache: Sendable {
         guard enabled, let name = Self.plainName(in: query, end: view.nameEnd) else { return nil }
         return lookup(
             name: name, type: view.type.rawValue, recordClass: view.recordClass.rawValue,
-            flags: CacheKey.flags(dnssecOK: view.edns?.dnssecOK ?? false, checkingDisabled: view.checkingDisabled),
+            flags: CacheKey.flags(of: view),
             query: query, view: view, transport: transport, now: now, allocator: allocator)
     }
 

@@ -118,8 +118,7 @@ public final class QueryPipeline: Sendable {
     /// resolution; each client gets the shared answer with its own ID, letter case and EDNS.
     public func resolve(_ pending: PendingQuery, allocator: ByteBufferAllocator) async -> ByteBuffer {
         let view = pending.view
-        let key = CacheKey(
-            question: pending.question, dnssecOK: view.edns?.dnssecOK ?? false, checkingDisabled: view.checkingDisabled)
+        let key = CacheKey(question: pending.question, view: view)
         // A second look: a compressed question name missed the fast path, or the answer arrived
         // since `process` looked.
         if let hit = pending.wire.withUnsafeBytes({
@@ -144,14 +143,13 @@ public final class QueryPipeline: Sendable {
 
     /// Resolves `key` upstream and stores the outcome: the answer, or a short-lived failure.
     func fetch(_ key: CacheKey) async -> Fetched {
-        let dnssecOK = key.flags & 1 != 0
-        let query = UpstreamQuery(question: key.question, dnssecOK: dnssecOK, checkingDisabled: key.flags & 2 != 0)
+        let query = UpstreamQuery(question: key.question, dnssecOK: key.dnssecOK, checkingDisabled: key.checkingDisabled)
         switch await forwarder.resolve(query) {
         case .answer(let upstream):
             do {
                 let answer = try CachedAnswer.make(
                     answer: upstream.message, question: key.question,
-                    authenticated: upstream.message.flags.contains(.ad) && dnssecOK, settings: cache.settings)
+                    authenticated: upstream.message.flags.contains(.ad) && key.dnssecOK, settings: cache.settings)
                 cache.insert(answer, key: key, now: .now())
                 return .answer(answer)
             } catch {
@@ -173,9 +171,7 @@ public final class QueryPipeline: Sendable {
     /// has its answer.
     private func prefetch(_ bytes: UnsafeRawBufferPointer, view: QueryView) {
         guard let name = try? WireNames.read(bytes, at: DNSHeader.length) else { return }
-        let key = CacheKey(
-            question: Question(name: name, type: view.type, recordClass: view.recordClass),
-            dnssecOK: view.edns?.dnssecOK ?? false, checkingDisabled: view.checkingDisabled)
+        let key = CacheKey(question: Question(name: name, type: view.type, recordClass: view.recordClass), view: view)
         Task { _ = await inFlight.run(key, { await fetch(key) }) }
     }
 

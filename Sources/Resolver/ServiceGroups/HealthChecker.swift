@@ -42,7 +42,7 @@ public struct NetworkHealthProbe: HealthProbe {
                     .connect(to: address).get()
                 try? await channel.close()
                 return (true, "connected")
-            } catch let error as ChannelError where error == .connectTimeout(.milliseconds(Int64(timeout))) {
+            } catch ChannelError.connectTimeout {
                 return (false, "timed out after \(timeout) ms")
             } catch {
                 return (false, Self.describe(error))

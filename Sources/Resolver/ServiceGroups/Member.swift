@@ -126,6 +126,14 @@ public struct Member: Sendable, Equatable {
 /// Names used as groups, ids, services and tags: one DNS label of letters, digits and hyphens
 /// (RFC 1123 host name rules), compared in lower case.
 public enum ServiceLabel {
+    /// The label in lower case, or an error naming `field` when `text` is not a valid label.
+    public static func validated(_ text: String, field: String) throws(FieldError) -> String {
+        guard let label = normalize(text) else {
+            throw FieldError(field, "'\(text)' is not a DNS label (letters, digits, hyphens; 1 to 63)")
+        }
+        return label
+    }
+
     /// The label in lower case, or nil when `text` is not a valid label.
     public static func normalize(_ text: String) -> String? {
         let bytes = Array(text.utf8)

@@ -64,12 +64,8 @@ public enum Registration {
     /// The member a registration body describes, registered at `now`. `group` and `id` come from
     /// the path.
     public static func member(group: String, id: String, body: Data, now: UnixMillis) throws(FieldError) -> Member {
-        guard let group = ServiceLabel.normalize(group) else {
-            throw FieldError("group", "'\(group)' is not a DNS label (letters, digits, hyphens; 1 to 63)")
-        }
-        guard let id = ServiceLabel.normalize(id) else {
-            throw FieldError("id", "'\(id)' is not a DNS label (letters, digits, hyphens; 1 to 63)")
-        }
+        let group = try ServiceLabel.validated(group, field: "group")
+        let id = try ServiceLabel.validated(id, field: "id")
         let fields: [String: JSONValue]
         do {
             guard case .object(let object) = try JSONDecoder().decode(JSONValue.self, from: body) else {
@@ -91,8 +87,7 @@ public enum Registration {
         let port = try integer(fields, "port", in: 1...65_535).map { UInt16($0) }
         guard let ttl = try integer(fields, "ttl_s", in: ttlRange) else { throw FieldError("ttl_s", "is required") }
         let service = try string(fields, "service").map { text throws(FieldError) in
-            guard let label = ServiceLabel.normalize(text) else { throw FieldError("service", "'\(text)' is not a DNS label") }
-            return label
+            try ServiceLabel.validated(text, field: "service")
         }
         let proto = (try string(fields, "proto") ?? "tcp").lowercased()
         guard proto == "tcp" || proto == "udp" else { throw FieldError("proto", "must be \"tcp\" or \"udp\", not \"\(proto)\"") }

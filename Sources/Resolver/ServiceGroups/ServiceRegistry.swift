@@ -89,9 +89,7 @@ public final class ServiceRegistry: Sendable {
     /// member was replaced, removed or renewed by a heartbeat meanwhile: that news is newer.
     public func record(_ result: CheckResult, of checked: Member) async throws(RegistryError) {
         _ = try await change(group: checked.group, id: checked.id) { existing -> (RegistryChange?, Void) in
-            guard let existing, existing.registeredAt == checked.registeredAt, existing.expiresAt == checked.expiresAt,
-                existing.health == checked.health
-            else { return (nil, ()) }
+            guard let existing, existing == checked else { return (nil, ()) }
             return (.put(policy.applying(result, to: existing)), ())
         }
     }

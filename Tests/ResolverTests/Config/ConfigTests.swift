@@ -252,6 +252,56 @@ struct ConfigTests {
         #expect(error.message == "must be between \(range), not \(value)")
     }
 
+    @Test func readsClusterAndRegistry() throws {
+        let config = try parse(
+            Self.minimal + """
+
+                [cluster]
+                domain = "svc.Example."
+                answer_ttl_s = 0
+                deregister_after_s = 30
+                recheck_max_s = 10
+                check_concurrency = 8
+
+                [registry]
+                backend = "sqlite"
+                path = "/var/lib/resolverd/registry.sqlite"
+                """
+        ).get()
+        #expect(config.cluster.domain == DomainName("svc.example."))
+        #expect(config.cluster.policy.answerTTLSeconds == 0)
+        #expect(config.cluster.policy.deregisterAfterSeconds == 30)
+        #expect(config.cluster.policy.recheckMaxSeconds == 10)
+        #expect(config.cluster.checkConcurrency == 8)
+        #expect(config.registry.path == "/var/lib/resolverd/registry.sqlite")
+        let defaults = try parse(Self.minimal).get()
+        #expect(defaults.cluster.domain == DomainName("cluster.internal."))
+        #expect(defaults.registry.path == "data/registry.sqlite")
+    }
+
+    @Test(
+        "bad [cluster] and [registry] values name the key and line",
+        arguments: [
+            ("[cluster]\ndomain = \".\"\n", "cluster.domain", "is not a domain name below the root"),
+            ("[cluster]\ndomain = \"a..b\"\n", "cluster.domain", "is not a domain name below the root"),
+            ("[cluster]\ndomain = \"corp.example\"\n", "cluster.domain", "is also a [[forward]] zone"),
+            ("[cluster]\nanswer_ttl_s = 3601\n", "cluster.answer_ttl_s", "must be between 0 and 3600"),
+            ("[cluster]\nderegister_after_s = 0\n", "cluster.deregister_after_s", "must be between 1 and 2592000"),
+            ("[cluster]\nrecheck_max_s = 0\n", "cluster.recheck_max_s", "must be between 1 and 3600"),
+            ("[cluster]\ncheck_concurrency = 0\n", "cluster.check_concurrency", "must be between 1 and 10000"),
+            ("[cluster]\ndomian = \"x.\"\n", "cluster.domian", "unknown key"),
+            ("[registry]\nbackend = \"etcd\"\n", "registry.backend", "must be \"sqlite\""),
+            ("[registry]\npath = \"\"\n", "registry.path", "must not be empty"),
+            ("[registry]\npath = 5\n", "registry.path", "expected a string"),
+        ])
+    func rejectsBadClusterAndRegistry(text: String, key: String, message: String) throws {
+        let zones = Self.minimal + "\n[[forward]]\nzone = \"corp.example\"\nservers = [\"10.0.0.53\"]\n"
+        let error = try #require(failure(zones + "\n" + text))
+        #expect(error.key == key)
+        #expect(error.line == 9)
+        #expect(error.message.contains(message), "\(error.message)")
+    }
+
     @Test func rejectsABadListenAddress() throws {
         let error = try #require(
             failure("[server]\nlisten = [\n  \"127.0.0.1:53\",\n  \"localhost:53\",\n]\n\n" + Self.minimal))
