@@ -61,31 +61,36 @@ public struct SelectionState: Sendable {
         var probe: ServerAddress? = nil
         let others = servers.filter { $0 != primary }
         if !others.isEmpty {
-            let untried = others.filter { table.servers[$0]?.health == .unknown }
-            let due = others.filter { server in
-                if case .down(let until, _)? = table.servers[server]?.health { return now >= until }
-                return false
+            // Servers already waiting on a probe are left out of the first three kinds: a server
+            // that answers in 150 ms would otherwise get a probe from every query until then.
+            func notProbed(_ condition: (ServerStats) -> Bool) -> [ServerAddress] {
+                others.filter { server in
+                    guard let stats = table.servers[server], !stats.isProbed(at: now, timeout: policy.timeout) else { return false }
+                    return condition(stats)
+                }
             }
-            let warming = others.filter { server in
-                if case .alive(let estimate)? = table.servers[server]?.health { return estimate.samples < policy.warmUpSamples }
-                return false
-            }
-            if !untried.isEmpty {
-                probe = untried.randomElement(using: &random)
-            } else if let server = due.randomElement(using: &random), var stats = table.servers[server] {
-                // One probe at a time: down until this one's outcome (the timeout at the latest).
-                stats.health = .down(until: now + policy.timeout, estimate: stats.estimate)
-                table.servers[server] = stats
+            if let server = notProbed({ $0.health == .unknown }).randomElement(using: &random) {
                 probe = server
-            } else if !warming.isEmpty {
-                probe = warming.randomElement(using: &random)
+            } else if let server = notProbed({ stats in
+                if case .down(let until, _) = stats.health { return now >= until }
+                return false
+            }).randomElement(using: &random) {
+                probe = server
+            } else if let server = notProbed({ stats in
+                if case .alive(let estimate) = stats.health { return estimate.samples < policy.warmUpSamples }
+                return false
+            }).randomElement(using: &random) {
+                probe = server
             } else if Double.random(in: 0..<1, using: &random) < policy.probeProbability
                 || now - table.lastProbe >= policy.probeInterval
             {
                 probe = others.randomElement(using: &random)
             }
         }
-        if probe != nil { table.lastProbe = now }
+        if let probe {
+            table.servers[probe]?.probeSent = now
+            table.lastProbe = now
+        }
         table.lastQuery = now
         zones[zone] = table
         return SelectionPlan(
@@ -134,6 +139,10 @@ public struct SelectionState: Sendable {
     public mutating func record(_ feedback: ServerFeedback, server: ServerAddress, zone: DomainName, now: NIODeadline) {
         guard var table = zones[zone], var stats = table.servers[server] else { return }
         stats.lastUsed = now
+        switch feedback {
+        case .late, .mismatched: break  // not heard back from yet
+        default: stats.probeSent = nil  // heard back, or given up on: it may be probed again
+        }
         switch feedback {
         case .answered(let rtt):
             stats.queries += 1

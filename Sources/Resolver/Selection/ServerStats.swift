@@ -38,6 +38,9 @@ public struct ServerStats: Sendable, Equatable {
     /// query (it is not dead, that one was lost), or it was already marked down (the failure is
     /// known; only a probe sent since may double the back-off).
     public var newsSince: NIODeadline?
+    /// When a probe went to this server that has not been heard back from yet: no second probe
+    /// of the same kind goes out while it is outstanding (up to the timeout).
+    public var probeSent: NIODeadline?
     public var errors = ServerErrors()
 
     public init(now: NIODeadline) { lastUsed = now }
@@ -49,6 +52,11 @@ public struct ServerStats: Sendable, Equatable {
         case .alive(let estimate): estimate
         case .down(_, let estimate): estimate
         }
+    }
+
+    /// Whether a probe to it is still outstanding.
+    public func isProbed(at now: NIODeadline, timeout: TimeAmount) -> Bool {
+        probeSent.map { now - $0 < timeout } ?? false
     }
 
     public func isDown(at now: NIODeadline) -> Bool {

@@ -269,6 +269,27 @@ struct SelectionStateTests {
         #expect(state.zones[Self.zone]?.servers[fastest]?.isDown(at: clock.now) == true)
     }
 
+    @Test("a server waiting on a probe's answer gets no second probe until it answers", arguments: [3, 9, 27] as [UInt64])
+    func oneProbeAtATime(seed: UInt64) {
+        var state = SelectionState(policy: SelectionPolicy())
+        var clock = ManualClock()
+        var random = SplitMix64(seed: seed)
+        // Nothing answers yet: each untried server is probed once, not once per query.
+        var probed: [ServerAddress] = []
+        for _ in 0..<10 {
+            if let probe = state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random).probe {
+                #expect(!probed.contains(probe), "probed twice while outstanding")
+                probed.append(probe)
+            }
+            clock.advance(.milliseconds(20))
+        }
+        #expect(!probed.isEmpty && probed.count <= Self.servers.count)
+        // Its answer arrives: it is measured, and may be probed again (warm-up).
+        let first = probed[0]
+        state.record(.answered(rtt: .milliseconds(150)), server: first, zone: Self.zone, now: clock.now)
+        #expect(state.zones[Self.zone]?.servers[first]?.probeSent == nil)
+    }
+
     @Test("a down server is probed as soon as its back-off ends, one probe at a time")
     func probeWhenDue() {
         var policy = SelectionPolicy()
