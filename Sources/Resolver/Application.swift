@@ -1,5 +1,5 @@
 // Start here. `ResolverApplication` turns a validated `Config` into running parts: the event
-// loops, the forwarder and its server selection, the service registry and its health checker,
+// loops, the forwarder (and in recursive mode the recursive resolver) and its server selection, the service registry and its health checker,
 // the query pipeline, the DNS listeners and the HTTP API.
 // The daemon's main file only reads the config and runs this as a swift-service-lifecycle
 // `Service`.
@@ -28,6 +28,8 @@ public final class ResolverApplication: Service {
     public let selector: AdaptiveSelector
     /// Service group registrations; loaded from the store when `run` starts.
     public let registry: ServiceRegistry
+    /// Resolution from the root (recursive mode); nil when forwarding.
+    let recursor: RecursiveResolver?
 
     /// Opens the registry store (a bad `registry.path` fails here) and wires the rest.
     public init(config: Config, logger: Logger) throws(RegistryError) {
@@ -39,12 +41,22 @@ public final class ResolverApplication: Service {
         let policy = config.resolver.selectionPolicy
         selector = AdaptiveSelector(policy: policy)
         let client = UpstreamClient(group: group, timeout: policy.timeout, logger: logger)
-        let forwarder = Forwarder(
-            zones: Self.forwardZones(config),
-            transactions: UpstreamTransactions(client: client, selector: selector, logger: logger))
+        let transactions = UpstreamTransactions(client: client, selector: selector, logger: logger)
+        let forwarder = Forwarder(zones: Self.forwardZones(config), transactions: transactions)
+        if config.resolver.mode == .recursive {
+            // Recursion's records share the cache's TTL clamps and take an eighth of its budget
+            // (about 256 bytes per RRset).
+            let records = RecordCache(
+                maxEntries: max(1_000, config.cache.maxBytes / 8 / 256), maxTTL: config.cache.maxTTL,
+                maxNegativeTTL: config.cache.maxNegativeTTL, shardCount: 4 * threads)
+            recursor = RecursiveResolver(
+                transactions: transactions, records: records, settings: config.resolver.recursion, logger: logger)
+        } else {
+            recursor = nil
+        }
         registry = ServiceRegistry(store: try SQLiteRegistryStore(path: config.registry.path), policy: config.cluster.policy)
         pipeline = QueryPipeline(
-            access: AccessControl(allowed: config.server.allow), forwarder: forwarder,
+            access: AccessControl(allowed: config.server.allow), forwarder: forwarder, recursor: recursor,
             local: LocalAnswers(version: "resolverd \(resolverdVersion)", identity: Self.hostname()),
             cluster: ClusterAnswers(domain: config.cluster.domain, registry: registry),
             cache: AnswerCache(settings: config.cache, shardCount: 4 * threads), logger: logger)
@@ -58,6 +70,11 @@ public final class ResolverApplication: Service {
 
     public func run() async throws {
         try await registry.load()
+        if let recursor {
+            // Priming in the background: the first queries wait on the same priming if it is
+            // still running, or fall back to the hints.
+            Task { await recursor.prime() }
+        }
         let listeners = try await DNSListeners.bind(config.server, pipeline: pipeline, group: group, logger: logger)
         var httpConfiguration = HTTPClient.Configuration(redirectConfiguration: .disallow)
         httpConfiguration.connectionPool.idleTimeout = .seconds(1)
@@ -67,7 +84,10 @@ public final class ResolverApplication: Service {
             concurrency: config.cluster.checkConcurrency, logger: logger)
         let (apiBound, apiAddress) = AsyncStream<String>.makeStream()
         let api = Hummingbird.Application(
-            router: AdminAPI(selector: selector, cache: pipeline.cache, registry: registry, token: config.api.token).router(),
+            router: AdminAPI(
+                selector: selector, cache: pipeline.cache, records: recursor?.records, registry: registry,
+                token: config.api.token
+            ).router(),
             configuration: .init(address: .hostname(config.api.listen.ip.description, port: Int(config.api.listen.port))),
             onServerRunning: { channel in
                 apiAddress.yield(channel.localAddress.flatMap(ServerAddress.init).map(\.description) ?? "?")
@@ -112,6 +132,14 @@ public final class ResolverApplication: Service {
                 metadata: [
                     "zone": "\(config.cluster.domain)", "registry": "\(config.registry.path)", "members": "\(members)",
                 ])
+            if let recursor {
+                logger.info(
+                    "recursive",
+                    metadata: [
+                        "root_hints": "\(recursor.settings.rootHints.count) servers",
+                        "qname_minimisation": "\(recursor.settings.qnameMinimisation)",
+                    ])
+            }
             for zone in pipeline.forwarder.zones.all {
                 logger.info("forward zone", metadata: ["zone": "\(zone.zone)", "servers": "\(zone.servers.map(\.description))"])
             }

@@ -31,6 +31,10 @@ public struct FakeBehavior: Sendable {
     public var rcode: ResponseCode? = nil
     /// Answers an A query for any name without records with this IPv4 address (a wildcard).
     public var wildcardA: [UInt8]? = nil
+    /// A lame server: answers every query without AA, referring to the root's servers.
+    public var upwardReferral = false
+    /// Appended to the answer section of every answer (a poisoning attempt).
+    public var extraAnswers: [ResourceRecord] = []
 
     public init() {}
 }
@@ -152,12 +156,37 @@ public final class FakeDNSServer: Sendable {
             reply.rcode = .formErr
             return reply
         }
+        if behavior.upwardReferral {
+            reply.flags.remove(.aa)
+            reply.authorities = [ResourceRecord(name: .root, type: .ns, ttl: 3600, rdata: DomainName("a.root-servers.net.")?.wire ?? [0])]
+            return reply
+        }
         if let wildcard = behavior.wildcardA, question.type == .a, !records.contains(where: { $0.name == question.name }) {
             reply.answers.append(ResourceRecord(name: question.name, type: .a, ttl: 300, rdata: wildcard))
             return reply
         }
+        // Zones with an SOA are served as an authoritative server would: refused outside them,
+        // referrals at their delegations. Records without any SOA answer as they are.
+        let apexes = records.filter { $0.type == .soa }.map(\.name)
+        if !apexes.isEmpty {
+            guard let apex = apexes.filter({ question.name.isSubdomain(of: $0) }).max(by: { $0.labelCount < $1.labelCount })
+            else {
+                reply.flags.remove(.aa)
+                reply.rcode = .refused
+                return reply
+            }
+            if let referral = referral(for: question, below: apex, reply: reply) { return referral }
+        }
+        reply.answers += behavior.extraAnswers
         var name = question.name
         for _ in 0..<8 {
+            if let dname = records.first(where: { $0.type == .dname && name != $0.name && name.isSubdomain(of: $0.name) }),
+                let target = dname.targetName, let synthesized = name.replacingSuffix(dname.name, with: target)
+            {
+                reply.answers += [dname, ResourceRecord(name: name, type: .cname, ttl: dname.ttl, rdata: synthesized.wire)]
+                name = synthesized
+                continue
+            }
             let atName = records.filter { $0.name == name }
             let matching = atName.filter { $0.type == question.type || question.type == .any }
             if !matching.isEmpty {
@@ -181,6 +210,23 @@ public final class FakeDNSServer: Sendable {
             return reply
         }
         return reply
+    }
+
+    /// The referral for `question` when a delegation below `apex` covers it: no AA, the cut's
+    /// NS set in the authority section and the addresses of its nameservers we hold as glue.
+    private func referral(for question: Question, below apex: DomainName, reply: DNSMessage) -> DNSMessage? {
+        let cuts = records.filter {
+            $0.type == .ns && $0.name != apex && $0.name.isSubdomain(of: apex) && question.name.isSubdomain(of: $0.name)
+        }.map(\.name)
+        // The DS of a cut is the parent's own data (RFC 4035 §3.1.4.1).
+        guard let cut = cuts.min(by: { $0.labelCount < $1.labelCount }), !(question.type == .ds && question.name == cut)
+        else { return nil }
+        var referral = reply
+        referral.flags.remove(.aa)
+        referral.authorities = records.filter { $0.type == .ns && $0.name == cut }
+        let names = Set(referral.authorities.compactMap(\.targetName))
+        referral.additionals = records.filter { ($0.type == .a || $0.type == .aaaa) && names.contains($0.name) }
+        return referral
     }
 
     /// What to send for one received query: zero or more (delay, bytes, forged-port) items.

@@ -11,12 +11,17 @@ import NIOCore
 public struct AdminAPI: Sendable {
     let selector: AdaptiveSelector
     let cache: AnswerCache
+    /// Recursion's records, flushed with the cache; nil in forward mode.
+    let records: RecordCache?
     let registry: ServiceRegistry
     let token: String
 
-    public init(selector: AdaptiveSelector, cache: AnswerCache, registry: ServiceRegistry, token: String) {
+    public init(
+        selector: AdaptiveSelector, cache: AnswerCache, records: RecordCache? = nil, registry: ServiceRegistry, token: String
+    ) {
         self.selector = selector
         self.cache = cache
+        self.records = records
         self.registry = registry
         self.token = token
     }

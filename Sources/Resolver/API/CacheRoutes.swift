@@ -1,5 +1,5 @@
 // API/: the cache's routes. GET /v1/cache gives its figures; POST /v1/cache/flush removes
-// entries: with no body (or `{}`) all of them, with `{"name": "example.com"}` every type of one
+// entries (answers, and in recursive mode the delegations and records learned): with no body (or `{}`) all of them, with `{"name": "example.com"}` every type of one
 // name, and with `"subtree": true` the name and everything below it.
 
 import Foundation
@@ -26,10 +26,14 @@ extension CacheStatistics: ResponseEncodable {}
 extension AdminAPI {
     func addCacheRoutes(to router: Router<BasicRequestContext>) {
         let cache = self.cache
+        let records = self.records
         router.get("/v1/cache") { _, _ in cache.statistics() }
         router.post("/v1/cache/flush") { request, _ -> FlushResponse in
             let body = try await request.body.collect(upTo: 4096)
             let flush = try Self.flush(from: Data(buffer: body))
+            // Recursion's delegations and records go too, or the next answer would be rebuilt
+            // from what the operator just flushed.
+            records?.flush(flush)
             return FlushResponse(flushed: cache.flush(flush))
         }
     }

@@ -64,6 +64,18 @@ public struct Config: Sendable, Equatable {
         public var probeIntervalS: Int = 30
         /// Statistics of a server unused this long are forgotten.
         public var serverExpiryS: Int = 900
+        /// Recursive mode: the root servers to start from (empty: the IANA ones built in).
+        public var rootHints: [ServerAddress] = []
+        /// Recursive mode: RFC 9156 QNAME minimisation (relaxed).
+        public var qnameMinimisation = true
+
+        /// The recursion settings these keys make.
+        public var recursion: RecursionSettings {
+            var settings = RecursionSettings()
+            if !rootHints.isEmpty { settings.rootHints = rootHints }
+            settings.qnameMinimisation = qnameMinimisation
+            return settings
+        }
 
         /// The selection settings these keys make.
         public var selectionPolicy: SelectionPolicy {
@@ -164,6 +176,14 @@ public struct Config: Sendable, Equatable {
                 "probe_interval_s", default: config.resolver.probeIntervalS, in: 1...86_400)
             config.resolver.serverExpiryS = try section.integer(
                 "server_expiry_s", default: config.resolver.serverExpiryS, in: 10...604_800)
+            if let hints = try section.strings("root_hints") {
+                config.resolver.rootHints = try section.addresses("root_hints", hints)
+                guard config.resolver.rootHints.allSatisfy({ $0.port == 53 }) else {
+                    throw section.error("root_hints", "root servers answer on port 53: give addresses without a port")
+                }
+            }
+            config.resolver.qnameMinimisation = try section.boolean(
+                "qname_minimisation", default: config.resolver.qnameMinimisation)
             try section.rejectUnknownKeys()
         }
         for (index, forward) in try document.tables("forward").enumerated() {
@@ -239,14 +259,6 @@ public struct Config: Sendable, Equatable {
         try document.rejectUnknownKeys()
         if config.resolver.mode == .forward, config.forwards.isEmpty {
             throw ConfigError(key: "forward", line: nil, message: "mode \"forward\" needs at least one [[forward]] zone")
-        }
-        if config.resolver.mode == .recursive {
-            let line = root["resolver"].flatMap { entry -> Int? in
-                if case .table(let table) = entry.value { table["mode"]?.line } else { nil }
-            }
-            throw ConfigError(
-                key: "resolver.mode", line: line,
-                message: "\"recursive\" is not available in this version; use \"forward\" with [[forward]] zones")
         }
         return config
     }

@@ -4,10 +4,10 @@
 import Logging
 import NIOCore
 
-/// The outcome of forwarding one question.
+/// The outcome of resolving one question upstream (forwarded or recursive).
 public enum Resolution: Sendable {
     /// A usable answer (NOERROR or NXDOMAIN, possibly empty).
-    case answer(UpstreamAnswer)
+    case answer(DNSMessage)
     /// Every server failed or refused; the client gets SERVFAIL.
     case failure(String)
     /// No forward zone covers the name.
@@ -27,7 +27,7 @@ public struct Forwarder: Sendable {
     public func resolve(_ query: UpstreamQuery) async -> Resolution {
         guard let (zone, servers) = zones.zone(for: query.question.name), !servers.isEmpty else { return .noZone }
         switch await transactions.resolve(query, zone: zone, servers: servers) {
-        case .answer(let answer): return .answer(answer)
+        case .answer(let answer): return .answer(answer.message)
         case .failure(let reason): return .failure(reason)
         }
     }

@@ -61,12 +61,7 @@ public struct LocalAnswers: Sendable {
     }
 
     /// The SOA of the local `localhost.` zone, for NODATA answers (RFC 2308 §2.2).
-    static let localhostSOA: ResourceRecord = {
-        var rdata = localhost.wire  // MNAME
-        rdata += DomainName("nobody.invalid.")?.wire ?? [0]  // RNAME
-        for value: UInt32 in [1, 3600, 1200, 604_800, 10800] { rdata.appendU32(value) }
-        return ResourceRecord(name: localhost, type: .soa, ttl: 10800, rdata: rdata)
-    }()
+    static let localhostSOA = LocalZones.soa(localhost)
 
     private static func txt(_ name: DomainName, _ text: String) -> ResourceRecord {
         let bytes = Array(text.utf8.prefix(255))

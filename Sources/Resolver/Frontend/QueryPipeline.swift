@@ -1,8 +1,9 @@
 // Frontend/: what happens to a query, top to bottom. Read it with DESIGN.md's pipeline beside:
 //   fast parse → FORMERR/NOTIMP/BADVERS or drop → access check → class and type checks
 //   → cache hit (reply patched from stored bytes) → local answers (localhost, CH identity, the
-//   service groups' cluster zone) → coalesced miss
-//   → forwarding (async) → cached → reply, truncated with TC when too big for UDP.
+//   service groups' cluster zone, RFC 6303's private reverse zones when recursive) → coalesced miss
+//   → a forward zone's servers, else recursion from the root (async) → cached → reply,
+//   truncated with TC when too big for UDP.
 // The cache is asked before local answers because nothing local is ever stored in it, and the
 // hit path must not parse the name into an allocated value. `process` is synchronous and runs on
 // the event loop; only a query that must go upstream leaves it, as a `PendingQuery` that
@@ -42,7 +43,11 @@ public final class QueryPipeline: Sendable {
 
     let access: AccessControl
     let forwarder: Forwarder
+    /// Resolution from the root for names no forward zone covers; nil in forward mode.
+    let recursor: RecursiveResolver?
     let local: LocalAnswers
+    /// RFC 6303's locally served zones (recursive mode, names no forward zone covers).
+    let localZones: LocalZones?
     /// The service groups' zone; nil in tests that need none.
     let cluster: ClusterAnswers?
     public let cache: AnswerCache
@@ -50,11 +55,13 @@ public final class QueryPipeline: Sendable {
     let logger: Logger
 
     public init(
-        access: AccessControl, forwarder: Forwarder, local: LocalAnswers, cluster: ClusterAnswers?, cache: AnswerCache,
-        logger: Logger
+        access: AccessControl, forwarder: Forwarder, recursor: RecursiveResolver? = nil, local: LocalAnswers,
+        cluster: ClusterAnswers?, cache: AnswerCache, logger: Logger
     ) {
         self.access = access
         self.forwarder = forwarder
+        self.recursor = recursor
+        self.localZones = recursor == nil ? nil : LocalZones(forwardZones: forwarder.zones)
         self.local = local
         self.cluster = cluster
         self.cache = cache
@@ -104,7 +111,7 @@ public final class QueryPipeline: Sendable {
         }
         let question = Question(name: name, type: view.type, recordClass: view.recordClass)
         let wire = Array(bytes)
-        if let localAnswer = local.answer(question) ?? cluster?.answer(question) {
+        if let localAnswer = local.answer(question) ?? cluster?.answer(question) ?? localZones?.answer(question) {
             let message = response(
                 to: view, question: question, rcode: localAnswer.rcode, answers: localAnswer.answers,
                 authorities: localAnswer.authorities, additionals: localAnswer.additionals, authenticated: false,
@@ -144,12 +151,12 @@ public final class QueryPipeline: Sendable {
     /// Resolves `key` upstream and stores the outcome: the answer, or a short-lived failure.
     func fetch(_ key: CacheKey) async -> Fetched {
         let query = UpstreamQuery(question: key.question, dnssecOK: key.dnssecOK, checkingDisabled: key.checkingDisabled)
-        switch await forwarder.resolve(query) {
+        switch await resolveUpstream(query) {
         case .answer(let upstream):
             do {
                 let answer = try CachedAnswer.make(
-                    answer: upstream.message, question: key.question,
-                    authenticated: upstream.message.flags.contains(.ad) && key.dnssecOK, settings: cache.settings)
+                    answer: upstream, question: key.question,
+                    authenticated: upstream.flags.contains(.ad) && key.dnssecOK, settings: cache.settings)
                 cache.insert(answer, key: key, now: .now())
                 return .answer(answer)
             } catch {
@@ -165,6 +172,14 @@ public final class QueryPipeline: Sendable {
         case .noZone:
             return .noZone
         }
+    }
+
+    /// Forward zones first (the longest match wins, even in recursive mode); other names are
+    /// resolved from the root in recursive mode and refused in forward mode.
+    private func resolveUpstream(_ query: UpstreamQuery) async -> Resolution {
+        let forwarded = await forwarder.resolve(query)
+        guard case .noZone = forwarded, let recursor else { return forwarded }
+        return await recursor.resolve(query)
     }
 
     /// Refreshes an entry in the last tenth of its TTL, in the background; the client already

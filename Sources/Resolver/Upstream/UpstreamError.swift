@@ -9,6 +9,9 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
     case malformed(String)
     /// The query could not be encoded.
     case badQuery(String)
+    /// An answer the zone's servers may not give (recursion: not authoritative, an upward
+    /// referral): a lame server.
+    case lame
 
     public var description: String {
         switch self {
@@ -16,6 +19,7 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unreachable(let why): "unreachable: \(why)"
         case .malformed(let why): "malformed answer: \(why)"
         case .badQuery(let why): "query could not be built: \(why)"
+        case .lame: "lame answer (not authoritative for the zone)"
         }
     }
 
@@ -25,6 +29,7 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
         case .timeout: .timeout
         case .unreachable, .badQuery: .unreachable
         case .malformed: .malformed
+        case .lame: .refused
         }
     }
 }

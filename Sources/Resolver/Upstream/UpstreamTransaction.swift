@@ -30,8 +30,12 @@ public struct UpstreamTransactions: Sendable {
         case hedgeTimer(attempt: Int)
     }
 
-    /// Asks `zone`'s `servers` for `query`.
-    public func resolve(_ query: UpstreamQuery, zone: DomainName, servers: [ServerAddress]) async -> TransactionOutcome {
+    /// Asks `zone`'s `servers` for `query`. An answer `accept` turns down (recursion's lame
+    /// servers) counts as that server refusing, and the next server is asked.
+    public func resolve(
+        _ query: UpstreamQuery, zone: DomainName, servers: [ServerAddress],
+        accept: @escaping @Sendable (DNSMessage) -> Bool = { _ in true }
+    ) async -> TransactionOutcome {
         let plan = selector.plan(zone: zone, servers: servers, now: .now())
         guard !plan.order.isEmpty else { return .failure("no servers for \(zone)") }
         let (events, sink) = AsyncStream<Event>.makeStream()
@@ -47,7 +51,8 @@ public struct UpstreamTransactions: Sendable {
             Task {
                 let result: Result<UpstreamAnswer, UpstreamError>
                 do throws(UpstreamError) {
-                    result = .success(try await client.exchange(query, server: server))
+                    let answer = try await client.exchange(query, server: server)
+                    result = Self.isUsable(answer.message) && !accept(answer.message) ? .failure(.lame) : .success(answer)
                 } catch {
                     result = .failure(error)
                 }

@@ -34,6 +34,26 @@ public struct ResourceRecord: Hashable, Sendable {
     }
 }
 
+extension ResourceRecord {
+    /// The domain name an NS, CNAME, DNAME or PTR record points at (its whole RDATA).
+    public var targetName: DomainName? {
+        switch type {
+        case .ns, .cname, .dname, .ptr: DomainName(wire: rdata)
+        default: nil
+        }
+    }
+
+    /// The address of an A or AAAA record.
+    public var address: IPAddress? {
+        switch type {
+        case .a where rdata.count == 4:
+            .v4(UInt32(rdata[0]) << 24 | UInt32(rdata[1]) << 16 | UInt32(rdata[2]) << 8 | UInt32(rdata[3]))
+        case .aaaa where rdata.count == 16: .v6(rdata)
+        default: nil
+        }
+    }
+}
+
 /// EDNS(0) parameters of a message's OPT pseudo-record (RFC 6891 §6.1).
 public struct EDNS: Hashable, Sendable {
     public var udpPayloadSize: UInt16

@@ -106,6 +106,26 @@ public struct DomainName: Hashable, Sendable, CustomStringConvertible, Comparabl
         return DomainName(uncheckedWire: Array(wire[(1 + Int(wire[0]))...]))
     }
 
+    /// The ancestor of this name with `count` labels (`www.example.com.` kept to 2:
+    /// `example.com.`); the name itself when it has no more than `count`.
+    public func keepingLast(_ count: Int) -> DomainName {
+        var drop = labelCount - max(0, count)
+        var offset = 0
+        while drop > 0 {
+            offset += 1 + Int(wire[offset])
+            drop -= 1
+        }
+        return offset == 0 ? self : DomainName(uncheckedWire: Array(wire[offset...]))
+    }
+
+    /// The name with its ending `suffix` replaced by `replacement` (DNAME substitution, RFC 6672
+    /// §2.2); nil when `suffix` does not end this name or the result is too long.
+    public func replacingSuffix(_ suffix: DomainName, with replacement: DomainName) -> DomainName? {
+        guard isSubdomain(of: suffix) else { return nil }
+        let head = wire[0..<(wire.count - suffix.wire.count)]
+        return DomainName(wire: Array(head) + replacement.wire)
+    }
+
     /// The same name in lower case (ASCII only, RFC 4343 §3).
     public var lowercased: DomainName {
         DomainName(uncheckedWire: wire.map(Self.lower))

@@ -1,0 +1,401 @@
+// Recursion/: resolving a name from the root. For each question:
+//   1. What the record cache knows decides first: the RRset itself, a CNAME to follow, or a
+//      negative fact (an NXDOMAIN above the name ends it, RFC 8020).
+//   2. Otherwise iterate: start at the deepest zone cut the cache knows (the root, primed from the
+//      hints, at worst); ask that zone's servers — ordered, hedged and probed by Selection/ per
+//      zone, like forward zones — and follow referrals down, caching each delegation and its glue.
+//      With QNAME minimisation (RFC 9156, relaxed) a server is asked only for the next label
+//      below its zone, as an A query, until the full name is reached.
+//   3. A referral's nameservers without glue are looked up as questions of their own (nested at
+//      most `maxDependencyDepth` deep, a few names per referral, never one already being looked
+//      up: that is a loop).
+//   4. An answer ending in a CNAME or DNAME leaving the zone is followed as a new question, at
+//      most `maxCNAMEChain` links.
+// Everything a client query causes is bounded: upstream queries, referrals, chain length, nested
+// lookups, and an overall deadline; past any of them the client gets SERVFAIL.
+
+import Logging
+import NIOCore
+import Synchronization
+
+/// Recursion's knobs; the defaults are what `[resolver]` gives.
+public struct RecursionSettings: Sendable, Equatable {
+    /// Where iteration starts before priming.
+    public var rootHints: [ServerAddress] = RootHints.iana
+    /// RFC 9156: ask each server only for the next label (relaxed: fall back to the full name).
+    public var qnameMinimisation = true
+    /// A client query unanswered after this long gets SERVFAIL.
+    public var deadline: TimeAmount = .seconds(10)
+    /// Upstream queries one client query may cause, nested lookups included.
+    public var maxUpstreamQueries = 64
+    /// Referrals followed for one name.
+    public var maxReferrals = 30
+    /// CNAME/DNAME links followed for one client query.
+    public var maxCNAMEChain = 12
+    /// Nameserver names without glue looked up per referral (the NXNS attack's lever).
+    public var maxNSLookupsPerReferral = 3
+    /// Nameserver lookups nested inside nameserver lookups.
+    public var maxDependencyDepth = 4
+    /// RFC 9156 §2.3: minimised queries per name, at most; the rest of the labels go at once.
+    public var maxMinimisedQueries = 10
+
+    public init() {}
+}
+
+/// Resolves names iteratively from the root.
+public final class RecursiveResolver: Sendable {
+    public let records: RecordCache
+    let transactions: UpstreamTransactions
+    let settings: RecursionSettings
+    let logger: Logger
+    /// Identical upstream questions to the same zone in flight at once are asked once.
+    private let inFlight = Coalescer<UpstreamKey, TransactionOutcome>()
+
+    struct UpstreamKey: Hashable, Sendable {
+        let zone: DomainName
+        let question: Question
+    }
+
+    /// A zone cut and how to reach its servers.
+    struct Cut: Sendable {
+        let zone: DomainName
+        /// The NS names; their addresses are in the record cache or looked up.
+        let nameservers: [DomainName]
+        /// Addresses used as they are (the root hints before priming).
+        let fixed: [ServerAddress]
+    }
+
+    /// One question's outcome inside a resolution.
+    enum Step: Sendable {
+        case answer(chain: [ResourceRecord], records: [ResourceRecord])
+        case alias(chain: [ResourceRecord], target: DomainName)
+        case nxdomain(chain: [ResourceRecord], soa: ResourceRecord?)
+        case noData(chain: [ResourceRecord], soa: ResourceRecord?)
+        case failure(String)
+    }
+
+    public init(transactions: UpstreamTransactions, records: RecordCache, settings: RecursionSettings, logger: Logger) {
+        self.transactions = transactions
+        self.records = records
+        self.settings = settings
+        self.logger = logger
+    }
+
+    /// Resolves a client's question: the answer message (NOERROR with records, NXDOMAIN or NODATA
+    /// with the SOA), or a failure for SERVFAIL.
+    public func resolve(_ query: UpstreamQuery) async -> Resolution {
+        let budget = ResolutionBudget(settings: settings)
+        let outcome = await withDeadline(settings.deadline) { [self] in
+            await lookup(query.question, budget: budget, depth: 0)
+        }
+        guard let outcome else {
+            budget.expire()
+            return .failure("no answer within \(settings.deadline.nanoseconds / 1_000_000) ms")
+        }
+        switch outcome {
+        case .failure(let reason):
+            return .failure(reason)
+        case .answer(let chain, let found):
+            return .answer(message(query.question, .noError, answers: chain + found))
+        case .alias(let chain, _):
+            return .answer(message(query.question, .noError, answers: chain))
+        case .nxdomain(let chain, let soa):
+            return .answer(message(query.question, .nxDomain, answers: chain, authorities: soa.map { [$0] } ?? []))
+        case .noData(let chain, let soa):
+            return .answer(message(query.question, .noError, answers: chain, authorities: soa.map { [$0] } ?? []))
+        }
+    }
+
+    /// Asks the root hints for the root's NS set and caches it with the addresses that come along.
+    /// Returns whether it worked; resolution falls back to the hints when it did not.
+    @discardableResult
+    public func prime() async -> Bool {
+        let question = Question(name: .root, type: .ns)
+        let budget = ResolutionBudget(settings: settings)
+        let hints = Cut(zone: .root, nameservers: [], fixed: settings.rootHints)
+        guard case .answer(let upstream) = await ask(question, cut: hints, budget: budget) else { return false }
+        guard case .answer(_, let ns) = ServerResponse.classify(upstream, question: question, zone: .root) else {
+            return false
+        }
+        let now = NIODeadline.now()
+        let names = Set(ns.compactMap(\.targetName))
+        records.insert(ns, credibility: .answer, now: now)
+        records.insert(
+            upstream.additionals.filter { ($0.type == .a || $0.type == .aaaa) && names.contains($0.name) },
+            credibility: .glue, now: now)
+        logger.debug("primed the root", metadata: ["servers": "\(names.count)"])
+        return true
+    }
+
+    // MARK: - Resolution
+
+    /// Resolves `question`, following CNAMEs across zones; the record cache answers what it can.
+    func lookup(_ question: Question, budget: ResolutionBudget, depth: Int) async -> Step {
+        var chain: [ResourceRecord] = []
+        var name = question.name
+        for _ in 0...settings.maxCNAMEChain {
+            let current = Question(name: name, type: question.type, recordClass: question.recordClass)
+            let step: Step
+            if let cached = fromCache(current) {
+                step = cached
+            } else {
+                step = await iterate(current, budget: budget, depth: depth)
+            }
+            switch step {
+            case .answer(let links, let found):
+                return .answer(chain: chain + links, records: found)
+            case .alias(let links, let target):
+                chain += links
+                guard !chain.contains(where: { $0.name == target && $0.type == .cname }) else {
+                    return .failure("CNAME loop at \(target)")
+                }
+                name = target
+            case .nxdomain(let links, let soa):
+                return .nxdomain(chain: chain + links, soa: soa)
+            case .noData(let links, let soa):
+                return .noData(chain: chain + links, soa: soa)
+            case .failure(let reason):
+                return .failure(reason)
+            }
+        }
+        return .failure("CNAME chain longer than \(settings.maxCNAMEChain)")
+    }
+
+    /// What the record cache says about `question`, if enough to answer it.
+    private func fromCache(_ question: Question) -> Step? {
+        let now = NIODeadline.now()
+        if let found = records.rrset(question.name, question.type, now: now),
+            records.credibility(of: question.name, question.type, now: now).map({ $0 >= .authority }) ?? false
+        {
+            return .answer(chain: [], records: found)
+        }
+        if question.type != .cname, let cname = records.rrset(question.name, .cname, now: now)?.first,
+            let target = cname.targetName
+        {
+            return .alias(chain: [cname], target: target)
+        }
+        if let soa = records.nxdomain(covering: question.name, now: now) {
+            return .nxdomain(chain: [], soa: soa)
+        }
+        if let soa = records.noData(question.name, question.type, now: now) {
+            return .noData(chain: [], soa: soa)
+        }
+        return nil
+    }
+
+    /// Iterates from the closest known zone cut down to the servers that answer `question`.
+    private func iterate(_ question: Question, budget: ResolutionBudget, depth: Int) async -> Step {
+        var cut = await closestCut(for: question, budget: budget)
+        // The deepest name known to exist below the cut (QNAME minimisation's progress).
+        var known = cut.zone
+        var minimise = settings.qnameMinimisation && question.type != .ds
+        var minimised = 0
+        for _ in 0..<settings.maxReferrals {
+            let servers = await addresses(of: cut, budget: budget, depth: depth)
+            guard !servers.isEmpty else { return .failure("no address for any nameserver of \(cut.zone)") }
+
+            var asked = question
+            if minimise, minimised < settings.maxMinimisedQueries, question.name.labelCount > known.labelCount + 1 {
+                asked = Question(
+                    name: question.name.keepingLast(known.labelCount + 1), type: .a, recordClass: question.recordClass)
+                minimised += 1
+            }
+            guard case .answer(let message) = await ask(asked, cut: Cut(zone: cut.zone, nameservers: [], fixed: servers), budget: budget)
+            else {
+                // Relaxed minimisation (RFC 9156 §2.3): a server that fails the minimised query is
+                // asked the full question.
+                if asked != question {
+                    minimise = false
+                    continue
+                }
+                return .failure("no usable answer from the servers of \(cut.zone)")
+            }
+            let now = NIODeadline.now()
+            let response = ServerResponse.classify(message, question: asked, zone: cut.zone)
+            switch response {
+            case .referral(let child, let ns, let glue):
+                records.insert(ns, credibility: .referral, now: now)
+                records.insert(glue, credibility: .glue, now: now)
+                cut = Cut(zone: child, nameservers: ns.compactMap(\.targetName), fixed: [])
+                known = child
+                continue
+            case .lame(let reason):
+                return .failure("\(cut.zone): \(reason)")
+            case .nxdomain where asked != question:
+                // A minimised name that does not exist: relaxed mode asks the full name before
+                // believing it (some servers deny empty non-terminals).
+                minimise = false
+                continue
+            case _ where asked != question:
+                // The minimised name exists inside this zone; go one label further.
+                known = asked.name
+                continue
+            case .answer(let chain, let found):
+                records.insert(chain + found, credibility: .answer, now: now)
+                return .answer(chain: chain, records: found)
+            case .alias(let chain, let target):
+                records.insert(chain, credibility: .answer, now: now)
+                return .alias(chain: chain, target: target)
+            case .nxdomain(let chain, let soa):
+                records.insert(chain, credibility: .answer, now: now)
+                records.insertNXDomain(chain.last?.targetName ?? question.name, soa: soa, now: now)
+                return .nxdomain(chain: chain, soa: soa)
+            case .noData(let chain, let soa):
+                records.insert(chain, credibility: .answer, now: now)
+                records.insertNoData(chain.last?.targetName ?? question.name, question.type, soa: soa, now: now)
+                return .noData(chain: chain, soa: soa)
+            }
+        }
+        return .failure("more than \(settings.maxReferrals) referrals for \(question.name)")
+    }
+
+    /// The deepest zone cut above `question` with a fresh NS set; at worst the (primed) root.
+    private func closestCut(for question: Question, budget: ResolutionBudget) async -> Cut {
+        let now = NIODeadline.now()
+        // The DS RRset lives in the parent, above the cut at its own name (RFC 4035 §3.1.4.1).
+        var candidate: DomainName? = question.type == .ds ? question.name.parent : question.name
+        while let zone = candidate, !zone.isRoot {
+            if let ns = records.rrset(zone, .ns, now: now) {
+                return Cut(zone: zone, nameservers: ns.compactMap(\.targetName), fixed: [])
+            }
+            candidate = zone.parent
+        }
+        if records.rrset(.root, .ns, now: now) == nil {
+            // Priming is shared by every query that finds the root NS set missing or expired.
+            _ = await primeOnce()
+        }
+        if let ns = records.rrset(.root, .ns, now: .now()) {
+            return Cut(zone: .root, nameservers: ns.compactMap(\.targetName), fixed: settings.rootHints)
+        }
+        return Cut(zone: .root, nameservers: [], fixed: settings.rootHints)
+    }
+
+    private let priming = Coalescer<Int, Bool>()
+
+    private func primeOnce() async -> Bool {
+        await priming.run(0) { await prime() }
+    }
+
+    /// Addresses of `cut`'s nameservers: cached ones (glue or looked up) if any; else a few
+    /// nameserver names are looked up now. The fixed addresses (root hints) stand in when none is known.
+    private func addresses(of cut: Cut, budget: ResolutionBudget, depth: Int) async -> [ServerAddress] {
+        let now = NIODeadline.now()
+        var found: [ServerAddress] = []
+        var missing: [DomainName] = []
+        for name in cut.nameservers {
+            let known = (records.rrset(name, .a, now: now) ?? []) + (records.rrset(name, .aaaa, now: now) ?? [])
+            let addresses = known.compactMap(\.address).map { ServerAddress(ip: $0, port: 53) }
+            if addresses.isEmpty { missing.append(name) } else { found += addresses }
+        }
+        if !found.isEmpty { return found }
+        if !cut.fixed.isEmpty { return cut.fixed }
+        guard depth < settings.maxDependencyDepth else { return [] }
+        // An NS name inside the zone it serves can only be reached through glue; without it,
+        // looking it up would ask this same zone (a loop), so it is skipped.
+        for name in missing.filter({ !$0.isSubdomain(of: cut.zone) }).prefix(settings.maxNSLookupsPerReferral) {
+            let question = Question(name: name, type: .a)
+            guard budget.begin(question) else { continue }
+            let step = await lookup(question, budget: budget, depth: depth + 1)
+            budget.end(question)
+            if case .answer(_, let addresses) = step {
+                found += addresses.compactMap(\.address).map { ServerAddress(ip: $0, port: 53) }
+            }
+            if !found.isEmpty { break }
+        }
+        return found
+    }
+
+    /// One upstream question to a zone's servers, shared with identical ones in flight. A lame
+    /// response counts as that server's failure and the next server is asked.
+    private func ask(_ question: Question, cut: Cut, budget: ResolutionBudget) async -> MessageOutcome {
+        guard budget.spend() else { return .failure("more than \(settings.maxUpstreamQueries) upstream queries") }
+        let zone = cut.zone
+        let outcome = await inFlight.run(UpstreamKey(zone: zone, question: question)) {
+            await transactions.resolve(
+                UpstreamQuery(question: question, recursionDesired: false), zone: zone, servers: cut.fixed,
+                accept: { ServerResponse.classify($0, question: question, zone: zone).isUsable })
+        }
+        switch outcome {
+        case .answer(let answer): return .answer(answer.message)
+        case .failure(let reason): return .failure(reason)
+        }
+    }
+
+    enum MessageOutcome {
+        case answer(DNSMessage)
+        case failure(String)
+    }
+
+    private func message(
+        _ question: Question, _ rcode: ResponseCode, answers: [ResourceRecord], authorities: [ResourceRecord] = []
+    ) -> DNSMessage {
+        DNSMessage(
+            id: 0, flags: [.qr, .ra], rcode: rcode, questions: [question], answers: answers, authorities: authorities)
+    }
+}
+
+/// What one client query may still spend, shared by the nested lookups it causes.
+final class ResolutionBudget: Sendable {
+    private struct State {
+        var queries = 0
+        var expired = false
+        /// Nameserver lookups under way (to detect loops).
+        var lookups: Set<Question> = []
+    }
+
+    private let state = Mutex(State())
+    private let maxQueries: Int
+
+    init(settings: RecursionSettings) {
+        maxQueries = settings.maxUpstreamQueries
+    }
+
+    /// Counts one upstream query; false when the budget is spent or the deadline has passed.
+    func spend() -> Bool {
+        state.withLock { state in
+            guard !state.expired, state.queries < maxQueries else { return false }
+            state.queries += 1
+            return true
+        }
+    }
+
+    /// Stops everything still running for a client that has had its SERVFAIL.
+    func expire() { state.withLock { $0.expired = true } }
+
+    /// Marks a nameserver lookup as under way; false if it already is (a dependency loop).
+    func begin(_ question: Question) -> Bool { state.withLock { $0.lookups.insert(question).inserted } }
+
+    func end(_ question: Question) { _ = state.withLock { $0.lookups.remove(question) } }
+}
+
+/// Runs `work`, giving up on it after `limit`: nil then, while the work runs on to its end
+/// unobserved (its budget stops it from asking further).
+func withDeadline<T: Sendable>(_ limit: TimeAmount, _ work: @escaping @Sendable () async -> T) async -> T? {
+    let race = FirstResult<T>()
+    return await withCheckedContinuation { continuation in
+        race.start(continuation)
+        let timer = Task {
+            try? await Task.sleep(nanoseconds: UInt64(max(0, limit.nanoseconds)))
+            if !Task.isCancelled { race.finish(nil) }
+        }
+        Task {
+            let value = await work()
+            timer.cancel()
+            race.finish(value)
+        }
+    }
+}
+
+/// Resumes a continuation with whichever result comes first.
+private final class FirstResult<T: Sendable>: Sendable {
+    private let slot = Mutex<CheckedContinuation<T?, Never>?>(nil)
+
+    func start(_ continuation: CheckedContinuation<T?, Never>) { slot.withLock { $0 = continuation } }
+
+    func finish(_ value: T?) {
+        slot.withLock { continuation in
+            continuation?.resume(returning: value)
+            continuation = nil
+        }
+    }
+}
