@@ -129,12 +129,13 @@ public final class RecordCache: Sendable {
     // MARK: Negative facts
 
     /// Records that `name` does not exist, for min(SOA TTL, SOA MINIMUM) (RFC 2308 §5), at most
-    /// `maxNegativeTTL`; without an SOA nothing is stored.
+    /// `maxNegativeTTL`, which is also the TTL the SOA is served with (§3); without an SOA
+    /// nothing is stored.
     public func insertNXDomain(_ name: DomainName, soa: ResourceRecord?, now: NIODeadline) {
         guard let ttl = negativeTTL(soa), ttl > 0 else { return }
         let key = name.lowercased
         shard(key).withLock { shard in
-            shard.nxdomains[key] = Negative(soa: soa, stored: now, expires: now + .seconds(Int64(ttl)))
+            shard.nxdomains[key] = Negative(soa: soa?.withTTL(ttl), stored: now, expires: now + .seconds(Int64(ttl)))
             Self.trim(&shard, limit: maxEntriesPerShard, now: now)
         }
     }
@@ -144,7 +145,7 @@ public final class RecordCache: Sendable {
         guard let ttl = negativeTTL(soa), ttl > 0 else { return }
         let key = Key(name: name.lowercased, type: type)
         shard(key.name).withLock { shard in
-            shard.nodata[key] = Negative(soa: soa, stored: now, expires: now + .seconds(Int64(ttl)))
+            shard.nodata[key] = Negative(soa: soa?.withTTL(ttl), stored: now, expires: now + .seconds(Int64(ttl)))
             Self.trim(&shard, limit: maxEntriesPerShard, now: now)
         }
     }
@@ -225,5 +226,13 @@ public final class RecordCache: Sendable {
         for key in shard.rrsets.keys.prefix(excess) { shard.rrsets[key] = nil }
         for key in shard.nodata.keys.prefix(max(0, shard.count - limit)) { shard.nodata[key] = nil }
         for key in shard.nxdomains.keys.prefix(max(0, shard.count - limit)) { shard.nxdomains[key] = nil }
+    }
+}
+
+extension ResourceRecord {
+    fileprivate func withTTL(_ ttl: UInt32) -> ResourceRecord {
+        var copy = self
+        copy.ttl = ttl
+        return copy
     }
 }

@@ -33,6 +33,7 @@ public enum ServerResponse: Equatable, Sendable {
     /// Classifies `message`, the response of a server of `zone` to `question`.
     public static func classify(_ message: DNSMessage, question: Question, zone: DomainName) -> ServerResponse {
         guard message.rcode == .noError || message.rcode == .nxDomain else { return .lame("rcode \(message.rcode)") }
+        guard question.name.isSubdomain(of: zone) else { return .lame("asked outside its zone") }
         let authoritative = message.flags.contains(.aa)
         func inZone(_ record: ResourceRecord) -> Bool {
             record.name.isSubdomain(of: zone) && record.recordClass == question.recordClass
@@ -50,18 +51,18 @@ public enum ServerResponse: Equatable, Sendable {
                 break
             }
             guard question.type != .cname else { break }
-            if let cname = message.answers.first(where: { $0.name == name && $0.type == .cname && inZone($0) }),
-                let target = cname.targetName
-            {
-                chain.append(cname)
-                name = target
-            } else if let dname = message.answers.first(where: {
+            if let dname = message.answers.first(where: {
                 $0.type == .dname && name != $0.name && name.isSubdomain(of: $0.name) && inZone($0)
             }), let target = dname.targetName, let synthesized = name.replacingSuffix(dname.name, with: target) {
                 // RFC 6672 §3.2: the CNAME is synthesised here rather than trusted from the packet.
                 chain.append(dname)
                 chain.append(ResourceRecord(name: name, type: .cname, ttl: dname.ttl, rdata: synthesized.wire))
                 name = synthesized
+            } else if let cname = message.answers.first(where: { $0.name == name && $0.type == .cname && inZone($0) }),
+                let target = cname.targetName
+            {
+                chain.append(cname)
+                name = target
             } else {
                 break chainLoop
             }

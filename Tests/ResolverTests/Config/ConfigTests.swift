@@ -363,17 +363,30 @@ struct ConfigTests {
         #expect(error.message.contains("server"))
     }
 
-    @Test func rejectsRecursiveModeForNow() throws {
-        let error = try #require(failure("[resolver]\n# soon\nmode = \"recursive\"\n\n" + Self.minimal))
-        #expect(error.key == "resolver.mode")
-        #expect(error.line == 3)
-        #expect(error.message.contains("recursive"))
+    @Test func readsRecursiveMode() throws {
+        // No forward zone is needed: every name is resolved from the root.
+        let config = try Config.parse(
+            "[resolver]\nmode = \"recursive\"\nroot_hints = [\"127.1.2.3\", \"::1\"]\nqname_minimisation = false\n")
+        #expect(config.resolver.mode == .recursive)
+        #expect(config.resolver.recursion.rootHints == [try address("127.1.2.3"), try address("[::1]:53")])
+        #expect(config.resolver.recursion.qnameMinimisation == false)
+        // Without root_hints, the IANA root servers; minimisation on.
+        let defaults = try Config.parse("[resolver]\nmode = \"recursive\"\n")
+        #expect(defaults.resolver.recursion.rootHints == RootHints.iana)
+        #expect(RootHints.iana.count == 26)
+        #expect(defaults.resolver.recursion.qnameMinimisation)
     }
 
-    @Test func rejectsRecursiveModeWithoutForwardZones() throws {
-        let error = try #require(failure("[resolver]\nmode = \"recursive\"\n"))
-        #expect(error.key == "resolver.mode")
-        #expect(error.line == 2)
+    @Test func rejectsRootHintsWithAPortOrNoAddress() throws {
+        let port = try #require(failure("[resolver]\nmode = \"recursive\"\n\nroot_hints = [\"127.0.0.1:5353\"]\n"))
+        #expect(port.key == "resolver.root_hints")
+        #expect(port.line == 4)
+        #expect(port.message.contains("port 53"))
+        let bad = try #require(failure("[resolver]\nroot_hints = [\"a.root-servers.net\"]\n" + Self.minimal))
+        #expect(bad.key == "resolver.root_hints")
+        #expect(bad.line == 2)
+        let notBool = try #require(failure("[resolver]\nqname_minimisation = \"yes\"\n" + Self.minimal))
+        #expect(notBool.key == "resolver.qname_minimisation")
     }
 
     @Test func rejectsAnUnknownMode() throws {

@@ -279,4 +279,17 @@ struct DomainNameTests {
         #expect(DomainName.root < lower)
         #expect(!(lower < DomainName.root))
     }
+
+    @Test func keepsTheLastLabelsAndReplacesASuffix() throws {
+        let www = try #require(DomainName("www.Example.com."))
+        #expect(www.keepingLast(2) == DomainName("example.com."))
+        #expect(www.keepingLast(0) == .root)
+        #expect(www.keepingLast(5) == www)
+        #expect(www.replacingSuffix(try #require(DomainName("example.com.")), with: try #require(DomainName("example.net."))) == DomainName("www.example.net."))
+        #expect(www.replacingSuffix(try #require(DomainName("other.com.")), with: .root) == nil)
+        // A substitution past 255 octets is no name (RFC 6672 §2.2: YXDOMAIN).
+        let long = try #require(DomainName(wire: TestWire.name(labels: 4, length: 62)))
+        #expect(DomainName("a.b.")?.replacingSuffix(try #require(DomainName("b.")), with: long)?.wire.count == 255)
+        #expect(DomainName("aa.b.")?.replacingSuffix(try #require(DomainName("b.")), with: long) == nil)
+    }
 }
