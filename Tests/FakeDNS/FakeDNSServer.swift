@@ -143,8 +143,19 @@ public final class FakeDNSServer: Sendable {
     // MARK: Answering
 
     /// Builds the answer to `query` from the records: the records of the name and type (with a
-    /// CNAME chased inside the data), NODATA or NXDOMAIN with the closest SOA otherwise.
+    /// CNAME chased and a DNAME applied inside the data), NODATA or NXDOMAIN with the closest SOA
+    /// otherwise; with SOAs among the records, a referral below a zone's delegations and REFUSED
+    /// outside its zones.
     public func answer(to query: DNSMessage) -> DNSMessage {
+        var reply = zoneAnswer(to: query)
+        // The forged extras go into authoritative answers only, after the rcode is decided.
+        if reply.flags.contains(.aa), reply.rcode == .noError || reply.rcode == .nxDomain {
+            reply.answers += behavior.extraAnswers
+        }
+        return reply
+    }
+
+    private func zoneAnswer(to query: DNSMessage) -> DNSMessage {
         var reply = DNSMessage(id: query.id, flags: [.qr, .aa, .ra], questions: query.questions)
         if query.flags.contains(.rd) { reply.flags.insert(.rd) }
         if let edns = query.edns { reply.edns = EDNS(udpPayloadSize: 1232, dnssecOK: edns.dnssecOK) }
@@ -177,7 +188,6 @@ public final class FakeDNSServer: Sendable {
             }
             if let referral = referral(for: question, below: apex, reply: reply) { return referral }
         }
-        reply.answers += behavior.extraAnswers
         var name = question.name
         for _ in 0..<8 {
             if let dname = records.first(where: { $0.type == .dname && name != $0.name && name.isSubdomain(of: $0.name) }),
@@ -191,6 +201,9 @@ public final class FakeDNSServer: Sendable {
             let matching = atName.filter { $0.type == question.type || question.type == .any }
             if !matching.isEmpty {
                 reply.answers += matching
+                // Like a real server: the addresses of an NS set's names that it holds.
+                let targets = Set(matching.filter { $0.type == .ns }.compactMap(\.targetName))
+                reply.additionals = records.filter { ($0.type == .a || $0.type == .aaaa) && targets.contains($0.name) }
                 return reply
             }
             if let cname = atName.first(where: { $0.type == .cname }),
