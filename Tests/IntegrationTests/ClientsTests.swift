@@ -78,43 +78,16 @@ struct ClientsTests {
 
     @Test("glibc resolves through resolverd in a network namespace (getent hosts), service groups too")
     func glibcInNamespace() async throws {
-        let namespace = "rdtest\(UInt32.random(in: 0...UInt32.max))"
-        let netnsDirectory = "/etc/netns/\(namespace)"
-        try #require(try runCommand(["ip", "netns", "add", namespace]).status == 0, "needs root and iproute2")
-        defer {
-            _ = try? runCommand(["ip", "netns", "del", namespace])
-            try? FileManager.default.removeItem(atPath: netnsDirectory)
-        }
-        try FileManager.default.createDirectory(atPath: netnsDirectory, withIntermediateDirectories: true)
-        try "nameserver 127.0.0.1\noptions timeout:2 attempts:2\n".write(
-            toFile: "\(netnsDirectory)/resolv.conf", atomically: true, encoding: .utf8)
-        // Loopback, and a veth pair with a documentation address: getaddrinfo's AI_ADDRCONFIG
-        // (used by `getent ahosts`) asks for A only when a non-loopback IPv4 address exists. Both
-        // ends of the pair stay inside the namespace, so nothing can leave it.
-        for command in [
-            ["ip", "link", "set", "lo", "up"], ["ip", "link", "add", "rd0", "type", "veth", "peer", "name", "rd1"],
-            ["ip", "addr", "add", "203.0.113.1/24", "dev", "rd0"], ["ip", "link", "set", "rd0", "up"],
-            ["ip", "link", "set", "rd1", "up"],
-        ] {
-            let result = try runCommand(["ip", "netns", "exec", namespace] + command)
-            #expect(result.status == 0, "\(command): \(result.stderr)")
-        }
+        let namespace = try NetworkNamespace()
+        defer { namespace.remove() }
 
         // The namespace has its own loopback: the fake upstream and resolverd both run inside it,
         // resolverd on port 53 because resolv.conf cannot name another port.
-        let zoneFile = FileManager.default.temporaryDirectory.appendingPathComponent("\(namespace).zone")
+        let zoneFile = FileManager.default.temporaryDirectory.appendingPathComponent("\(namespace.name).zone")
         try Fixtures.zone.joined(separator: "\n").write(to: zoneFile, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: zoneFile) }
-        let fake = Process()
-        fake.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        fake.arguments = ["ip", "netns", "exec", namespace, Binaries.path("fake-dns"), "--listen", "127.0.0.2:53", "--zone-file", zoneFile.path]
-        let fakeOutput = Pipe()
-        fake.standardOutput = fakeOutput
-        try fake.run()
-        defer {
-            fake.terminate()
-            fake.waitUntilExit()
-        }
+        let fake = try namespace.spawn([Binaries.path("fake-dns"), "--listen", "127.0.0.2:53", "--zone-file", zoneFile.path])
+        defer { fake.stop() }
         let config = """
             [server]
             listen = ["127.0.0.1:53"]
@@ -124,21 +97,21 @@ struct ClientsTests {
             zone = "."
             servers = ["127.0.0.2:53"]
             """
-        let daemon = try await Daemon(config: config, prefix: ["ip", "netns", "exec", namespace])
-        let result = try runCommand(["ip", "netns", "exec", namespace, "getent", "hosts", "www.example.test"])
+        let daemon = try await Daemon(config: config, prefix: namespace.prefix)
+        let result = try namespace.run(["getent", "hosts", "www.example.test"])
         #expect(result.status == 0, "\(result.stderr)\n\(daemon.log)")
         #expect(result.stdout.contains("2001:db8::10") || result.stdout.contains("192.0.2.10"))
-        let ipv4 = try runCommand(["ip", "netns", "exec", namespace, "getent", "ahostsv4", "alias.example.test"])
+        let ipv4 = try namespace.run(["getent", "ahostsv4", "alias.example.test"])
         #expect(ipv4.stdout.contains("192.0.2.10"))
-        let missing = try runCommand(["ip", "netns", "exec", namespace, "getent", "hosts", "nope.example.test"])
+        let missing = try namespace.run(["getent", "hosts", "nope.example.test"])
         #expect(missing.status == 2)  // getent: key not found
 
         // A service group: registered with dig-lite over the API, resolved by glibc.
-        let register = try runCommand(
-            ["ip", "netns", "exec", namespace, Binaries.path("dig-lite"), "register", "web", "n1", "203.0.113.7", "--ttl", "60",
+        let register = try namespace.run(
+            [Binaries.path("dig-lite"), "register", "web", "n1", "203.0.113.7", "--ttl", "60",
              "--api", "127.0.0.1:8053"])
         #expect(register.status == 0, "\(register.stdout)\(register.stderr)")
-        let group = try runCommand(["ip", "netns", "exec", namespace, "getent", "hosts", "web.cluster.internal"])
+        let group = try namespace.run(["getent", "hosts", "web.cluster.internal"])
         #expect(group.stdout.contains("203.0.113.7"), "\(group.stdout)\(group.stderr)\n\(daemon.log)")
         try await daemon.stop()
     }
