@@ -35,6 +35,8 @@ public struct FakeBehavior: Sendable {
     public var upwardReferral = false
     /// Appended to the answer section of every answer (a poisoning attempt).
     public var extraAnswers: [ResourceRecord] = []
+    /// A server from before EDNS: FORMERR without OPT to any query with an OPT record.
+    public var noEDNS = false
 
     public init() {}
 }
@@ -144,8 +146,7 @@ public final class FakeDNSServer: Sendable {
 
     /// Builds the answer to `query` from the records: the records of the name and type (with a
     /// CNAME chased and a DNAME applied inside the data), NODATA or NXDOMAIN with the closest SOA
-    /// otherwise; with SOAs among the records, a referral below a zone's delegations and REFUSED
-    /// outside its zones.
+    /// otherwise; below a zone's delegations (NS sets under an SOA's name), a referral.
     public func answer(to query: DNSMessage) -> DNSMessage {
         var reply = zoneAnswer(to: query)
         // The forged extras go into authoritative answers only, after the rcode is decided.
@@ -158,6 +159,10 @@ public final class FakeDNSServer: Sendable {
     private func zoneAnswer(to query: DNSMessage) -> DNSMessage {
         var reply = DNSMessage(id: query.id, flags: [.qr, .aa, .ra], questions: query.questions)
         if query.flags.contains(.rd) { reply.flags.insert(.rd) }
+        if behavior.noEDNS, query.edns != nil {
+            reply.rcode = .formErr
+            return reply
+        }
         if let edns = query.edns { reply.edns = EDNS(udpPayloadSize: 1232, dnssecOK: edns.dnssecOK) }
         if let rcode = behavior.rcode {
             reply.rcode = rcode
@@ -176,17 +181,13 @@ public final class FakeDNSServer: Sendable {
             reply.answers.append(ResourceRecord(name: question.name, type: .a, ttl: 300, rdata: wildcard))
             return reply
         }
-        // Zones with an SOA are served as an authoritative server would: refused outside them,
-        // referrals at their delegations. Records without any SOA answer as they are.
-        let apexes = records.filter { $0.type == .soa }.map(\.name)
-        if !apexes.isEmpty {
-            guard let apex = apexes.filter({ question.name.isSubdomain(of: $0) }).max(by: { $0.labelCount < $1.labelCount })
-            else {
-                reply.flags.remove(.aa)
-                reply.rcode = .refused
-                return reply
-            }
-            if let referral = referral(for: question, below: apex, reply: reply) { return referral }
+        // Inside a zone with an SOA, delegations below it are answered with referrals, as an
+        // authoritative server does. Other records answer as they are.
+        if let apex = records.filter({ $0.type == .soa && question.name.isSubdomain(of: $0.name) }).map(\.name)
+            .max(by: { $0.labelCount < $1.labelCount }),
+            let referral = referral(for: question, below: apex, reply: reply)
+        {
+            return referral
         }
         var name = question.name
         for _ in 0..<8 {

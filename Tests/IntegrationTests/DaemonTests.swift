@@ -16,7 +16,8 @@ struct DaemonTests {
             ("[[forward]]\nzone = \".\"\nservers = [\"192.0.2.300\"]\n", "line 3: forward[1].servers: '192.0.2.300' is not an address"),
             ("[server]\nallow = [\"10.0.0.0/33\"]\n", "line 2: server.allow: '10.0.0.0/33' is not a network"),
             ("[server\n", "line 1: expected ']'"),
-            ("[resolver]\nmode = \"recursive\"\n", "line 2: resolver.mode"),
+            ("[resolver]\nmode = \"iterative\"\n", "line 2: resolver.mode"),
+            ("[resolver]\nmode = \"recursive\"\nroot_hints = [\"127.0.0.1:5353\"]\n", "line 3: resolver.root_hints"),
             ("[cluster]\nanswer_ttl_s = -1\n", "line 2: cluster.answer_ttl_s: must be between 0 and 3600"),
             ("[registry]\nbackend = \"mysql\"\n", "line 2: registry.backend: must be \"sqlite\""),
         ])

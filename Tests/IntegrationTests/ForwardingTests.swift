@@ -28,6 +28,18 @@ struct ForwardingTests {
         await fake.stop()
     }
 
+    @Test("a server without EDNS (FORMERR to OPT) is asked again without it")
+    func serverWithoutEDNS() async throws {
+        let (fake, upstream) = try await Fixtures.upstream(behavior: Fixtures.behavior { $0.noEDNS = true })
+        let daemon = try await Daemon(config: forwardingConfig([(".", [upstream])]))
+        let reply = try #require(try RawUDPClient(server: daemon.address).ask(query("www.example.test")))
+        #expect(reply.rcode == .noError)
+        #expect(addresses(in: reply) == ["192.0.2.10"])
+        #expect(fake.queryCount == 2)
+        try await daemon.stop()
+        await fake.stop()
+    }
+
     @Test("NXDOMAIN and NODATA come back with the zone's SOA")
     func negativeAnswers() async throws {
         let (fake, upstream) = try await Fixtures.upstream()

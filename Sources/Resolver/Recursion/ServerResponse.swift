@@ -45,7 +45,9 @@ public enum ServerResponse: Equatable, Sendable {
         var records: [ResourceRecord] = []
         var leftZone = false
         chainLoop: for _ in 0..<maxChainInResponse {
-            let matching = message.answers.filter { $0.name == name && $0.type == question.type && inZone($0) }
+            let matching = message.answers.filter {
+                $0.name == name && ($0.type == question.type || question.type == .any) && inZone($0)
+            }
             if !matching.isEmpty {
                 records = matching
                 break

@@ -1,7 +1,7 @@
 // Upstream/: one query to one server. Each UDP query gets its own socket on a random source port
 // and a random ID, both from the system CSPRNG, and accepts only an answer from the server's
 // address and port with that ID and the same question (RFC 5452 §9). A truncated answer is
-// fetched again over TCP (RFC 7766 §5).
+// fetched again over TCP (RFC 7766 §5); a FORMERR without OPT is asked again without EDNS.
 
 import Logging
 import NIOCore
@@ -55,6 +55,11 @@ public struct UpstreamClient: Sendable {
     {
         if transport == .udp {
             let answer = try await send(query, to: server, overTCP: false, edns: edns)
+            // RFC 6891 §7: a server that does not know EDNS answers FORMERR without an OPT record;
+            // ask it again without one.
+            if edns, answer.message.rcode == .formErr, answer.message.edns == nil {
+                return try await exchange(query, server: server, transport: transport, edns: false)
+            }
             guard answer.message.flags.contains(.tc) else { return answer }
             logger.debug("truncated answer, retrying over TCP", metadata: ["server": "\(server)"])
         }
