@@ -108,8 +108,11 @@ class Resolver:
         self.log = open(os.path.join(self.dir, "stderr.log"), "w")
         self.process = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         if not wait_for_udp(self.port):
-            self.stop()
-            raise RuntimeError(f"{self.name} did not start; see {self.dir}/stderr.log")
+            self.log.flush()
+            with open(os.path.join(self.dir, "stderr.log")) as f:
+                tail = "".join(f.readlines()[-10:]).rstrip()
+            self.stop()  # removes the directory, so the log's end goes into the error
+            raise RuntimeError(f"{self.name} did not start:\n{tail}")
         return self
 
     def cpu_seconds(self):

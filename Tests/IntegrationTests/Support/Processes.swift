@@ -110,6 +110,12 @@ final class Daemon: @unchecked Sendable {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("resolverd-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let configURL = directory.appendingPathComponent("resolverd.toml")
+        // Rule 6: nothing leaves loopback. A recursive daemon without root_hints would prime
+        // from the real root servers.
+        if config.contains("\"recursive\""), !config.contains("root_hints") {
+            Issue.record("a recursive test daemon needs root_hints on loopback")
+            throw WaitTimeout(description: "a safe config")
+        }
         var config = config
         if !config.contains("[registry]") {
             config += "\n[registry]\npath = \"\(registryPath ?? directory.appendingPathComponent("registry.sqlite").path)\"\n"
