@@ -85,7 +85,7 @@ public final class RecursiveResolver: Sendable {
     /// with the SOA), or a failure for SERVFAIL.
     public func resolve(_ query: UpstreamQuery) async -> Resolution {
         let budget = ResolutionBudget(settings: settings)
-        let outcome = await withDeadline(settings.deadline) { [self] in
+        let outcome = await withDeadline(settings.deadline, on: transactions.client.group.next()) { [self] in
             await lookup(query.question, budget: budget, depth: 0)
         }
         guard let outcome else {
@@ -368,16 +368,15 @@ final class ResolutionBudget: Sendable {
     func end(_ question: Question) { _ = state.withLock { $0.lookups.remove(question) } }
 }
 
-/// Runs `work`, giving up on it after `limit`: nil then, while the work runs on to its end
-/// unobserved (its budget stops it from asking further).
-func withDeadline<T: Sendable>(_ limit: TimeAmount, _ work: @escaping @Sendable () async -> T) async -> T? {
+/// Runs `work`, giving up on it after `limit` (timed on `loop`, with no dispatch timer): nil
+/// then, while the work runs on to its end unobserved (its budget stops it from asking further).
+func withDeadline<T: Sendable>(
+    _ limit: TimeAmount, on loop: any EventLoop, _ work: @escaping @Sendable () async -> T
+) async -> T? {
     let race = FirstResult<T>()
     return await withCheckedContinuation { continuation in
         race.start(continuation)
-        let timer = Task {
-            try? await Task.sleep(nanoseconds: UInt64(max(0, limit.nanoseconds)))
-            if !Task.isCancelled { race.finish(nil) }
-        }
+        let timer = loop.scheduleTask(in: limit) { race.finish(nil) }
         Task {
             let value = await work()
             timer.cancel()

@@ -53,22 +53,32 @@ public struct UpstreamClient: Sendable {
     public func exchange(_ query: UpstreamQuery, server: ServerAddress, transport: Transport = .udp, edns: Bool = true)
         async throws(UpstreamError) -> UpstreamAnswer
     {
-        if transport == .udp {
-            let answer = try await send(query, to: server, overTCP: false, edns: edns)
+        try await result(of: exchangeFuture(query, server: server, transport: transport, edns: edns))
+    }
+
+    /// The same as a future, completed on an event loop: callers that only need a callback skip
+    /// a task and a hop to the concurrency pool (the miss path does, once per upstream query).
+    public func exchangeFuture(
+        _ query: UpstreamQuery, server: ServerAddress, transport: Transport = .udp, edns: Bool = true
+    ) -> EventLoopFuture<UpstreamAnswer> {
+        guard transport == .udp else { return send(query, to: server, overTCP: true, edns: edns) }
+        let overUDP = send(query, to: server, overTCP: false, edns: edns)
+        return overUDP.flatMap { answer in
             // RFC 6891 §7: a server that does not know EDNS answers FORMERR without an OPT record;
             // ask it again without one.
             if edns, answer.message.rcode == .formErr, answer.message.edns == nil {
-                return try await exchange(query, server: server, transport: transport, edns: false)
+                return exchangeFuture(query, server: server, transport: transport, edns: false)
             }
-            guard answer.message.flags.contains(.tc) else { return answer }
+            guard answer.message.flags.contains(.tc) else { return overUDP.eventLoop.makeSucceededFuture(answer) }
             logger.debug("truncated answer, retrying over TCP", metadata: ["server": "\(server)"])
+            return send(query, to: server, overTCP: true, edns: edns)
         }
-        return try await send(query, to: server, overTCP: true, edns: edns)
     }
 
     private func send(_ query: UpstreamQuery, to server: ServerAddress, overTCP: Bool, edns: Bool)
-        async throws(UpstreamError) -> UpstreamAnswer
+        -> EventLoopFuture<UpstreamAnswer>
     {
+        let eventLoop = group.next()
         var random = SystemRandomNumberGenerator()
         let id = UInt16.random(in: 0...UInt16.max, using: &random)
         let message = DNSMessage.query(
@@ -78,21 +88,20 @@ public struct UpstreamClient: Sendable {
         do {
             wire = try DNSCodec.encode(message)
         } catch {
-            throw .badQuery(error.message)
+            return eventLoop.makeFailedFuture(UpstreamError.badQuery(error.message))
         }
         let remote: SocketAddress
         do {
             remote = try server.socketAddress()
         } catch {
-            throw .unreachable("\(error)")
+            return eventLoop.makeFailedFuture(UpstreamError.unreachable("\(error)"))
         }
         let expected = ExpectedAnswer(id: id, question: query.question, server: server)
-        let eventLoop = group.next()
         let promise = eventLoop.makePromise(of: UpstreamAnswer.self)
         let timeoutAmount = self.timeout
         let clock = SendClock()
         // Everything from here to the answer runs on the channel's event loop as one chain of
-        // futures: the task waits once, instead of hopping to the loop for every step.
+        // futures.
         let opened: EventLoopFuture<any Channel> =
             overTCP
             ? connectTCP(to: remote, on: eventLoop, expected: expected, clock: clock, promise: promise)
@@ -119,12 +128,12 @@ public struct UpstreamClient: Sendable {
                 write.whenFailure { promise.fail(UpstreamError.unreachable("\($0)")) }
             }
         }
-        return try await result(of: promise)
+        return promise.futureResult
     }
 
-    private func result(of promise: EventLoopPromise<UpstreamAnswer>) async throws(UpstreamError) -> UpstreamAnswer {
+    private func result(of future: EventLoopFuture<UpstreamAnswer>) async throws(UpstreamError) -> UpstreamAnswer {
         do {
-            return try await promise.futureResult.get()
+            return try await future.get()
         } catch let error as UpstreamError {
             throw error
         } catch {

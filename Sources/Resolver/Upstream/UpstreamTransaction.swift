@@ -45,16 +45,24 @@ public struct UpstreamTransactions: Sendable {
         var asked: Set<ServerAddress> = []
         var lastError = "no servers"
 
+        // Sends and timers live on one event loop's callbacks: no task per attempt, no
+        // dispatch timer per hedge.
+        let loop = client.group.next()
+        var timers: [Scheduled<Void>] = []
+        defer { timers.forEach { $0.cancel() } }
+
         func launch(_ server: ServerAddress, attempt: Int) {
             outstanding += 1
             asked.insert(server)
-            Task {
+            client.exchangeFuture(query, server: server).whenComplete { outcome in
                 let result: Result<UpstreamAnswer, UpstreamError>
-                do throws(UpstreamError) {
-                    let answer = try await client.exchange(query, server: server)
+                switch outcome {
+                case .success(let answer):
                     result = Self.isUsable(answer.message) && !accept(answer.message) ? .failure(.lame) : .success(answer)
-                } catch {
+                case .failure(let error as UpstreamError):
                     result = .failure(error)
+                case .failure(let error):
+                    result = .failure(.unreachable("\(error)"))
                 }
                 selector.record(Self.feedback(for: result), server: server, zone: zone, now: .now())
                 sink.yield(.outcome(attempt: attempt, server: server, result))
@@ -68,11 +76,7 @@ public struct UpstreamTransactions: Sendable {
             launched += 1
             launch(plan.order[attempt], attempt: attempt)
             if launched < plan.order.count {
-                let delay = plan.hedgeDelays[attempt]
-                Task {
-                    try? await Task.sleep(nanoseconds: UInt64(max(0, delay.nanoseconds)))
-                    sink.yield(.hedgeTimer(attempt: attempt))
-                }
+                timers.append(loop.scheduleTask(in: plan.hedgeDelays[attempt]) { sink.yield(.hedgeTimer(attempt: attempt)) })
             }
             return true
         }
