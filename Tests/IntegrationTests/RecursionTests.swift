@@ -59,6 +59,13 @@ struct RecursionTests {
         #expect(nodata.authorities.first?.type == .soa)
         #expect((nodata.authorities.first?.ttl ?? 0) <= 300)
 
+        // inb.test.'s server falls silent: the cached delegation is forgotten and test. asked
+        // again (the zone may have moved) before the client gets SERVFAIL.
+        hierarchy[4].behavior.silent = true
+        let tldBefore = hierarchy[2].queryCount
+        #expect(try ask(daemon, "new.inb.test").rcode == .servFail)
+        #expect(hierarchy[2].queryCount == tldBefore + 1)
+
         try await daemon.stop()
         await hierarchy.stop()
     }
@@ -107,6 +114,10 @@ struct RecursionTests {
         #expect(rootNames.isSubset(of: [".", "test."]), "root saw \(rootNames)")
         #expect(tldNames == ["inb.test."], "test. saw \(tldNames)")
         #expect(hierarchy[4].questions.map(\.name.description).contains("deep.inb.test."))
+        // What the walk learned is kept: a sibling below the same empty non-terminals costs one query.
+        let walked = hierarchy[4].queryCount
+        #expect(try ask(minimising, "x.b.c.deep.inb.test").rcode == .nxDomain)
+        #expect(hierarchy[4].queryCount == walked + 1)
         try await minimising.stop()
 
         let full = try await Daemon(config: hierarchy.layout.config(qnameMinimisation: false))

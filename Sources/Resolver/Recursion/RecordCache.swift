@@ -119,6 +119,12 @@ public final class RecordCache: Sendable {
         }
     }
 
+    /// Forgets one RRset (a delegation whose servers all failed, to be asked for again).
+    func remove(_ name: DomainName, _ type: RecordType) {
+        let key = Key(name: name.lowercased, type: type)
+        shard(key.name).withLock { _ = $0.rrsets.removeValue(forKey: key) }
+    }
+
     /// The credibility of the fresh RRset of `name` and `type`, if there is one.
     func credibility(of name: DomainName, _ type: RecordType, now: NIODeadline) -> Credibility? {
         let key = Key(name: name.lowercased, type: type)

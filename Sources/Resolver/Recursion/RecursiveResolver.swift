@@ -186,6 +186,9 @@ public final class RecursiveResolver: Sendable {
     /// Iterates from the closest known zone cut down to the servers that answer `question`.
     private func iterate(_ question: Question, budget: ResolutionBudget, depth: Int) async -> Step {
         var cut = await closestCut(for: question, budget: budget)
+        // A cut taken from the cache may be stale (the zone moved to other servers): when all its
+        // servers fail, it is forgotten once and the parent asked for the delegation again.
+        var cutFromCache = !cut.zone.isRoot
         // The deepest name known to exist below the cut (QNAME minimisation's progress).
         var known = cut.zone
         var minimise = settings.qnameMinimisation && question.type != .ds
@@ -194,6 +197,13 @@ public final class RecursiveResolver: Sendable {
             let servers = await addresses(of: cut, budget: budget, depth: depth)
             guard !servers.isEmpty else { return .failure("no address for any nameserver of \(cut.zone)") }
 
+            // Names below the cut already known to exist (earlier minimised queries) are skipped.
+            while minimise, question.name.labelCount > known.labelCount + 1 {
+                let next = question.name.keepingLast(known.labelCount + 1)
+                let now = NIODeadline.now()
+                guard records.noData(next, .a, now: now) != nil || records.rrset(next, .a, now: now) != nil else { break }
+                known = next
+            }
             var asked = question
             if minimise, minimised < settings.maxMinimisedQueries, question.name.labelCount > known.labelCount + 1 {
                 asked = Question(
@@ -208,6 +218,13 @@ public final class RecursiveResolver: Sendable {
                     minimise = false
                     continue
                 }
+                if cutFromCache {
+                    records.remove(cut.zone, .ns)
+                    cut = await closestCut(for: question, budget: budget)
+                    known = cut.zone
+                    cutFromCache = false
+                    continue
+                }
                 return .failure("no usable answer from the servers of \(cut.zone)")
             }
             let now = NIODeadline.now()
@@ -218,6 +235,7 @@ public final class RecursiveResolver: Sendable {
                 records.insert(glue, credibility: .glue, now: now)
                 cut = Cut(zone: child, nameservers: ns.compactMap(\.targetName), fixed: [])
                 known = child
+                cutFromCache = false
                 continue
             case .lame(let reason):
                 return .failure("\(cut.zone): \(reason)")
@@ -227,7 +245,16 @@ public final class RecursiveResolver: Sendable {
                 minimise = false
                 continue
             case _ where asked != question:
-                // The minimised name exists inside this zone; go one label further.
+                // The minimised name exists inside this zone; go one label further. What was
+                // learned is kept, so the next name below it starts past it.
+                switch response {
+                case .noData(let chain, let soa) where chain.isEmpty:
+                    records.insertNoData(asked.name, asked.type, soa: soa, now: now)
+                case .answer(let chain, let found):
+                    records.insert(chain + found, credibility: .answer, now: now)
+                default:
+                    break
+                }
                 known = asked.name
                 continue
             case .answer(let chain, let found):
