@@ -3,6 +3,8 @@
 
 #include <assert.h>
 #include <stddef.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 
 static_assert(sizeof(CBatchIO_message) == sizeof(struct mmsghdr), "CBatchIO_message must match mmsghdr");
 static_assert(offsetof(CBatchIO_message, length) == offsetof(struct mmsghdr, msg_len), "msg_len offset");
@@ -16,3 +18,22 @@ int CBatchIO_send(int fd, CBatchIO_message *messages, unsigned int count, int fl
 }
 
 int CBatchIO_waitForOne(void) { return MSG_WAITFORONE; }
+
+int CBatchIO_epollCreate(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+int CBatchIO_epollAdd(int epollFD, int fd) {
+    struct epoll_event event = {.events = EPOLLIN, .data.fd = fd};
+    return epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event);
+}
+
+int CBatchIO_epollDelete(int epollFD, int fd) { return epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, NULL); }
+
+int CBatchIO_epollWait(int epollFD, int *fds, int capacity, int timeoutMs) {
+    struct epoll_event events[64];
+    if (capacity > 64) capacity = 64;
+    int ready = epoll_wait(epollFD, events, capacity, timeoutMs);
+    for (int index = 0; index < ready; index++) fds[index] = events[index].data.fd;
+    return ready;
+}
+
+int CBatchIO_eventFD(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }

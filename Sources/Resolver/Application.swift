@@ -30,6 +30,8 @@ public final class ResolverApplication: Service {
     public let registry: ServiceRegistry
     /// Resolution from the root (recursive mode); nil when forwarding.
     let recursor: RecursiveResolver?
+    /// Upstream queries (its UDP thread is stopped at shutdown).
+    let client: UpstreamClient
 
     /// Opens the registry store (a bad `registry.path` fails here) and wires the rest.
     public init(config: Config, logger: Logger) throws(RegistryError) {
@@ -40,7 +42,7 @@ public final class ResolverApplication: Service {
 
         let policy = config.resolver.selectionPolicy
         selector = AdaptiveSelector(policy: policy)
-        let client = UpstreamClient(group: group, timeout: policy.timeout, logger: logger)
+        client = UpstreamClient(group: group, timeout: policy.timeout, logger: logger)
         let transactions = UpstreamTransactions(client: client, selector: selector, logger: logger)
         let forwarder = Forwarder(zones: Self.forwardZones(config), transactions: transactions)
         if config.resolver.mode == .recursive {
@@ -97,6 +99,7 @@ public final class ResolverApplication: Service {
 
         func closeAll() async {
             await listeners.close()
+            await client.shutdown()
             try? await http.shutdown()
             try? await group.shutdownGracefully()
         }

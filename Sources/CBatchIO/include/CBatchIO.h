@@ -1,6 +1,6 @@
-// CBatchIO: recvmmsg/sendmmsg for the UDP fast path. Glibc declares them only under _GNU_SOURCE,
-// which Swift's Glibc module is built without, so this target compiles them with it and hands
-// Swift a plain C surface.
+// CBatchIO: the system calls Swift's Glibc module does not offer — recvmmsg/sendmmsg for the UDP
+// fast path (declared only under _GNU_SOURCE, which that module is built without) and epoll and
+// eventfd for the upstream UDP exchanger — behind a plain C surface.
 #ifndef RESOLVERD_CBATCHIO_H
 #define RESOLVERD_CBATCHIO_H
 
@@ -22,5 +22,20 @@ int CBatchIO_send(int fd, CBatchIO_message *messages, unsigned int count, int fl
 
 /// MSG_WAITFORONE (a GNU flag).
 int CBatchIO_waitForOne(void);
+
+/// epoll_create1(EPOLL_CLOEXEC).
+int CBatchIO_epollCreate(void);
+
+/// Watches `fd` for readability (level-triggered); the event carries `fd` back.
+int CBatchIO_epollAdd(int epollFD, int fd);
+
+/// Stops watching `fd`.
+int CBatchIO_epollDelete(int epollFD, int fd);
+
+/// epoll_wait: writes up to `capacity` ready descriptors to `fds`; returns their count, or -1.
+int CBatchIO_epollWait(int epollFD, int *fds, int capacity, int timeoutMs);
+
+/// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK).
+int CBatchIO_eventFD(void);
 
 #endif

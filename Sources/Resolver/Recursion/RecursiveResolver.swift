@@ -12,7 +12,8 @@
 //   4. An answer ending in a CNAME or DNAME leaving the zone is followed as a new question, at
 //      most `maxCNAMEChain` links.
 // Everything a client query causes is bounded: upstream queries, referrals, chain length, nested
-// lookups, and an overall deadline; past any of them the client gets SERVFAIL.
+// lookups, and an overall deadline (checked before each upstream query, so an answer comes at
+// most one exchange past it); past any of them the client gets SERVFAIL.
 
 import Logging
 import NIOCore
@@ -84,14 +85,8 @@ public final class RecursiveResolver: Sendable {
     /// Resolves a client's question: the answer message (NOERROR with records, NXDOMAIN or NODATA
     /// with the SOA), or a failure for SERVFAIL.
     public func resolve(_ query: UpstreamQuery) async -> Resolution {
-        let budget = ResolutionBudget(settings: settings)
-        let outcome = await withDeadline(settings.deadline, on: transactions.client.group.next()) { [self] in
-            await lookup(query.question, budget: budget, depth: 0)
-        }
-        guard let outcome else {
-            budget.expire()
-            return .failure("no answer within \(settings.deadline.nanoseconds / 1_000_000) ms")
-        }
+        let budget = ResolutionBudget(settings: settings, now: .now())
+        let outcome = await lookup(query.question, budget: budget, depth: 0)
         switch outcome {
         case .failure(let reason):
             return .failure(reason)
@@ -111,7 +106,7 @@ public final class RecursiveResolver: Sendable {
     @discardableResult
     public func prime() async -> Bool {
         let question = Question(name: .root, type: .ns)
-        let budget = ResolutionBudget(settings: settings)
+        let budget = ResolutionBudget(settings: settings, now: .now())
         let hints = Cut(zone: .root, nameservers: [], fixed: settings.rootHints)
         guard case .answer(let upstream) = await ask(question, cut: hints, budget: budget) else { return false }
         guard case .answer(_, let ns) = ServerResponse.classify(upstream, question: question, zone: .root) else {
@@ -335,7 +330,7 @@ public final class RecursiveResolver: Sendable {
     /// One upstream question to a zone's servers, shared with identical ones in flight. A lame
     /// response counts as that server's failure and the next server is asked.
     private func ask(_ question: Question, cut: Cut, budget: ResolutionBudget) async -> MessageOutcome {
-        guard budget.spend() else { return .failure("more than \(settings.maxUpstreamQueries) upstream queries") }
+        if let exhausted = budget.spend() { return .failure(exhausted) }
         let zone = cut.zone
         let outcome = await inFlight.run(UpstreamKey(zone: zone, question: question)) {
             await transactions.resolve(
@@ -365,63 +360,32 @@ public final class RecursiveResolver: Sendable {
 final class ResolutionBudget: Sendable {
     private struct State {
         var queries = 0
-        var expired = false
         /// Nameserver lookups under way (to detect loops).
         var lookups: Set<Question> = []
     }
 
     private let state = Mutex(State())
     private let maxQueries: Int
+    /// No upstream query leaves after this; the client gets SERVFAIL.
+    let deadline: NIODeadline
 
-    init(settings: RecursionSettings) {
+    init(settings: RecursionSettings, now: NIODeadline) {
         maxQueries = settings.maxUpstreamQueries
+        deadline = now + settings.deadline
     }
 
-    /// Counts one upstream query; false when the budget is spent or the deadline has passed.
-    func spend() -> Bool {
-        state.withLock { state in
-            guard !state.expired, state.queries < maxQueries else { return false }
+    /// Why the next upstream query may not leave, or nil when it may (and is counted).
+    func spend() -> String? {
+        guard NIODeadline.now() < deadline else { return "deadline passed" }
+        return state.withLock { state in
+            guard state.queries < maxQueries else { return "more than \(maxQueries) upstream queries" }
             state.queries += 1
-            return true
+            return nil
         }
     }
-
-    /// Stops everything still running for a client that has had its SERVFAIL.
-    func expire() { state.withLock { $0.expired = true } }
 
     /// Marks a nameserver lookup as under way; false if it already is (a dependency loop).
     func begin(_ question: Question) -> Bool { state.withLock { $0.lookups.insert(question).inserted } }
 
     func end(_ question: Question) { _ = state.withLock { $0.lookups.remove(question) } }
-}
-
-/// Runs `work`, giving up on it after `limit` (timed on `loop`, with no dispatch timer): nil
-/// then, while the work runs on to its end unobserved (its budget stops it from asking further).
-func withDeadline<T: Sendable>(
-    _ limit: TimeAmount, on loop: any EventLoop, _ work: @escaping @Sendable () async -> T
-) async -> T? {
-    let race = FirstResult<T>()
-    return await withCheckedContinuation { continuation in
-        race.start(continuation)
-        let timer = loop.scheduleTask(in: limit) { race.finish(nil) }
-        Task {
-            let value = await work()
-            timer.cancel()
-            race.finish(value)
-        }
-    }
-}
-
-/// Resumes a continuation with whichever result comes first.
-private final class FirstResult<T: Sendable>: Sendable {
-    private let slot = Mutex<CheckedContinuation<T?, Never>?>(nil)
-
-    func start(_ continuation: CheckedContinuation<T?, Never>) { slot.withLock { $0 = continuation } }
-
-    func finish(_ value: T?) {
-        slot.withLock { continuation in
-            continuation?.resume(returning: value)
-            continuation = nil
-        }
-    }
 }

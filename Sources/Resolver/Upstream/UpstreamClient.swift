@@ -1,6 +1,6 @@
 // Upstream/: one query to one server. Each UDP query gets its own socket on a random source port
-// and a random ID, both from the system CSPRNG, and accepts only an answer from the server's
-// address and port with that ID and the same question (RFC 5452 §9). A truncated answer is
+// and a random ID, both from the system CSPRNG (UDPExchanger), and accepts only an answer from the
+// server's address and port with that ID and the same question (RFC 5452 §9). A truncated answer is
 // fetched again over TCP (RFC 7766 §5); a FORMERR without OPT is asked again without EDNS.
 
 import Logging
@@ -37,15 +37,29 @@ public struct UpstreamAnswer: Sendable {
 /// Sends single queries to single servers over UDP (and TCP after truncation).
 public struct UpstreamClient: Sendable {
     public enum Transport: Sendable { case udp, tcp }
+    public typealias Completion = @Sendable (Result<UpstreamAnswer, UpstreamError>) -> Void
 
     let group: any EventLoopGroup
     let timeout: TimeAmount
     let logger: Logger
+    /// UDP queries; TCP goes through NIO.
+    private let udp: UDPExchanger
 
     public init(group: any EventLoopGroup, timeout: TimeAmount, logger: Logger) {
         self.group = group
         self.timeout = timeout
         self.logger = logger
+        udp = UDPExchanger()
+    }
+
+    /// Runs `action` after `delay` on the UDP answer thread (hedge timers), unless cancelled.
+    public func schedule(in delay: TimeAmount, _ action: @escaping @Sendable () -> Void) -> UpstreamTimer {
+        udp.schedule(in: delay, action)
+    }
+
+    /// Stops the UDP answer thread.
+    public func shutdown() async {
+        await udp.shutdown()
     }
 
     /// Asks `server` once; over UDP first, then TCP if the answer is truncated. `transport: .tcp`
@@ -53,60 +67,75 @@ public struct UpstreamClient: Sendable {
     public func exchange(_ query: UpstreamQuery, server: ServerAddress, transport: Transport = .udp, edns: Bool = true)
         async throws(UpstreamError) -> UpstreamAnswer
     {
-        try await result(of: exchangeFuture(query, server: server, transport: transport, edns: edns))
+        let result = await withCheckedContinuation { continuation in
+            exchange(query, server: server, transport: transport, edns: edns) { continuation.resume(returning: $0) }
+        }
+        return try result.get()
     }
 
-    /// The same as a future, completed on an event loop: callers that only need a callback skip
-    /// a task and a hop to the concurrency pool (the miss path does, once per upstream query).
-    public func exchangeFuture(
-        _ query: UpstreamQuery, server: ServerAddress, transport: Transport = .udp, edns: Bool = true
-    ) -> EventLoopFuture<UpstreamAnswer> {
-        guard transport == .udp else { return send(query, to: server, overTCP: true, edns: edns) }
-        let overUDP = send(query, to: server, overTCP: false, edns: edns)
-        return overUDP.flatMap { answer in
+    /// The same with a callback, called once on whichever thread finished the exchange: the miss
+    /// path skips a task and a hop to the concurrency pool per upstream query.
+    public func exchange(
+        _ query: UpstreamQuery, server: ServerAddress, transport: Transport = .udp, edns: Bool = true,
+        completion: @escaping Completion
+    ) {
+        let wire: [UInt8]
+        let expected: ExpectedAnswer
+        do throws(UpstreamError) {
+            (wire, expected) = try Self.encode(query, server: server, edns: edns)
+        } catch {
+            completion(.failure(error))
+            return
+        }
+        guard transport == .udp else {
+            sendTCP(wire, expected: expected, completion: completion)
+            return
+        }
+        udp.send(wire, expected: expected, timeout: timeout) { [self] result in
+            guard case .success(let answer) = result else { return completion(result) }
             // RFC 6891 §7: a server that does not know EDNS answers FORMERR without an OPT record;
             // ask it again without one.
             if edns, answer.message.rcode == .formErr, answer.message.edns == nil {
-                return exchangeFuture(query, server: server, transport: transport, edns: false)
+                return exchange(query, server: server, transport: transport, edns: false, completion: completion)
             }
-            guard answer.message.flags.contains(.tc) else { return overUDP.eventLoop.makeSucceededFuture(answer) }
+            guard answer.message.flags.contains(.tc) else { return completion(result) }
             logger.debug("truncated answer, retrying over TCP", metadata: ["server": "\(server)"])
-            return send(query, to: server, overTCP: true, edns: edns)
+            sendTCP(wire, expected: expected, completion: completion)
         }
     }
 
-    private func send(_ query: UpstreamQuery, to server: ServerAddress, overTCP: Bool, edns: Bool)
-        -> EventLoopFuture<UpstreamAnswer>
+    /// The query's wire form with a fresh random ID (system CSPRNG), and what its answer must match.
+    private static func encode(_ query: UpstreamQuery, server: ServerAddress, edns: Bool) throws(UpstreamError)
+        -> ([UInt8], ExpectedAnswer)
     {
-        let eventLoop = group.next()
         var random = SystemRandomNumberGenerator()
         let id = UInt16.random(in: 0...UInt16.max, using: &random)
         let message = DNSMessage.query(
             query.question, id: id, recursionDesired: query.recursionDesired, dnssecOK: query.dnssecOK,
             checkingDisabled: query.checkingDisabled, edns: edns)
-        let wire: [UInt8]
         do {
-            wire = try DNSCodec.encode(message)
+            return (try DNSCodec.encode(message), ExpectedAnswer(id: id, question: query.question, server: server))
         } catch {
-            return eventLoop.makeFailedFuture(UpstreamError.badQuery(error.message))
+            throw .badQuery(error.message)
         }
+    }
+
+    /// One query over a new TCP connection (RFC 7766 framing), on an event loop.
+    private func sendTCP(_ wire: [UInt8], expected: ExpectedAnswer, completion: @escaping Completion) {
+        let eventLoop = group.next()
         let remote: SocketAddress
         do {
-            remote = try server.socketAddress()
+            remote = try expected.server.socketAddress()
         } catch {
-            return eventLoop.makeFailedFuture(UpstreamError.unreachable("\(error)"))
+            return completion(.failure(.unreachable("\(error)")))
         }
-        let expected = ExpectedAnswer(id: id, question: query.question, server: server)
         let promise = eventLoop.makePromise(of: UpstreamAnswer.self)
+        promise.futureResult.whenComplete { result in
+            completion(result.mapError { $0 as? UpstreamError ?? .unreachable("\($0)") })
+        }
         let timeoutAmount = self.timeout
         let clock = SendClock()
-        // Everything from here to the answer runs on the channel's event loop as one chain of
-        // futures.
-        let opened: EventLoopFuture<any Channel> =
-            overTCP
-            ? connectTCP(to: remote, on: eventLoop, expected: expected, clock: clock, promise: promise)
-            : openUDP(to: remote, on: eventLoop, expected: expected, clock: clock, promise: promise)
-        opened.whenComplete { result in
+        connectTCP(to: remote, on: eventLoop, expected: expected, clock: clock, promise: promise).whenComplete { result in
             switch result {
             case .failure(let error):
                 promise.fail(UpstreamError.unreachable("\(error)"))
@@ -119,66 +148,9 @@ public struct UpstreamClient: Sendable {
                 }
                 var buffer = channel.allocator.buffer(capacity: wire.count)
                 buffer.writeBytes(wire)
-                // The round trip is timed from here: socket set-up is ours, not the server's.
+                // The round trip is timed from here: connecting is not the server's answer time.
                 clock.markSent()
-                let write: EventLoopFuture<Void> =
-                    overTCP
-                    ? channel.writeAndFlush(buffer)
-                    : channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: buffer))
-                write.whenFailure { promise.fail(UpstreamError.unreachable("\($0)")) }
-            }
-        }
-        return promise.futureResult
-    }
-
-    private func result(of future: EventLoopFuture<UpstreamAnswer>) async throws(UpstreamError) -> UpstreamAnswer {
-        do {
-            return try await future.get()
-        } catch let error as UpstreamError {
-            throw error
-        } catch {
-            throw .unreachable("\(error)")
-        }
-    }
-
-    /// A UDP socket on a random source port, connected to `remote`, with the answer handler.
-    private func openUDP(
-        to remote: SocketAddress, on eventLoop: any EventLoop, expected: ExpectedAnswer, clock: SendClock,
-        promise: EventLoopPromise<UpstreamAnswer>
-    ) -> EventLoopFuture<any Channel> {
-        let wildcard = remote.protocol == .inet6 ? "::" : "0.0.0.0"
-        // RFC 5452 §9.2: a random source port from the whole unprivileged range; on the rare
-        // collision with a port in use, draw again, and only then let the kernel choose.
-        @Sendable func bind(attempt: Int) -> EventLoopFuture<any Channel> {
-            var random = SystemRandomNumberGenerator()
-            let port = attempt < 8 ? Int.random(in: 1024...65535, using: &random) : 0
-            // A numeric address: bind(host:port:) would run getaddrinfo for every query.
-            let local: SocketAddress
-            do {
-                local = try SocketAddress(ipAddress: wildcard, port: port)
-            } catch {
-                return eventLoop.makeFailedFuture(error)
-            }
-            return DatagramBootstrap(group: eventLoop)
-                // We advertise 1232 bytes upstream (EDNS); 4 KiB holds any honest UDP answer,
-                // and a longer one arrives cut and fails to parse.
-                .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 4096))
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(
-                            UDPAnswerHandler(matcher: AnswerMatcher(expected: expected, promise: promise, clock: clock)))
-                    }
-                }
-                .bind(to: local)
-                .flatMapError { error in
-                    attempt < 8 ? bind(attempt: attempt + 1) : eventLoop.makeFailedFuture(error)
-                }
-        }
-        // Connected: the kernel drops datagrams from other sources and reports ICMP errors.
-        return bind(attempt: 0).flatMap { channel in
-            channel.connect(to: remote).map { channel }.flatMapError { error in
-                channel.close(promise: nil)
-                return eventLoop.makeFailedFuture(error)
+                channel.writeAndFlush(buffer).whenFailure { promise.fail(UpstreamError.unreachable("\($0)")) }
             }
         }
     }
@@ -218,54 +190,51 @@ struct ExpectedAnswer: Sendable {
     let server: ServerAddress
 }
 
-/// Checks received datagrams or frames against the query and completes the promise once.
-/// Lives on one channel's event loop.
+/// Checks received answers against the query (RFC 5452); the TCP handler completes its promise
+/// with the first that matches. The UDP exchanger uses `match` alone.
 struct AnswerMatcher {
     let expected: ExpectedAnswer
     let promise: EventLoopPromise<UpstreamAnswer>
     let clock: SendClock
-    /// Packets that failed the match (counted for logs; an attacker's guesses end up here).
-    private(set) var mismatches = 0
 
-    init(expected: ExpectedAnswer, promise: EventLoopPromise<UpstreamAnswer>, clock: SendClock) {
-        self.expected = expected
-        self.promise = promise
-        self.clock = clock
+    enum Match {
+        case answer(DNSMessage)
+        /// Not the answer to this query (an attacker's guesses end up here); keep waiting.
+        case mismatch
+        case malformed(String)
     }
 
-    mutating func receive(_ buffer: ByteBuffer, from source: SocketAddress?, overTCP: Bool) {
-        let bytes = Array(buffer.readableBytesView)
-        if let source, ServerAddress(source) != expected.server {
-            mismatches += 1
-            return
-        }
-        // Cheap checks first: the ID and the QR bit.
+    /// Whether `bytes` answer the query: the ID and QR bit first (cheap), then the whole message
+    /// through ldns, whose question must be the one asked (RFC 5452 §4.2) — a server may leave it
+    /// out only when it reports an error about the query itself.
+    static func match(_ bytes: [UInt8], expected: ExpectedAnswer) -> Match {
         guard bytes.count >= DNSHeader.length, UInt16(bytes[0]) << 8 | UInt16(bytes[1]) == expected.id,
             bytes[2] & 0x80 != 0
-        else {
-            mismatches += 1
-            return
-        }
+        else { return .mismatch }
         let message: DNSMessage
         do {
             message = try DNSCodec.decode(bytes)
         } catch {
-            promise.fail(UpstreamError.malformed(error.message))
-            return
+            return .malformed(error.message)
         }
-        // RFC 5452 §4.2: the question must be the one asked. A server may leave it out only when
-        // it reports an error about the query itself.
         let questionMatches =
             message.questions == [expected.question]
             || (message.questions.isEmpty && message.rcode != .noError && message.rcode != .nxDomain)
-        guard questionMatches, message.opcode == .query else {
-            mismatches += 1
+        guard questionMatches, message.opcode == .query else { return .mismatch }
+        return .answer(message)
+    }
+
+    func receive(_ buffer: ByteBuffer) {
+        let bytes = Array(buffer.readableBytesView)
+        switch Self.match(bytes, expected: expected) {
+        case .mismatch:
             return
+        case .malformed(let why):
+            promise.fail(UpstreamError.malformed(why))
+        case .answer(let message):
+            promise.succeed(
+                UpstreamAnswer(message: message, wire: bytes, server: expected.server, rtt: clock.elapsed, overTCP: true))
         }
-        promise.succeed(
-            UpstreamAnswer(
-                message: message, wire: bytes, server: expected.server, rtt: clock.elapsed,
-                overTCP: overTCP))
     }
 
     func fail(_ error: any Error) {
@@ -273,31 +242,14 @@ struct AnswerMatcher {
     }
 }
 
-final class UDPAnswerHandler: ChannelInboundHandler {
-    typealias InboundIn = AddressedEnvelope<ByteBuffer>
-    private var matcher: AnswerMatcher
-
-    init(matcher: AnswerMatcher) { self.matcher = matcher }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let envelope = unwrapInboundIn(data)
-        matcher.receive(envelope.data, from: envelope.remoteAddress, overTCP: false)
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        // On a connected UDP socket this is an ICMP error: the server is unreachable.
-        matcher.fail(error)
-    }
-}
-
 final class TCPAnswerHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
-    private var matcher: AnswerMatcher
+    private let matcher: AnswerMatcher
 
     init(matcher: AnswerMatcher) { self.matcher = matcher }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        matcher.receive(unwrapInboundIn(data), from: nil, overTCP: true)
+        matcher.receive(unwrapInboundIn(data))
     }
 
     func channelInactive(context: ChannelHandlerContext) {

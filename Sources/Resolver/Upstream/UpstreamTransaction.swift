@@ -45,24 +45,18 @@ public struct UpstreamTransactions: Sendable {
         var asked: Set<ServerAddress> = []
         var lastError = "no servers"
 
-        // Sends and timers live on one event loop's callbacks: no task per attempt, no
-        // dispatch timer per hedge.
-        let loop = client.group.next()
-        var timers: [Scheduled<Void>] = []
+        // Sends complete through callbacks and hedge timers run on the client's answer thread:
+        // no task per attempt, no dispatch timer or event-loop wakeup per hedge.
+        var timers: [UpstreamTimer] = []
         defer { timers.forEach { $0.cancel() } }
 
         func launch(_ server: ServerAddress, attempt: Int) {
             outstanding += 1
             asked.insert(server)
-            client.exchangeFuture(query, server: server).whenComplete { outcome in
-                let result: Result<UpstreamAnswer, UpstreamError>
-                switch outcome {
-                case .success(let answer):
-                    result = Self.isUsable(answer.message) && !accept(answer.message) ? .failure(.lame) : .success(answer)
-                case .failure(let error as UpstreamError):
-                    result = .failure(error)
-                case .failure(let error):
-                    result = .failure(.unreachable("\(error)"))
+            client.exchange(query, server: server) { outcome in
+                var result = outcome
+                if case .success(let answer) = outcome, Self.isUsable(answer.message), !accept(answer.message) {
+                    result = .failure(.lame)
                 }
                 selector.record(Self.feedback(for: result), server: server, zone: zone, now: .now())
                 sink.yield(.outcome(attempt: attempt, server: server, result))
@@ -76,7 +70,7 @@ public struct UpstreamTransactions: Sendable {
             launched += 1
             launch(plan.order[attempt], attempt: attempt)
             if launched < plan.order.count {
-                timers.append(loop.scheduleTask(in: plan.hedgeDelays[attempt]) { sink.yield(.hedgeTimer(attempt: attempt)) })
+                timers.append(client.schedule(in: plan.hedgeDelays[attempt]) { sink.yield(.hedgeTimer(attempt: attempt)) })
             }
             return true
         }

@@ -1,8 +1,10 @@
 // Recursion/RecordCache: credibility ranking (RFC 2181 §5.4.1), TTLs counted down on a fake
-// clock, RFC 8020 NXDOMAIN cuts, NODATA, flush and the entry bound. Recursion/LocalZones: RFC
+// clock, RFC 8020 NXDOMAIN cuts, NODATA, flush and the entry bound; the resolution budget and the
+// upstream timer heap. Recursion/LocalZones: RFC
 // 6303's zones and the forward zones that override them.
 
 import NIOCore
+import Synchronization
 import Testing
 
 @testable import Resolver
@@ -122,5 +124,51 @@ struct LocalZonesTests {
             forwardZones: ForwardZones([(try name("10.in-addr.arpa."), [try #require(ServerAddress("192.0.2.53"))])]))
         #expect(try ask("3.2.1.10.in-addr.arpa.", zones: corporate) == nil)
         #expect(try ask("1.1.168.192.in-addr.arpa.", zones: corporate)?.rcode == .nxDomain)
+    }
+}
+
+@Suite("ResolutionBudget and TimerHeap")
+struct BudgetAndTimerTests {
+    @Test func theBudgetStopsAtItsQueryCountAndDeadline() {
+        var settings = RecursionSettings()
+        settings.maxUpstreamQueries = 3
+        let budget = ResolutionBudget(settings: settings, now: .now())
+        #expect((0..<3).allSatisfy { _ in budget.spend() == nil })
+        #expect(budget.spend()?.contains("more than 3") == true)
+        settings.deadline = .zero
+        #expect(ResolutionBudget(settings: settings, now: .now()).spend() == "deadline passed")
+        // A nameserver lookup already under way is a loop.
+        let question = Question(name: .root, type: .a)
+        #expect(budget.begin(question))
+        #expect(!budget.begin(question))
+        budget.end(question)
+        #expect(budget.begin(question))
+    }
+
+    @Test func timersComeDueInDeadlineOrderAndCancelledOnesDoNotRun() {
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        var heap = TimerHeap()
+        let fired = Mutex<[Int]>([])
+        var random = SplitMix64(seed: 7)
+        var timers: [Int: UpstreamTimer] = [:]
+        for index in 0..<200 {
+            let timer = UpstreamTimer { fired.withLock { $0.append(index) } }
+            timers[index] = timer
+            heap.push(deadline: start + .milliseconds(Int64(random.next() % 1000)), timer)
+        }
+        timers[5]?.cancel()
+        #expect(heap.popDue(now: start - .milliseconds(1)).isEmpty)
+        var count = 0
+        for step in stride(from: 0, through: 1000, by: 50) {
+            let now = start + .milliseconds(Int64(step))
+            let due = heap.popDue(now: now)
+            count += due.count
+            due.forEach { $0.fire() }
+            #expect(heap.earliest.map { $0 > now } ?? true)
+        }
+        #expect(count == 200)
+        #expect(heap.earliest == nil)
+        #expect(fired.withLock { $0.count } == 199)
+        #expect(!fired.withLock { $0.contains(5) })
     }
 }
