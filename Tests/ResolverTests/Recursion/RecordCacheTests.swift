@@ -1,7 +1,7 @@
 // Recursion/RecordCache: credibility ranking (RFC 2181 §5.4.1), TTLs counted down on a fake
 // clock, RFC 8020 NXDOMAIN cuts, NODATA, flush and the entry bound; the resolution budget and the
-// upstream timer heap. Recursion/LocalZones: RFC
-// 6303's zones and the forward zones that override them.
+// upstream timer heap. Recursion/LocalZones: RFC 6303's zones and the forward zones that
+// override them.
 
 import NIOCore
 import Synchronization
