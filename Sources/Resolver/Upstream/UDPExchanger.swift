@@ -35,6 +35,10 @@ final class UDPExchanger: Sendable {
     private let timers = Mutex(TimerHeap())
     private let stopping = Atomic<Bool>(false)
     private let thread = NIOThreadPool(numberOfThreads: 1)
+    /// When the thread's current wait ends (uptime nanoseconds; 0: awake). A new deadline before
+    /// it wakes the thread. Set to the maximum before the thread looks at its work, so nothing
+    /// added while it decides how long to sleep is missed.
+    private let sleepingUntil = Atomic<UInt64>(0)
 
     init() {
         epoll = CBatchIO_epollCreate()
@@ -47,8 +51,7 @@ final class UDPExchanger: Sendable {
     /// Stops the thread; queries still waiting fail as timeouts would.
     func shutdown() async {
         stopping.store(true, ordering: .relaxed)
-        var one: UInt64 = 1
-        _ = write(wakeup, &one, 8)
+        wake()
         try? await thread.shutdownGracefully()
         let left: [Int32: Pending] = pending.withLock { table in
             let all = table
@@ -81,6 +84,7 @@ final class UDPExchanger: Sendable {
         pending.withLock {
             $0[descriptor] = Pending(expected: expected, sentAt: now, deadline: now + timeout, completion: completion)
         }
+        wakeIfSleepingPast(now + timeout)
         let sent = wire.withUnsafeBytes { Glibc.send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         let code = errno
         guard sent == wire.count, CBatchIO_epollAdd(epoll, descriptor) == 0 else {
@@ -93,8 +97,20 @@ final class UDPExchanger: Sendable {
     /// cancelled first.
     func schedule(in delay: TimeAmount, _ action: @escaping @Sendable () -> Void) -> UpstreamTimer {
         let timer = UpstreamTimer(action)
-        timers.withLock { $0.push(deadline: .now() + delay, timer) }
+        let deadline = NIODeadline.now() + delay
+        timers.withLock { $0.push(deadline: deadline, timer) }
+        wakeIfSleepingPast(deadline)
         return timer
+    }
+
+    private func wakeIfSleepingPast(_ deadline: NIODeadline) {
+        let until = sleepingUntil.load(ordering: .acquiring)
+        if until != 0, deadline.uptimeNanoseconds < until { wake() }
+    }
+
+    private func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeup, &one, 8)
     }
 
     /// Takes `descriptor`'s entry (if still there), closes the socket and completes.
@@ -118,16 +134,23 @@ final class UDPExchanger: Sendable {
         while !stopping.load(ordering: .relaxed) {
             // Timeouts are checked at least every 10 ms while anything waits; the next timer is
             // met to the millisecond.
+            sleepingUntil.store(.max, ordering: .releasing)
             let waiting = pending.withLock { !$0.isEmpty }
             var timeoutMs: Int32 = waiting ? 10 : 1000
             if let next = timers.withLock({ $0.earliest }) {
                 let left = (next - .now()).nanoseconds
                 timeoutMs = min(timeoutMs, Int32(clamping: max(0, (left + 999_999) / 1_000_000)))
             }
+            sleepingUntil.store(NIODeadline.now().uptimeNanoseconds + UInt64(timeoutMs) * 1_000_000, ordering: .releasing)
             let count = CBatchIO_epollWait(epoll, ready, Int32(capacity), timeoutMs)
+            sleepingUntil.store(0, ordering: .releasing)
             for index in 0..<max(0, Int(count)) {
                 let descriptor = ready[index]
-                if descriptor == wakeup { continue }
+                if descriptor == wakeup {
+                    var value: UInt64 = 0
+                    _ = read(wakeup, &value, 8)
+                    continue
+                }
                 receive(on: descriptor, into: buffer)
             }
             let now = NIODeadline.now()
