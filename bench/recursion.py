@@ -75,11 +75,7 @@ class Recursive(resolvers.Resolver):
                 f.write(hierarchy.root_hints())
             config = os.path.join(self.dir, "unbound.conf")
             with open(config, "w") as f:
-                f.write("server:\n"
-                        f"  interface: 127.0.0.1@{self.port}\n  port: {self.port}\n"
-                        "  do-daemonize: no\n  username: \"\"\n  chroot: \"\"\n  pidfile: \"\"\n"
-                        "  use-syslog: no\n  logfile: \"\"\n  verbosity: 0\n  num-threads: 1\n"
-                        f"  directory: \"{self.dir}\"\n  access-control: 127.0.0.0/8 allow\n"
+                f.write(resolvers.unbound_server(self.port, self.dir) +
                         # do-ip6: no, as the hierarchy has no IPv6: no AAAA look-ups of NS names.
                         f"  root-hints: \"{hints}\"\n  do-not-query-localhost: no\n  do-ip6: no\n"
                         "  module-config: \"iterator\"\n  prefetch: no\n"

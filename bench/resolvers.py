@@ -36,6 +36,16 @@ def build_query(qid, name, qtype=1, rd=True):
     return header + labels + b"\x00" + struct.pack(">HH", qtype, 1)
 
 
+def unbound_server(port, directory):
+    """The `server:` lines every Unbound run here shares: foreground, one thread, loopback only,
+    no privileges dropped, files in `directory`."""
+    return ("server:\n"
+            f"  interface: 127.0.0.1@{port}\n  port: {port}\n"
+            "  do-daemonize: no\n  username: \"\"\n  chroot: \"\"\n  pidfile: \"\"\n"
+            "  use-syslog: no\n  logfile: \"\"\n  verbosity: 0\n  num-threads: 1\n"
+            f"  directory: \"{directory}\"\n  access-control: 127.0.0.0/8 allow\n")
+
+
 class Resolver:
     """One resolver process with a generated config in its own temporary directory."""
 
@@ -63,11 +73,7 @@ class Resolver:
             config = os.path.join(self.dir, "unbound.conf")
             addrs = "".join(f"  forward-addr: {ip}@{port}\n" for ip, port in ups)
             with open(config, "w") as f:
-                f.write("server:\n"
-                        f"  interface: 127.0.0.1@{self.port}\n  port: {self.port}\n"
-                        "  do-daemonize: no\n  username: \"\"\n  chroot: \"\"\n  pidfile: \"\"\n"
-                        "  use-syslog: no\n  logfile: \"\"\n  verbosity: 0\n  num-threads: 1\n"
-                        f"  directory: \"{self.dir}\"\n  access-control: 127.0.0.0/8 allow\n"
+                f.write(unbound_server(self.port, self.dir) +
                         "  do-not-query-localhost: no\n  module-config: \"iterator\"\n"
                         f"  so-rcvbuf: 4m\n  msg-cache-size: {self.cache_bytes}\n"
                         f"  rrset-cache-size: {2 * self.cache_bytes}\n"
