@@ -32,6 +32,8 @@ public final class ResolverApplication: Service {
     let recursor: RecursiveResolver?
     /// Upstream queries (its UDP thread is stopped at shutdown).
     let client: UpstreamClient
+    /// What GET /metrics reports.
+    public let metrics = ResolverMetrics()
 
     /// Opens the registry store (a bad `registry.path` fails here) and wires the rest.
     public init(config: Config, logger: Logger) throws(RegistryError) {
@@ -61,7 +63,15 @@ public final class ResolverApplication: Service {
             access: AccessControl(allowed: config.server.allow), forwarder: forwarder, recursor: recursor,
             local: LocalAnswers(version: "resolverd \(resolverdVersion)", identity: Self.hostname()),
             cluster: ClusterAnswers(domain: config.cluster.domain, registry: registry),
-            cache: AnswerCache(settings: config.cache, shardCount: 4 * threads), logger: logger)
+            cache: AnswerCache(settings: config.cache, shardCount: 4 * threads), metrics: metrics, logger: logger)
+    }
+
+    /// Where GET /metrics pulls its figures from.
+    var metricSources: MetricSources {
+        let pipeline = self.pipeline
+        return MetricSources(
+            cache: pipeline.cache, records: recursor?.records, selector: selector, registry: registry,
+            inFlight: { pipeline.inFlight.inFlight })
     }
 
     /// The configured forward zones, with `"system"` expanded to /etc/resolv.conf's servers.
@@ -83,12 +93,12 @@ public final class ResolverApplication: Service {
         let http = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: httpConfiguration)
         let checker = HealthChecker(
             registry: registry, probe: NetworkHealthProbe(group: group, http: http),
-            concurrency: config.cluster.checkConcurrency, logger: logger)
+            concurrency: config.cluster.checkConcurrency, logger: logger, metrics: metrics)
         let (apiBound, apiAddress) = AsyncStream<String>.makeStream()
         let api = Hummingbird.Application(
             router: AdminAPI(
                 selector: selector, cache: pipeline.cache, records: recursor?.records, registry: registry,
-                token: config.api.token
+                token: config.api.token, metrics: (metrics, metricSources)
             ).router(),
             configuration: .init(address: .hostname(config.api.listen.ip.description, port: Int(config.api.listen.port))),
             onServerRunning: { channel in

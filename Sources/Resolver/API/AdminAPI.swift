@@ -1,7 +1,8 @@
 // API/: the HTTP API on Hummingbird (JSON under /v1, on its own loopback port by default, bearer
 // token when configured). This file builds the router; each concern adds its routes in an
-// extension file: GET /v1/servers, the selection view of every zone (here); the cache's figures
-// and flush (CacheRoutes); service group registrations (GroupRoutes).
+// extension file: GET /v1/servers, the selection view of every zone, and GET /metrics, the
+// Prometheus text (here); the cache's figures and flush (CacheRoutes); service group
+// registrations (GroupRoutes).
 
 import Hummingbird
 import Logging
@@ -15,10 +16,14 @@ public struct AdminAPI: Sendable {
     let records: RecordCache?
     let registry: ServiceRegistry
     let token: String
+    /// GET /metrics: the metrics and where their pulled figures come from; nil: no route.
+    let metrics: (ResolverMetrics, MetricSources)?
 
     public init(
-        selector: AdaptiveSelector, cache: AnswerCache, records: RecordCache? = nil, registry: ServiceRegistry, token: String
+        selector: AdaptiveSelector, cache: AnswerCache, records: RecordCache? = nil, registry: ServiceRegistry, token: String,
+        metrics: (ResolverMetrics, MetricSources)? = nil
     ) {
+        self.metrics = metrics
         self.selector = selector
         self.cache = cache
         self.records = records
@@ -34,6 +39,13 @@ public struct AdminAPI: Sendable {
         router.get("/v1/servers") { _, _ in ServersResponse(selector.report(), policy: policy) }
         addCacheRoutes(to: router)
         addGroupRoutes(to: router)
+        if let (metrics, sources) = metrics {
+            router.get("/metrics") { _, _ -> Response in
+                Response(
+                    status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.exposition(sources))))
+            }
+        }
         return router
     }
 }

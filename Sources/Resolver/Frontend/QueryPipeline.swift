@@ -51,13 +51,16 @@ public final class QueryPipeline: Sendable {
     /// The service groups' zone; nil in tests that need none.
     let cluster: ClusterAnswers?
     public let cache: AnswerCache
+    /// Prometheus counters; nil in tests that need none.
+    public let metrics: ResolverMetrics?
     let inFlight = Coalescer<CacheKey, Fetched>()
     let logger: Logger
 
     public init(
         access: AccessControl, forwarder: Forwarder, recursor: RecursiveResolver? = nil, local: LocalAnswers,
-        cluster: ClusterAnswers?, cache: AnswerCache, logger: Logger
+        cluster: ClusterAnswers?, cache: AnswerCache, metrics: ResolverMetrics? = nil, logger: Logger
     ) {
+        self.metrics = metrics
         self.access = access
         self.forwarder = forwarder
         self.recursor = recursor
@@ -77,8 +80,23 @@ public final class QueryPipeline: Sendable {
         }
     }
 
-    /// The same for raw bytes; `permitted` is the access check's verdict on the sender.
+    /// The same for raw bytes; `permitted` is the access check's verdict on the sender. Every
+    /// reply and drop decided here is counted.
     public func process(
+        _ bytes: UnsafeRawBufferPointer, permitted: Bool, transport: Transport, allocator: ByteBufferAllocator
+    ) -> Outcome {
+        let outcome = decide(bytes, permitted: permitted, transport: transport, allocator: allocator)
+        if let metrics {
+            switch outcome {
+            case .reply(let reply): reply.withUnsafeReadableBytes { metrics.countReply($0, transport: transport) }
+            case .drop: metrics.countDrop()
+            case .resolve: break
+            }
+        }
+        return outcome
+    }
+
+    private func decide(
         _ bytes: UnsafeRawBufferPointer, permitted: Bool, transport: Transport, allocator: ByteBufferAllocator
     ) -> Outcome {
         let view: QueryView
@@ -121,9 +139,16 @@ public final class QueryPipeline: Sendable {
         return .resolve(PendingQuery(view: view, question: question, wire: wire, transport: transport))
     }
 
-    /// Finishes a query that needed upstream servers. Identical questions in flight share one
-    /// resolution; each client gets the shared answer with its own ID, letter case and EDNS.
+    /// Finishes a query that needed upstream servers (and counts its reply). Identical questions
+    /// in flight share one resolution; each client gets the shared answer with its own ID, letter
+    /// case and EDNS.
     public func resolve(_ pending: PendingQuery, allocator: ByteBufferAllocator) async -> ByteBuffer {
+        let reply = await finish(pending, allocator: allocator)
+        reply.withUnsafeReadableBytes { metrics?.countReply($0, transport: pending.transport) }
+        return reply
+    }
+
+    private func finish(_ pending: PendingQuery, allocator: ByteBufferAllocator) async -> ByteBuffer {
         let view = pending.view
         let key = CacheKey(question: pending.question, view: view)
         // A second look: a compressed question name missed the fast path, or the answer arrived

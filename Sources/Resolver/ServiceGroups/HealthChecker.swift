@@ -78,12 +78,16 @@ public final class HealthChecker: Service {
     let concurrency: Int
     let logger: Logger
     let tick: Duration
+    /// Counts check results; nil in tests that need none.
+    let metrics: ResolverMetrics?
     /// `group/id` of the checks in flight.
     private let running = Mutex<Set<String>>([])
 
     public init(
-        registry: ServiceRegistry, probe: any HealthProbe, concurrency: Int, logger: Logger, tick: Duration = .milliseconds(250)
+        registry: ServiceRegistry, probe: any HealthProbe, concurrency: Int, logger: Logger, tick: Duration = .milliseconds(250),
+        metrics: ResolverMetrics? = nil
     ) {
+        self.metrics = metrics
         self.registry = registry
         self.probe = probe
         self.concurrency = concurrency
@@ -130,6 +134,7 @@ public final class HealthChecker: Service {
         let outcome = await probe.check(member)
         guard !Task.isCancelled else { return }  // shutting down: a cut-short check proves nothing
         let result = CheckResult(at: registry.clock.now(), healthy: outcome.healthy, detail: outcome.detail)
+        metrics?.countCheck(healthy: result.healthy)
         if result.healthy != member.isHealthy || member.lastCheck?.healthy != result.healthy {
             logger.info(
                 result.healthy ? "member healthy" : "member unhealthy", metadata: Self.metadata(member, ["check": "\(result.detail)"]))

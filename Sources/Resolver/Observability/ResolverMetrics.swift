@@ -1,0 +1,212 @@
+// Observability/: the Prometheus metrics at GET /metrics, through swift-metrics with
+// swift-prometheus as its backend (an explicit factory, not the global bootstrap, so tests and
+// the daemon each own theirs). Two kinds:
+//   - pushed on the hot path: queries by type, rcode and transport — one pre-made counter per
+//     combination, found by index, so counting an answer is an array lookup and an atomic add;
+//     malformed packets dropped; health checks by result.
+//   - pulled when scraped: the cache's figures, every upstream server's queries, errors and SRTT
+//     (from Selection/), in-flight resolutions, registry members by state, process RSS and open
+//     sockets. Monotonic figures kept elsewhere become counters by adding what grew since the
+//     last scrape.
+
+import CoreMetrics
+import Metrics
+import Prometheus
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything resolverd reports to Prometheus.
+public final class ResolverMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+
+    /// Types and rcodes with their own label value; the rest count as "other".
+    static let types: [RecordType] = [
+        .a, .aaaa, .ptr, .mx, .txt, .srv, .ns, .soa, .cname, .https, .svcb, .naptr, .ds, .dnskey, .caa, .any,
+    ]
+    static let rcodes: [ResponseCode] = [.noError, .nxDomain, .servFail, .refused, .formErr, .notImp]
+    private let queries: [CoreMetrics.Counter]
+    private let dropped: CoreMetrics.Counter
+    private let checks: [Bool: CoreMetrics.Counter]
+
+    /// Pulled figures and the last value each counter was brought to.
+    private let pulled = Mutex(PulledState())
+
+    private struct PulledState {
+        var counters: [String: (counter: CoreMetrics.Counter, last: Int64)] = [:]
+        var gauges: [String: CoreMetrics.Gauge] = [:]
+    }
+
+    public init() {
+        registry = PrometheusCollectorRegistry()
+        factory = PrometheusMetricsFactory(registry: registry)
+        var counters: [CoreMetrics.Counter] = []
+        for type in Self.types.map(\.description) + ["other"] {
+            for rcode in Self.rcodes.map(\.description) + ["other"] {
+                for transport in [Transport.udp, .tcp] {
+                    counters.append(
+                        CoreMetrics.Counter(
+                            label: "resolverd_queries_total",
+                            dimensions: [("type", type), ("rcode", rcode), ("transport", transport.rawValue)],
+                            factory: factory))
+                }
+            }
+        }
+        queries = counters
+        dropped = CoreMetrics.Counter(label: "resolverd_queries_dropped_total", factory: factory)
+        checks = [
+            true: CoreMetrics.Counter(label: "resolverd_health_checks_total", dimensions: [("result", "healthy")], factory: factory),
+            false: CoreMetrics.Counter(label: "resolverd_health_checks_total", dimensions: [("result", "unhealthy")], factory: factory),
+        ]
+    }
+
+    // MARK: Pushed
+
+    /// Counts one reply from its own bytes: the rcode from the header, the type from the question.
+    public func countReply(_ reply: UnsafeRawBufferPointer, transport: Transport) {
+        guard reply.count >= DNSHeader.length else { return }
+        let rcode = ResponseCode(rawValue: UInt16(reply[3] & 0x0F))
+        var type: RecordType? = nil
+        if reply[4] != 0 || reply[5] != 0, let end = try? WireNames.skip(reply, at: DNSHeader.length), end + 2 <= reply.count {
+            type = RecordType(rawValue: UInt16(reply[end]) << 8 | UInt16(reply[end + 1]))
+        }
+        queries[index(type: type, rcode: rcode, transport: transport)].increment()
+    }
+
+    /// Counts one query dropped unanswered (malformed beyond a FORMERR).
+    public func countDrop() { dropped.increment() }
+
+    /// Counts one health check's result.
+    public func countCheck(healthy: Bool) { checks[healthy]?.increment() }
+
+    func index(type: RecordType?, rcode: ResponseCode, transport: Transport) -> Int {
+        let typeIndex = type.flatMap { Self.types.firstIndex(of: $0) } ?? Self.types.count
+        let rcodeIndex = Self.rcodes.firstIndex(of: rcode) ?? Self.rcodes.count
+        return (typeIndex * (Self.rcodes.count + 1) + rcodeIndex) * 2 + (transport == .udp ? 0 : 1)
+    }
+
+    // MARK: Pulled
+
+    /// Brings a counter named `label` with `dimensions` up to `value` (figures kept elsewhere).
+    func advance(_ label: String, _ dimensions: [(String, String)] = [], to value: Int) {
+        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+        pulled.withLock { state in
+            var entry = state.counters[key] ?? (CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory), 0)
+            let target = Int64(value)
+            if target > entry.last { entry.counter.increment(by: target - entry.last) }
+            entry.last = max(entry.last, target)
+            state.counters[key] = entry
+        }
+    }
+
+    /// Sets the gauge named `label` with `dimensions`.
+    func set(_ label: String, _ dimensions: [(String, String)] = [], to value: Double) {
+        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+        pulled.withLock { state in
+            let gauge = state.gauges[key] ?? CoreMetrics.Gauge(label: label, dimensions: dimensions, factory: factory)
+            state.gauges[key] = gauge
+            gauge.record(value)
+        }
+    }
+
+    /// The Prometheus text exposition, after pulling the figures of `sources`.
+    public func exposition(_ sources: MetricSources) -> [UInt8] {
+        let cache = sources.cache.statistics()
+        advance("resolverd_cache_hits_total", to: cache.hits)
+        advance("resolverd_cache_misses_total", to: cache.misses)
+        advance("resolverd_cache_stale_hits_total", to: cache.staleHits)
+        advance("resolverd_cache_prefetches_total", to: cache.prefetches)
+        advance("resolverd_cache_inserts_total", to: cache.inserts)
+        advance("resolverd_cache_evictions_total", to: cache.evictions)
+        set("resolverd_cache_entries", to: Double(cache.entries))
+        set("resolverd_cache_bytes", to: Double(cache.bytes))
+        set("resolverd_cache_max_bytes", to: Double(cache.maxBytes))
+        if let records = sources.records { set("resolverd_recursion_records", to: Double(records.count)) }
+        set("resolverd_queries_in_flight", to: Double(sources.inFlight()))
+
+        for (zone, servers) in sources.selector.report() {
+            for server in servers {
+                let labels = [("zone", zone.description), ("server", server.server.description)]
+                advance("resolverd_upstream_queries_total", labels, to: server.stats.queries)
+                let errors = server.stats.errors
+                for (kind, count) in [
+                    ("timeout", errors.timeouts), ("refused", errors.refused), ("servfail", errors.servFail),
+                    ("mismatched", errors.mismatched), ("malformed", errors.malformed), ("unreachable", errors.unreachable),
+                ] {
+                    advance("resolverd_upstream_errors_total", labels + [("kind", kind)], to: count)
+                }
+                if let estimate = server.stats.estimate {
+                    set("resolverd_upstream_srtt_seconds", labels, to: Double(estimate.smoothed) / 1e9)
+                }
+                set("resolverd_upstream_up", labels, to: server.state == "down" ? 0 : 1)
+            }
+        }
+
+        var healthy = 0
+        var unhealthy = 0
+        for (_, members) in sources.registry.snapshot() {
+            for member in members {
+                if member.isHealthy { healthy += 1 } else { unhealthy += 1 }
+            }
+        }
+        set("resolverd_registry_members", [("state", "healthy")], to: Double(healthy))
+        set("resolverd_registry_members", [("state", "unhealthy")], to: Double(unhealthy))
+
+        let process = ProcessFigures.read()
+        set("resolverd_process_resident_memory_bytes", to: Double(process.residentBytes))
+        set("resolverd_process_open_sockets", to: Double(process.sockets))
+        set("resolverd_process_open_fds", to: Double(process.descriptors))
+        return registry.emitToBuffer()
+    }
+}
+
+/// Where the pulled figures come from.
+public struct MetricSources: Sendable {
+    public let cache: AnswerCache
+    public let records: RecordCache?
+    public let selector: AdaptiveSelector
+    public let registry: ServiceRegistry
+    public let inFlight: @Sendable () -> Int
+
+    public init(
+        cache: AnswerCache, records: RecordCache?, selector: AdaptiveSelector, registry: ServiceRegistry,
+        inFlight: @escaping @Sendable () -> Int
+    ) {
+        self.cache = cache
+        self.records = records
+        self.selector = selector
+        self.registry = registry
+        self.inFlight = inFlight
+    }
+}
+
+/// The process's resident memory and descriptors, from /proc.
+struct ProcessFigures {
+    var residentBytes = 0
+    var descriptors = 0
+    var sockets = 0
+
+    static func read() -> ProcessFigures {
+        var figures = ProcessFigures()
+        // statm's second field: resident pages.
+        if let statm = readTextFile("/proc/self/statm"), let pages = statm.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) {
+            figures.residentBytes = pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+        }
+        guard let directory = opendir("/proc/self/fd") else { return figures }
+        defer { closedir(directory) }
+        var link = [CChar](repeating: 0, count: 64)
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let _ = Int(name) else { continue }
+            figures.descriptors += 1
+            let count = readlink("/proc/self/fd/\(name)", &link, link.count - 1)
+            if count > 7, String(decoding: link.prefix(7).map { UInt8(bitPattern: $0) }, as: UTF8.self) == "socket:" {
+                figures.sockets += 1
+            }
+        }
+        return figures
+    }
+}
