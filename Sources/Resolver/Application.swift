@@ -131,6 +131,16 @@ public final class ResolverApplication: Service {
             tasks.addTask { try await api.run() }
             // The checker too: it stops on graceful shutdown.
             tasks.addTask { try await checker.run() }
+            // The query rate of GET /v1/stats: a sample a second.
+            let metrics = self.metrics
+            tasks.addTask {
+                await cancelWhenGracefulShutdown {
+                    while !Task.isCancelled {
+                        metrics.sample()
+                        try? await Task.sleep(for: .seconds(1))
+                    }
+                }
+            }
             var bound = "?"
             for await address in apiBound { bound = address }
             logger.info(

@@ -153,6 +153,32 @@ struct Cache: AsyncParsableCommand {
     }
 }
 
+/// `dig-lite stats`: the first figures to look at.
+struct Stats: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show queries per second, cache hit ratio, uptime, memory, upstream servers and members.")
+
+    @OptionGroup var options: APIOptions
+
+    func run() async throws {
+        let data = try await options.get("/v1/stats")
+        guard let stats = try options.decodeUnlessJSON(data, as: StatsResponse.self) else { return }
+        let lines = [
+            ("mode", stats.mode),
+            ("uptime", "\(stats.uptimeS) s"),
+            ("queries", "\(stats.queriesTotal) (\(stats.droppedTotal) dropped)"),
+            ("qps", String(format: "%.1f now, %.1f over the last minute", stats.qps1s, stats.qps60s)),
+            ("in flight", "\(stats.inFlight)"),
+            ("cache", String(format: "%.1f %% hits, ", stats.cache.hitRatio * 100)
+                + "\(stats.cache.entries) entries, \(Cache.size(stats.cache.bytes))"),
+            ("memory", "\(Cache.size(stats.memoryBytes)) resident, \(stats.openSockets) sockets"),
+            ("upstream", "\(stats.upstream.servers) servers in \(stats.upstream.zones) zones, \(stats.upstream.down) down"),
+            ("members", "\(stats.registry.healthy) healthy, \(stats.registry.unhealthy) unhealthy"),
+        ]
+        for (key, value) in lines { print(key.padding(toLength: 12, withPad: " ", startingAt: 0) + value) }
+    }
+}
+
 /// `dig-lite groups`: every service group with its member counts.
 struct Groups: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the service groups with their members and healthy members.")

@@ -1,6 +1,6 @@
 // GET /metrics end to end: every metric family appears, and moves when its event happens —
 // queries by type/rcode/transport, drops, cache hits and misses, upstream queries and SRTT per
-// server, registry members, health checks, process figures.
+// server, registry members, health checks, process figures; and GET /v1/stats with dig-lite stats.
 
 import FakeDNS
 import Foundation
@@ -61,6 +61,21 @@ struct MetricsTests {
         #expect(value(text, "resolverd_registry_members{state=\"unhealthy\"}") == 1)
         #expect(value(text, "resolverd_registry_members{state=\"healthy\"}") == 0)
         #expect(value(text, "resolverd_queries_in_flight") == 0)
+
+        // GET /v1/stats and dig-lite stats: the same figures, summed up.
+        let stats = try JSONDecoder().decode(StatsResponse.self, from: try await api.send("GET", "/v1/stats").body)
+        #expect(stats.mode == "forward")
+        #expect(stats.queriesTotal == 6)  // 5 answered (4 UDP, 1 TCP) and 1 dropped
+        #expect(stats.droppedTotal == 1)
+        #expect(stats.cache.hitRatio > 0 && stats.cache.hitRatio < 1)
+        #expect(stats.upstream.servers == 1 && stats.upstream.down == 0)
+        #expect(stats.registry.unhealthy == 1)
+        #expect(stats.memoryBytes > 1_000_000)
+        let digLite = try runCommand([Binaries.path("dig-lite"), "stats", "--api", daemon.apiURL])
+        #expect(digLite.status == 0, "\(digLite.stderr)")
+        #expect(digLite.stdout.contains("mode        forward"))
+        #expect(digLite.stdout.contains("queries     6 (1 dropped)"), "\(digLite.stdout)")
+        #expect(digLite.stdout.contains("members     0 healthy, 1 unhealthy"))
         try await daemon.stop()
         await fake.stop()
     }

@@ -1,7 +1,7 @@
 // API/: the HTTP API on Hummingbird (JSON under /v1, on its own loopback port by default, bearer
 // token when configured). This file builds the router; each concern adds its routes in an
-// extension file: GET /v1/servers, the selection view of every zone, and GET /metrics, the
-// Prometheus text (here); the cache's figures and flush (CacheRoutes); service group
+// extension file: GET /v1/servers, the selection view of every zone, GET /v1/stats, the first
+// figures to look at, and GET /metrics, the Prometheus text (here); the cache's figures and flush (CacheRoutes); service group
 // registrations (GroupRoutes).
 
 import Hummingbird
@@ -40,6 +40,8 @@ public struct AdminAPI: Sendable {
         addCacheRoutes(to: router)
         addGroupRoutes(to: router)
         if let (metrics, sources) = metrics {
+            let mode = records == nil ? "forward" : "recursive"
+            router.get("/v1/stats") { _, _ in metrics.stats(sources, mode: mode) }
             router.get("/metrics") { _, _ -> Response in
                 Response(
                     status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -117,3 +119,5 @@ public struct ServersResponse: ResponseEncodable, Decodable, Sendable {
         }
     }
 }
+
+extension StatsResponse: ResponseEncodable {}

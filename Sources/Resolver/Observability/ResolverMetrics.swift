@@ -11,6 +11,7 @@
 
 import CoreMetrics
 import Metrics
+import NIOCore
 import Prometheus
 import Synchronization
 
@@ -34,6 +35,13 @@ public final class ResolverMetrics: Sendable {
 
     /// Pulled figures and the last value each counter was brought to.
     private let pulled = Mutex(PulledState())
+    /// Replies and drops, for the query rate (one relaxed atomic add per query).
+    private let handled = Atomic<Int>(0)
+    private let dropCount = Atomic<Int>(0)
+    /// (time, handled) once a second, the last minute of them, for `GET /v1/stats`.
+    private let samples = Mutex<[(at: NIODeadline, handled: Int)]>([])
+    /// When this process started serving.
+    public let started = NIODeadline.now()
 
     private struct PulledState {
         var counters: [String: (counter: CoreMetrics.Counter, last: Int64)] = [:]
@@ -74,10 +82,56 @@ public final class ResolverMetrics: Sendable {
             type = RecordType(rawValue: UInt16(reply[end]) << 8 | UInt16(reply[end + 1]))
         }
         queries[index(type: type, rcode: rcode, transport: transport)].increment()
+        handled.wrappingAdd(1, ordering: .relaxed)
     }
 
     /// Counts one query dropped unanswered (malformed beyond a FORMERR).
-    public func countDrop() { dropped.increment() }
+    public func countDrop() {
+        dropped.increment()
+        dropCount.wrappingAdd(1, ordering: .relaxed)
+        handled.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    /// Records the query count now (called once a second); the last 61 samples are kept.
+    public func sample(now: NIODeadline = .now()) {
+        let count = handled.load(ordering: .relaxed)
+        samples.withLock { samples in
+            samples.append((now, count))
+            if samples.count > 61 { samples.removeFirst(samples.count - 61) }
+        }
+    }
+
+    /// Queries per second over about the last `seconds` seconds (from the samples), or 0.
+    func rate(over seconds: Int, now: NIODeadline = .now()) -> Double {
+        let count = handled.load(ordering: .relaxed)
+        return samples.withLock { samples -> Double in
+            let horizon = now - .seconds(Int64(seconds))
+            guard let oldest = samples.first(where: { $0.at >= horizon }) ?? samples.last else { return 0 }
+            let elapsed = Double((now - oldest.at).nanoseconds) / 1e9
+            return elapsed > 0 ? Double(count - oldest.handled) / elapsed : 0
+        }
+    }
+
+    /// The figures of `GET /v1/stats`.
+    public func stats(_ sources: MetricSources, mode: String) -> StatsResponse {
+        let cache = sources.cache.statistics()
+        let lookups = cache.hits + cache.misses
+        let report = sources.selector.report()
+        let servers = report.flatMap(\.servers)
+        let members = sources.registry.snapshot().flatMap(\.members)
+        let process = ProcessFigures.read()
+        return StatsResponse(
+            mode: mode, uptimeS: Int((NIODeadline.now() - started).nanoseconds / 1_000_000_000),
+            queriesTotal: handled.load(ordering: .relaxed), droppedTotal: dropCount.load(ordering: .relaxed),
+            qps1s: rate(over: 1), qps60s: rate(over: 60),
+            cache: .init(
+                hitRatio: lookups == 0 ? 0 : Double(cache.hits) / Double(lookups), entries: cache.entries, bytes: cache.bytes),
+            memoryBytes: process.residentBytes, openSockets: process.sockets,
+            upstream: .init(zones: report.count, servers: servers.count, down: servers.filter { $0.state == "down" }.count),
+            registry: .init(
+                healthy: members.filter(\.isHealthy).count, unhealthy: members.filter { !$0.isHealthy }.count),
+            inFlight: sources.inFlight())
+    }
 
     /// Counts one health check's result.
     public func countCheck(healthy: Bool) { checks[healthy]?.increment() }
@@ -208,5 +262,56 @@ struct ProcessFigures {
             }
         }
         return figures
+    }
+}
+
+/// `GET /v1/stats`: the figures an operator looks at first.
+public struct StatsResponse: Codable, Sendable, Equatable {
+    public struct Cache: Codable, Sendable, Equatable {
+        public var hitRatio: Double
+        public var entries: Int
+        public var bytes: Int
+        enum CodingKeys: String, CodingKey {
+            case entries, bytes
+            case hitRatio = "hit_ratio"
+        }
+    }
+
+    public struct Upstream: Codable, Sendable, Equatable {
+        public var zones: Int
+        public var servers: Int
+        public var down: Int
+    }
+
+    public struct Registry: Codable, Sendable, Equatable {
+        public var healthy: Int
+        public var unhealthy: Int
+    }
+
+    public var mode: String
+    public var uptimeS: Int
+    /// Replies sent and queries dropped since start.
+    public var queriesTotal: Int
+    public var droppedTotal: Int
+    /// Queries per second over the last second and the last minute.
+    public var qps1s: Double
+    public var qps60s: Double
+    public var cache: Cache
+    public var memoryBytes: Int
+    public var openSockets: Int
+    public var upstream: Upstream
+    public var registry: Registry
+    public var inFlight: Int
+
+    enum CodingKeys: String, CodingKey {
+        case mode, cache, upstream, registry
+        case uptimeS = "uptime_s"
+        case queriesTotal = "queries_total"
+        case droppedTotal = "dropped_total"
+        case qps1s = "qps_1s"
+        case qps60s = "qps_60s"
+        case memoryBytes = "memory_bytes"
+        case openSockets = "open_sockets"
+        case inFlight = "in_flight"
     }
 }
