@@ -131,13 +131,21 @@ public final class ResolverApplication: Service {
             tasks.addTask { try await api.run() }
             // The checker too: it stops on graceful shutdown.
             tasks.addTask { try await checker.run() }
-            // The query rate of GET /v1/stats: a sample a second.
+            // The query rate of GET /v1/stats: a sample a second; and systemd's watchdog, when
+            // the unit has one, at half its interval.
             let metrics = self.metrics
+            let watchdog = SystemdNotify.watchdogInterval
             tasks.addTask {
                 await cancelWhenGracefulShutdown {
+                    let clock = ContinuousClock()
+                    var nextPing = clock.now
                     while !Task.isCancelled {
                         metrics.sample()
-                        try? await Task.sleep(for: .seconds(1))
+                        if let watchdog, clock.now >= nextPing {
+                            SystemdNotify.send("WATCHDOG=1")
+                            nextPing = clock.now + watchdog
+                        }
+                        try? await Task.sleep(for: min(.seconds(1), watchdog ?? .seconds(1)))
                     }
                 }
             }
@@ -163,11 +171,13 @@ public final class ResolverApplication: Service {
                         "qname_minimisation": "\(recursor.settings.qnameMinimisation)",
                     ])
             }
+            SystemdNotify.send("READY=1\nSTATUS=answering on \(listeners.addresses.map(\.description).joined(separator: " "))")
             for zone in pipeline.forwarder.zones.all {
                 logger.info("forward zone", metadata: ["zone": "\(zone.zone)", "servers": "\(zone.servers.map(\.description))"])
             }
             // Runs until SIGTERM/SIGINT (the ServiceGroup's graceful shutdown) or cancellation.
             try? await gracefulShutdown()
+            SystemdNotify.send("STOPPING=1")
             logger.info("shutting down")
         }
     }
