@@ -63,7 +63,8 @@ public final class ResolverApplication: Service {
             access: AccessControl(allowed: config.server.allow), forwarder: forwarder, recursor: recursor,
             local: LocalAnswers(version: "resolverd \(resolverdVersion)", identity: Self.hostname()),
             cluster: ClusterAnswers(domain: config.cluster.domain, registry: registry),
-            cache: AnswerCache(settings: config.cache, shardCount: 4 * threads), metrics: metrics, logger: logger)
+            cache: AnswerCache(settings: config.cache, shardCount: 4 * threads), metrics: metrics,
+            queryLog: config.log.queries ? QueryLog(perSecond: config.log.queriesPerSecond) : nil, logger: logger)
     }
 
     /// Where GET /metrics pulls its figures from.

@@ -31,7 +31,8 @@ struct ResolverdCommand: AsyncParsableCommand {
     func run() async throws {
         let settings = try loadConfig()
         let level = Logger.Level(rawValue: settings.log.level) ?? .info
-        LoggingSystem.bootstrap { LogfmtLogHandler(label: $0, level: level) }
+        let format = settings.log.format
+        LoggingSystem.bootstrap { LineLogHandler(label: $0, level: level, format: format) }
         let logger = Logger(label: "resolverd")
         let application: ResolverApplication
         do {

@@ -80,3 +80,58 @@ struct MetricsTests {
         await fake.stop()
     }
 }
+
+@Suite("QueryLog", .timeLimit(.minutes(1)))
+struct QueryLogTests {
+    @Test("log.queries: a JSON line per answer with client, name, type, rcode, latency and source, rate-bounded")
+    func queryLines() async throws {
+        let (fake, upstream) = try await Fixtures.upstream()
+        let daemon = try await Daemon(config: """
+            [server]
+            listen = ["127.0.0.1:0"]
+            [api]
+            listen = "127.0.0.1:0"
+            [log]
+            level = "info"
+            format = "json"
+            queries = true
+            queries_per_second = 5
+            [[forward]]
+            zone = "."
+            servers = ["\(upstream)"]
+            """)
+        let client = try RawUDPClient(server: daemon.address)
+        _ = try client.ask(query("www.example.test"))  // upstream
+        _ = try client.ask(query("www.example.test"))  // from the cache
+        func queryLines() -> [[String: Any]] {
+            daemon.log.split(separator: "\n").compactMap { line in
+                guard line.hasPrefix("{"), line.contains("\"msg\":\"query\"") else { return nil }
+                return (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+            }
+        }
+        try await waitUntil("two query lines", timeout: .seconds(5)) { queryLines().count >= 2 }
+        let lines = queryLines()
+        #expect(lines[0]["name"] as? String == "www.example.test.")
+        #expect(lines[0]["type"] as? String == "A")
+        #expect(lines[0]["rcode"] as? String == "NOERROR")
+        #expect(lines[0]["source"] as? String == "upstream")
+        #expect(lines[0]["latency_us"] != nil)
+        #expect((lines[0]["client"] as? String)?.hasPrefix("127.0.0.1:") == true)
+        #expect(lines[1]["source"] as? String == "immediate")
+        // Every line of the daemon's log is JSON now.
+        #expect(daemon.log.split(separator: "\n").allSatisfy { $0.hasPrefix("{") })
+
+        // A burst of 60 answers inside a second: at most 5 lines a second; the next line after
+        // the limit says how many were skipped.
+        for _ in 0..<60 { _ = try client.ask(query("www.example.test")) }
+        let burst = queryLines().count - 2
+        #expect(burst <= 10, "\(burst) lines")
+        try await Task.sleep(for: .milliseconds(1100))  // the next second's window
+        _ = try client.ask(query("www.example.test"))
+        try await waitUntil("a line counting the skipped ones", timeout: .seconds(5)) {
+            queryLines().contains { Int(($0["skipped"] as? String) ?? "") ?? 0 >= 40 }
+        }
+        try await daemon.stop()
+        await fake.stop()
+    }
+}

@@ -97,6 +97,12 @@ public struct Config: Sendable, Equatable {
 
     public struct Log: Sendable, Equatable {
         public var level: String = "info"
+        /// `logfmt` or `json`.
+        public var format: LineLogHandler.Format = .logfmt
+        /// One line per answered query (client, name, type, rcode, latency, source).
+        public var queries = false
+        /// At most this many query lines a second; the rest are counted in the next line.
+        public var queriesPerSecond = 100
     }
 
     /// Service groups: their DNS zone and the timing of health checks.
@@ -254,6 +260,14 @@ public struct Config: Sendable, Equatable {
                 throw section.error("level", "must be one of \(Config.logLevels.joined(separator: ", ")), not \"\(level)\"")
             }
             config.log.level = level
+            let format = try section.string("format", default: config.log.format.rawValue)
+            guard let parsedFormat = LineLogHandler.Format(rawValue: format) else {
+                throw section.error("format", "must be \"logfmt\" or \"json\", not \"\(format)\"")
+            }
+            config.log.format = parsedFormat
+            config.log.queries = try section.boolean("queries", default: config.log.queries)
+            config.log.queriesPerSecond = try section.integer(
+                "queries_per_second", default: config.log.queriesPerSecond, in: 1...1_000_000)
             try section.rejectUnknownKeys()
         }
         try document.rejectUnknownKeys()

@@ -24,6 +24,9 @@ public struct PendingQuery: Sendable {
     /// The query as received, for replies built from its bytes.
     public let wire: [UInt8]
     public let transport: Transport
+    /// When it arrived, and who sent it (only kept when the query log is on).
+    public let received: NIODeadline
+    public var client: String?
 }
 
 /// The query pipeline shared by every listener.
@@ -53,14 +56,18 @@ public final class QueryPipeline: Sendable {
     public let cache: AnswerCache
     /// Prometheus counters; nil in tests that need none.
     public let metrics: ResolverMetrics?
+    /// One line per answered query (`log.queries`); nil when off.
+    let queryLog: QueryLog?
     let inFlight = Coalescer<CacheKey, Fetched>()
     let logger: Logger
 
     public init(
         access: AccessControl, forwarder: Forwarder, recursor: RecursiveResolver? = nil, local: LocalAnswers,
-        cluster: ClusterAnswers?, cache: AnswerCache, metrics: ResolverMetrics? = nil, logger: Logger
+        cluster: ClusterAnswers?, cache: AnswerCache, metrics: ResolverMetrics? = nil, queryLog: QueryLog? = nil,
+        logger: Logger
     ) {
         self.metrics = metrics
+        self.queryLog = queryLog
         self.access = access
         self.forwarder = forwarder
         self.recursor = recursor
@@ -76,22 +83,32 @@ public final class QueryPipeline: Sendable {
         -> Outcome
     {
         packet.withUnsafeReadableBytes {
-            process($0, permitted: access.permits(client), transport: transport, allocator: allocator)
+            process(
+                $0, permitted: access.permits(client), transport: transport, allocator: allocator,
+                client: { ServerAddress(client)?.description ?? "\(client)" })
         }
     }
 
     /// The same for raw bytes; `permitted` is the access check's verdict on the sender. Every
     /// reply and drop decided here is counted.
     public func process(
-        _ bytes: UnsafeRawBufferPointer, permitted: Bool, transport: Transport, allocator: ByteBufferAllocator
+        _ bytes: UnsafeRawBufferPointer, permitted: Bool, transport: Transport, allocator: ByteBufferAllocator,
+        client: () -> String = { "?" }
     ) -> Outcome {
         let outcome = decide(bytes, permitted: permitted, transport: transport, allocator: allocator)
-        if let metrics {
-            switch outcome {
-            case .reply(let reply): reply.withUnsafeReadableBytes { metrics.countReply($0, transport: transport) }
-            case .drop: metrics.countDrop()
-            case .resolve: break
+        switch outcome {
+        case .reply(let reply):
+            reply.withUnsafeReadableBytes { bytes in
+                metrics?.countReply(bytes, transport: transport)
+                queryLog?.record(reply: bytes, client: client, transport: transport, latency: nil, upstream: false)
             }
+        case .drop:
+            metrics?.countDrop()
+        case .resolve(var pending) where queryLog != nil:
+            pending.client = client()
+            return .resolve(pending)
+        case .resolve:
+            break
         }
         return outcome
     }
@@ -136,7 +153,7 @@ public final class QueryPipeline: Sendable {
                 authoritative: true)
             return .reply(encode(message, view: view, wire: wire, transport: transport, allocator: allocator))
         }
-        return .resolve(PendingQuery(view: view, question: question, wire: wire, transport: transport))
+        return .resolve(PendingQuery(view: view, question: question, wire: wire, transport: transport, received: .now()))
     }
 
     /// Finishes a query that needed upstream servers (and counts its reply). Identical questions
@@ -144,7 +161,12 @@ public final class QueryPipeline: Sendable {
     /// case and EDNS.
     public func resolve(_ pending: PendingQuery, allocator: ByteBufferAllocator) async -> ByteBuffer {
         let reply = await finish(pending, allocator: allocator)
-        reply.withUnsafeReadableBytes { metrics?.countReply($0, transport: pending.transport) }
+        reply.withUnsafeReadableBytes { bytes in
+            metrics?.countReply(bytes, transport: pending.transport)
+            queryLog?.record(
+                reply: bytes, client: { pending.client ?? "?" }, transport: pending.transport,
+                latency: .now() - pending.received, upstream: true)
+        }
         return reply
     }
 

@@ -128,7 +128,9 @@ public final class UDPBatchListener: Sendable {
                 let bytes = UnsafeRawBufferPointer(start: base + index * slot, count: length)
                 let client = addresses + index
                 let permitted = permits(client)
-                switch pipeline.process(bytes, permitted: permitted, transport: .udp, allocator: allocator) {
+                switch pipeline.process(
+                    bytes, permitted: permitted, transport: .udp, allocator: allocator, client: { Self.describe(client) })
+                {
                 case .reply(let reply):
                     replies.append(reply)
                     outMessages[outCount] = CBatchIO_message(
@@ -173,6 +175,17 @@ public final class UDPBatchListener: Sendable {
                 }
             }
         }
+    }
+
+    /// `IP:PORT` of a client address (for the query log only).
+    private static func describe(_ client: UnsafeMutablePointer<sockaddr_storage>) -> String {
+        let address: SocketAddress? =
+            switch Int32(client.pointee.ss_family) {
+            case AF_INET: client.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { SocketAddress($0.pointee) }
+            case AF_INET6: client.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { SocketAddress($0.pointee) }
+            default: nil
+            }
+        return address.flatMap(ServerAddress.init)?.description ?? "?"
     }
 
     private func permits(_ client: UnsafeMutablePointer<sockaddr_storage>) -> Bool {

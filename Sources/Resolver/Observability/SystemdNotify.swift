@@ -3,6 +3,8 @@
 // `WATCHDOG=1` at half the unit's `WatchdogSec` while the process keeps running its tasks.
 // Without $NOTIFY_SOCKET (not under systemd) every call does nothing.
 
+import CBatchIO  // <sys/socket.h> as C declares it (socket types)
+
 #if canImport(Glibc)
 import Glibc
 #endif

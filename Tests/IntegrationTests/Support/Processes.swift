@@ -151,8 +151,12 @@ final class Daemon: @unchecked Sendable {
         readinessField("dns").map { $0.split(separator: ",").compactMap { ServerAddress(String($0)) } }
     }
 
-    /// A `key=value` field of the `msg=listening` line.
+    /// A `key=value` field of the `msg=listening` line (or a key of it in a JSON log).
     private func readinessField(_ key: String) -> Substring? {
+        for line in log.split(separator: "\n") where line.contains("\"msg\":\"listening\"") {
+            let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
+            if let value = object?[key] as? String { return Substring(value) }
+        }
         for line in log.split(separator: "\n") where line.contains("msg=listening") {
             guard let field = line.split(separator: " ").first(where: { $0.hasPrefix("\(key)=") }) else { continue }
             return field.dropFirst(key.count + 1)

@@ -389,6 +389,20 @@ struct ConfigTests {
         #expect(notBool.key == "resolver.qname_minimisation")
     }
 
+    @Test func readsTheLogKeys() throws {
+        let config = try Config.parse(
+            "[log]\nformat = \"json\"\nqueries = true\nqueries_per_second = 20\n" + Self.minimal)
+        #expect(config.log.format == .json)
+        #expect(config.log.queries)
+        #expect(config.log.queriesPerSecond == 20)
+        let defaults = try Config.parse(Self.minimal)
+        #expect(defaults.log.format == .logfmt && !defaults.log.queries && defaults.log.queriesPerSecond == 100)
+        let bad = try #require(failure("[log]\n\nformat = \"xml\"\n" + Self.minimal))
+        #expect(bad.key == "log.format" && bad.line == 3)
+        let rate = try #require(failure("[log]\nqueries_per_second = 0\n" + Self.minimal))
+        #expect(rate.key == "log.queries_per_second" && rate.line == 2)
+    }
+
     @Test func rejectsAnUnknownMode() throws {
         let error = try #require(failure("[resolver]\nmode = \"iterative\"\n\n" + Self.minimal))
         #expect(error.key == "resolver.mode")

@@ -1,5 +1,6 @@
-// Observability/: log output. One line per event in logfmt (`ts=… level=info msg="…" key=value`)
-// on standard error, which journald and `docker logs` both keep.
+// Observability/: log output. One line per event on standard error, which journald and
+// `docker logs` both keep: logfmt (`ts=… level=info msg="…" key=value`) by default, or one JSON
+// object per line (`log.format = "json"`) for log shippers.
 
 import Logging
 
@@ -7,15 +8,21 @@ import Logging
 import Glibc
 #endif
 
-/// A swift-log handler that writes logfmt lines to standard error.
-public struct LogfmtLogHandler: LogHandler {
+/// A swift-log handler that writes one logfmt or JSON line per event to standard error.
+public struct LineLogHandler: LogHandler {
+    public enum Format: String, Sendable {
+        case logfmt, json
+    }
+
     public var logLevel: Logger.Level
     public var metadata: Logger.Metadata = [:]
     private let label: String
+    private let format: Format
 
-    public init(label: String, level: Logger.Level) {
+    public init(label: String, level: Logger.Level, format: Format = .logfmt) {
         self.label = label
         self.logLevel = level
+        self.format = format
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -24,15 +31,45 @@ public struct LogfmtLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var line = "ts=\(Self.timestamp()) level=\(event.level) msg=\(Self.quote(event.message.description))"
         var merged = metadata.merging(event.metadata ?? [:]) { $1 }
         if let error = event.error { merged["error"] = "\(error)" }
-        for key in merged.keys.sorted() {
-            guard let value = merged[key] else { continue }
-            line += " \(key)=\(Self.quote(value.description))"
+        let fields = merged.keys.sorted().compactMap { key in merged[key].map { (key, $0.description) } }
+        writeStandardError(Self.line(format, timestamp: Self.timestamp(), level: "\(event.level)", message: event.message.description, fields: fields))
+    }
+
+    /// One event as a line in `format`, newline included.
+    static func line(_ format: Format, timestamp: String, level: String, message: String, fields: [(String, String)]) -> String {
+        switch format {
+        case .logfmt:
+            var line = "ts=\(timestamp) level=\(level) msg=\(quote(message))"
+            for (key, value) in fields { line += " \(key)=\(quote(value))" }
+            return line + "\n"
+        case .json:
+            var line = "{\"ts\":\(jsonString(timestamp)),\"level\":\(jsonString(level)),\"msg\":\(jsonString(message))"
+            for (key, value) in fields where !["ts", "level", "msg"].contains(key) {
+                line += ",\(jsonString(key)):\(jsonString(value))"
+            }
+            return line + "}\n"
         }
-        line += "\n"
-        writeStandardError(line)
+    }
+
+    /// A JSON string literal (RFC 8259 §7): quotes, backslashes and control characters escaped.
+    static func jsonString(_ value: String) -> String {
+        var escaped = "\""
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": escaped += "\\\""
+            case "\\": escaped += "\\\\"
+            case "\n": escaped += "\\n"
+            case "\r": escaped += "\\r"
+            case "\t": escaped += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                escaped += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped + "\""
     }
 
     /// Quotes a value when it has spaces, quotes, `=` or is empty (logfmt's rule).
