@@ -172,6 +172,36 @@ struct FrontendTests {
         try await daemon.stop()
         await fake.stop()
     }
+
+    @Test("TCP: one client opening hundreds of connections gets its per-client share; another is still answered")
+    func tcpPerClientCap() async throws {
+        let (fake, upstream) = try await Fixtures.upstream()
+        let daemon = try await Daemon(
+            config: forwardingConfig([(".", [upstream])], server: "max_tcp_connections_per_client = 10"))
+        var flood: [TCPTestClient] = []
+        for _ in 0..<300 {
+            flood.append(try await TCPTestClient.connect(to: daemon.address, from: "127.0.0.1"))
+        }
+        try await waitUntil("the flood's connections over its share to be closed", timeout: .seconds(10)) {
+            flood.filter { $0.channel.isActive }.count <= 10
+        }
+        #expect(flood.filter { $0.channel.isActive }.count == 10)
+        // Another client address on the same host still gets a connection and an answer.
+        let other = try await TCPTestClient.connect(to: daemon.address, from: "127.0.0.2")
+        try await other.send(try query("www.example.test"))
+        #expect(try await other.receive(count: 1, timeout: .seconds(5)).first?.rcode == .noError)
+        // The flooding client gets slots back as its connections close.
+        for connection in flood { try? await connection.close() }
+        try await waitUntil("the flooding client to be answered again", timeout: .seconds(5)) {
+            let connection = try await TCPTestClient.connect(to: daemon.address, from: "127.0.0.1")
+            defer { Task { try? await connection.close() } }
+            try await connection.send(try query("www.example.test"))
+            return (try? await connection.receive(count: 1, timeout: .seconds(1)))?.count == 1
+        }
+        try await other.close()
+        try await daemon.stop()
+        await fake.stop()
+    }
 }
 
 /// A DNS-over-TCP client on NIO: 2-byte length framing, replies collected as they arrive.
@@ -184,9 +214,12 @@ final class TCPTestClient: Sendable {
         self.collector = collector
     }
 
-    static func connect(to server: ServerAddress) async throws -> TCPTestClient {
+    /// Connects to `server`, from `source` (an address on this host) when given.
+    static func connect(to server: ServerAddress, from source: String? = nil) async throws -> TCPTestClient {
         let collector = ReplyCollector()
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        var bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        if let source { bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: source, port: 0)) }
+        let channel = try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers(

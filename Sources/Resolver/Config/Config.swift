@@ -48,6 +48,8 @@ public struct Config: Sendable, Equatable {
         /// RFC 7766 §6.2.3: close idle TCP connections after a few seconds.
         public var tcpIdleTimeoutMs: Int = 10_000
         public var maxTCPConnections: Int = 1_000
+        /// TCP connections one client address may hold open at once.
+        public var maxTCPConnectionsPerClient: Int = 32
         /// Queries one TCP connection may have outstanding at once (RFC 7766 §6.2.1.2 pipelining).
         public var maxTCPQueriesPerConnection: Int = 32
         /// UDP through the hand-written recvmmsg/sendmmsg path (false: NIO's DatagramChannel).
@@ -163,6 +165,8 @@ public struct Config: Sendable, Equatable {
                 "tcp_idle_timeout_ms", default: config.server.tcpIdleTimeoutMs, in: 100...600_000)
             config.server.maxTCPConnections = try section.integer(
                 "max_tcp_connections", default: config.server.maxTCPConnections, in: 1...1_000_000)
+            config.server.maxTCPConnectionsPerClient = try section.integer(
+                "max_tcp_connections_per_client", default: config.server.maxTCPConnectionsPerClient, in: 1...1_000_000)
             config.server.maxTCPQueriesPerConnection = try section.integer(
                 "max_tcp_queries_per_connection", default: config.server.maxTCPQueriesPerConnection, in: 1...65_535)
             config.server.udpBatch = try section.boolean("udp_batch", default: config.server.udpBatch)

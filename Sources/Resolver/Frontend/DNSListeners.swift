@@ -69,23 +69,44 @@ final class UDPQueryHandler: ChannelInboundHandler {
     }
 }
 
-/// Counts open TCP connections against a cap.
+/// Counts open TCP connections against two caps: all clients together, and each client address.
 final class ConnectionLimiter: Sendable {
     let limit: Int
+    let perClient: Int
     private let open = Atomic<Int>(0)
+    private let byClient = Mutex<[IPAddress: Int]>([:])
 
-    init(limit: Int) { self.limit = limit }
+    init(limit: Int, perClient: Int) {
+        self.limit = limit
+        self.perClient = perClient
+    }
 
-    func tryAcquire() -> Bool {
+    /// Takes a slot for a connection from `client`; false when either cap is reached.
+    func tryAcquire(client: IPAddress?) -> Bool {
         let now = open.wrappingAdd(1, ordering: .relaxed).newValue
-        if now > limit {
+        guard now <= limit else {
             open.wrappingSubtract(1, ordering: .relaxed)
             return false
         }
-        return true
+        guard let client else { return true }
+        let admitted = byClient.withLock { table in
+            let count = table[client, default: 0]
+            guard count < perClient else { return false }
+            table[client] = count + 1
+            return true
+        }
+        if !admitted { open.wrappingSubtract(1, ordering: .relaxed) }
+        return admitted
     }
 
-    func release() { open.wrappingSubtract(1, ordering: .relaxed) }
+    func release(client: IPAddress?) {
+        open.wrappingSubtract(1, ordering: .relaxed)
+        guard let client else { return }
+        byClient.withLock { table in
+            let count = table[client, default: 1] - 1
+            table[client] = count > 0 ? count : nil
+        }
+    }
 
     var current: Int { open.load(ordering: .relaxed) }
 }
@@ -183,7 +204,7 @@ public struct DNSListeners: Sendable {
         _ settings: Config.Server, pipeline: QueryPipeline, group: MultiThreadedEventLoopGroup, logger: Logger
     ) async throws -> DNSListeners {
         var bound = DNSListeners(channels: [], batchListeners: [], addresses: [])
-        let limiter = ConnectionLimiter(limit: settings.maxTCPConnections)
+        let limiter = ConnectionLimiter(limit: settings.maxTCPConnections, perClient: settings.maxTCPConnectionsPerClient)
         do {
             for address in settings.listen {
                 let part = try await bindAddress(
@@ -278,10 +299,11 @@ public struct DNSListeners: Sendable {
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.autoRead, value: true)
             .childChannelInitializer { channel in
-                guard limiter.tryAcquire() else {
+                let client = channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
+                guard limiter.tryAcquire(client: client) else {
                     return channel.close()
                 }
-                channel.closeFuture.whenComplete { _ in limiter.release() }
+                channel.closeFuture.whenComplete { _ in limiter.release(client: client) }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers(
                         IdleStateHandler(readTimeout: idle),
