@@ -64,7 +64,8 @@ public final class ResolverApplication: Service {
             local: LocalAnswers(version: "resolverd \(resolverdVersion)", identity: Self.hostname()),
             cluster: ClusterAnswers(domain: config.cluster.domain, registry: registry),
             cache: AnswerCache(settings: config.cache, shardCount: 4 * threads), metrics: metrics,
-            queryLog: config.log.queries ? QueryLog(perSecond: config.log.queriesPerSecond) : nil, logger: logger)
+            queryLog: config.log.queries ? QueryLog(perSecond: config.log.queriesPerSecond) : nil,
+            maxPendingPerClient: config.server.maxPendingPerClient, logger: logger)
     }
 
     /// Where GET /metrics pulls its figures from.

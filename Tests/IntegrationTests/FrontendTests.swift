@@ -173,6 +173,36 @@ struct FrontendTests {
         await fake.stop()
     }
 
+    @Test("one client's queries waiting upstream are capped (SERVFAIL at once past it); another client still goes upstream")
+    func pendingPerClientCap() async throws {
+        let (fake, upstream) = try await Fixtures.upstream(behavior: Fixtures.behavior { $0.delay = .milliseconds(1500) })
+        let daemon = try await Daemon(
+            config: forwardingConfig([(".", [upstream])], timeoutMs: 3000, server: "max_pending_per_client = 5"))
+        let flood = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 5000, source: "127.0.0.1")
+        for index in 0..<20 { flood.send(try DNSCodec.encode(try query("n\(index).example.test"))) }
+        // The 15 over the cap come back at once as SERVFAIL, before any of the admitted five's
+        // answers (the upstream takes 1.5 s).
+        var early: [DNSMessage] = []
+        for _ in 0..<15 {
+            if let reply = flood.receive() { early.append(try DNSCodec.decode(reply)) }
+        }
+        #expect(early.count == 15)
+        #expect(early.allSatisfy { $0.rcode == .servFail })
+        // Another address still gets its query upstream meanwhile.
+        let other = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 5000, source: "127.0.0.2")
+        let answer = try #require(try other.ask(query("www.example.test")))
+        #expect(answer.rcode == .noError)
+        // The five admitted are answered too, and only six questions reached the upstream.
+        var late: [DNSMessage] = []
+        for _ in 0..<5 {
+            if let reply = flood.receive() { late.append(try DNSCodec.decode(reply)) }
+        }
+        #expect(late.count == 5 && late.allSatisfy { $0.rcode == .nxDomain })  // n0…n4 do not exist
+        #expect(fake.queryCount == 6)
+        try await daemon.stop()
+        await fake.stop()
+    }
+
     @Test("TCP: one client opening hundreds of connections gets its per-client share; another is still answered")
     func tcpPerClientCap() async throws {
         let (fake, upstream) = try await Fixtures.upstream()

@@ -50,6 +50,8 @@ public struct Config: Sendable, Equatable {
         public var maxTCPConnections: Int = 1_000
         /// TCP connections one client address may hold open at once.
         public var maxTCPConnectionsPerClient: Int = 32
+        /// Queries of one client address waiting on upstream servers at once; more get SERVFAIL.
+        public var maxPendingPerClient: Int = 100
         /// Queries one TCP connection may have outstanding at once (RFC 7766 §6.2.1.2 pipelining).
         public var maxTCPQueriesPerConnection: Int = 32
         /// UDP through the hand-written recvmmsg/sendmmsg path (false: NIO's DatagramChannel).
@@ -167,6 +169,8 @@ public struct Config: Sendable, Equatable {
                 "max_tcp_connections", default: config.server.maxTCPConnections, in: 1...1_000_000)
             config.server.maxTCPConnectionsPerClient = try section.integer(
                 "max_tcp_connections_per_client", default: config.server.maxTCPConnectionsPerClient, in: 1...1_000_000)
+            config.server.maxPendingPerClient = try section.integer(
+                "max_pending_per_client", default: config.server.maxPendingPerClient, in: 1...1_000_000)
             config.server.maxTCPQueriesPerConnection = try section.integer(
                 "max_tcp_queries_per_connection", default: config.server.maxTCPQueriesPerConnection, in: 1...65_535)
             config.server.udpBatch = try section.boolean("udp_batch", default: config.server.udpBatch)

@@ -69,48 +69,6 @@ final class UDPQueryHandler: ChannelInboundHandler {
     }
 }
 
-/// Counts open TCP connections against two caps: all clients together, and each client address.
-final class ConnectionLimiter: Sendable {
-    let limit: Int
-    let perClient: Int
-    private let open = Atomic<Int>(0)
-    private let byClient = Mutex<[IPAddress: Int]>([:])
-
-    init(limit: Int, perClient: Int) {
-        self.limit = limit
-        self.perClient = perClient
-    }
-
-    /// Takes a slot for a connection from `client`; false when either cap is reached.
-    func tryAcquire(client: IPAddress?) -> Bool {
-        let now = open.wrappingAdd(1, ordering: .relaxed).newValue
-        guard now <= limit else {
-            open.wrappingSubtract(1, ordering: .relaxed)
-            return false
-        }
-        guard let client else { return true }
-        let admitted = byClient.withLock { table in
-            let count = table[client, default: 0]
-            guard count < perClient else { return false }
-            table[client] = count + 1
-            return true
-        }
-        if !admitted { open.wrappingSubtract(1, ordering: .relaxed) }
-        return admitted
-    }
-
-    func release(client: IPAddress?) {
-        open.wrappingSubtract(1, ordering: .relaxed)
-        guard let client else { return }
-        byClient.withLock { table in
-            let count = table[client, default: 1] - 1
-            table[client] = count > 0 ? count : nil
-        }
-    }
-
-    var current: Int { open.load(ordering: .relaxed) }
-}
-
 /// Handles one TCP connection's framed queries.
 final class TCPQueryHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
@@ -204,7 +162,7 @@ public struct DNSListeners: Sendable {
         _ settings: Config.Server, pipeline: QueryPipeline, group: MultiThreadedEventLoopGroup, logger: Logger
     ) async throws -> DNSListeners {
         var bound = DNSListeners(channels: [], batchListeners: [], addresses: [])
-        let limiter = ConnectionLimiter(limit: settings.maxTCPConnections, perClient: settings.maxTCPConnectionsPerClient)
+        let limiter = SlotLimiter(limit: settings.maxTCPConnections, perClient: settings.maxTCPConnectionsPerClient)
         do {
             for address in settings.listen {
                 let part = try await bindAddress(
@@ -230,7 +188,7 @@ public struct DNSListeners: Sendable {
     /// With port 0 the kernel picks the UDP port; when TCP cannot have the same one, try again.
     private static func bindAddress(
         _ address: ServerAddress, settings: Config.Server, pipeline: QueryPipeline, group: MultiThreadedEventLoopGroup,
-        limiter: ConnectionLimiter, logger: Logger
+        limiter: SlotLimiter, logger: Logger
     ) async throws -> DNSListeners {
         let loops = Array(group.makeIterator())
         var lastError: any Error = ChannelError.unknownLocalAddress
@@ -290,7 +248,7 @@ public struct DNSListeners: Sendable {
 
     private static func bindTCP(
         _ address: ServerAddress, settings: Config.Server, pipeline: QueryPipeline, group: MultiThreadedEventLoopGroup,
-        limiter: ConnectionLimiter, logger: Logger
+        limiter: SlotLimiter, logger: Logger
     ) async throws -> any Channel {
         let idle = TimeAmount.milliseconds(Int64(settings.tcpIdleTimeoutMs))
         let perConnection = settings.maxTCPQueriesPerConnection

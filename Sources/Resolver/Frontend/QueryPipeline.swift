@@ -24,9 +24,9 @@ public struct PendingQuery: Sendable {
     /// The query as received, for replies built from its bytes.
     public let wire: [UInt8]
     public let transport: Transport
-    /// When it arrived, and who sent it (only kept when the query log is on).
+    /// When it arrived, and who sent it.
     public let received: NIODeadline
-    public var client: String?
+    public var client: ServerAddress?
 }
 
 /// The query pipeline shared by every listener.
@@ -58,15 +58,18 @@ public final class QueryPipeline: Sendable {
     public let metrics: ResolverMetrics?
     /// One line per answered query (`log.queries`); nil when off.
     let queryLog: QueryLog?
+    /// Each client's queries waiting on upstream servers (`server.max_pending_per_client`).
+    let pendingLimiter: SlotLimiter
     let inFlight = Coalescer<CacheKey, Fetched>()
     let logger: Logger
 
     public init(
         access: AccessControl, forwarder: Forwarder, recursor: RecursiveResolver? = nil, local: LocalAnswers,
         cluster: ClusterAnswers?, cache: AnswerCache, metrics: ResolverMetrics? = nil, queryLog: QueryLog? = nil,
-        logger: Logger
+        maxPendingPerClient: Int = 100, logger: Logger
     ) {
         self.metrics = metrics
+        self.pendingLimiter = SlotLimiter(limit: .max, perClient: maxPendingPerClient)
         self.queryLog = queryLog
         self.access = access
         self.forwarder = forwarder
@@ -85,7 +88,7 @@ public final class QueryPipeline: Sendable {
         packet.withUnsafeReadableBytes {
             process(
                 $0, permitted: access.permits(client), transport: transport, allocator: allocator,
-                client: { ServerAddress(client)?.description ?? "\(client)" })
+                client: { ServerAddress(client) })
         }
     }
 
@@ -93,20 +96,25 @@ public final class QueryPipeline: Sendable {
     /// reply and drop decided here is counted.
     public func process(
         _ bytes: UnsafeRawBufferPointer, permitted: Bool, transport: Transport, allocator: ByteBufferAllocator,
-        client: () -> String = { "?" }
+        client: () -> ServerAddress? = { nil }
     ) -> Outcome {
-        let outcome = decide(bytes, permitted: permitted, transport: transport, allocator: allocator)
+        var outcome = decide(bytes, permitted: permitted, transport: transport, allocator: allocator)
+        if case .resolve(var pending) = outcome {
+            pending.client = client()
+            // One client's queries waiting on upstream servers are capped: past it, SERVFAIL at once.
+            outcome =
+                pendingLimiter.tryAcquire(client: pending.client?.ip)
+                ? .resolve(pending) : .reply(errorReply(pending, .servFail, allocator: allocator))
+        }
         switch outcome {
         case .reply(let reply):
             reply.withUnsafeReadableBytes { bytes in
                 metrics?.countReply(bytes, transport: transport)
-                queryLog?.record(reply: bytes, client: client, transport: transport, latency: nil, upstream: false)
+                queryLog?.record(
+                    reply: bytes, client: { client()?.description ?? "?" }, transport: transport, latency: nil, upstream: false)
             }
         case .drop:
             metrics?.countDrop()
-        case .resolve(var pending) where queryLog != nil:
-            pending.client = client()
-            return .resolve(pending)
         case .resolve:
             break
         }
@@ -161,10 +169,11 @@ public final class QueryPipeline: Sendable {
     /// case and EDNS.
     public func resolve(_ pending: PendingQuery, allocator: ByteBufferAllocator) async -> ByteBuffer {
         let reply = await finish(pending, allocator: allocator)
+        pendingLimiter.release(client: pending.client?.ip)
         reply.withUnsafeReadableBytes { bytes in
             metrics?.countReply(bytes, transport: pending.transport)
             queryLog?.record(
-                reply: bytes, client: { pending.client ?? "?" }, transport: pending.transport,
+                reply: bytes, client: { pending.client?.description ?? "?" }, transport: pending.transport,
                 latency: .now() - pending.received, upstream: true)
         }
         return reply

@@ -177,15 +177,16 @@ public final class UDPBatchListener: Sendable {
         }
     }
 
-    /// `IP:PORT` of a client address (for the query log only).
-    private static func describe(_ client: UnsafeMutablePointer<sockaddr_storage>) -> String {
+    /// The client's address, for the per-client caps and the query log (only queries that go
+    /// upstream or get logged pay for it).
+    private static func describe(_ client: UnsafeMutablePointer<sockaddr_storage>) -> ServerAddress? {
         let address: SocketAddress? =
             switch Int32(client.pointee.ss_family) {
             case AF_INET: client.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { SocketAddress($0.pointee) }
             case AF_INET6: client.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { SocketAddress($0.pointee) }
             default: nil
             }
-        return address.flatMap(ServerAddress.init)?.description ?? "?"
+        return address.flatMap(ServerAddress.init)
     }
 
     private func permits(_ client: UnsafeMutablePointer<sockaddr_storage>) -> Bool {

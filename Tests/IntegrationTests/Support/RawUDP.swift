@@ -7,10 +7,22 @@ import Resolver
 final class RawUDPClient {
     private let socketDescriptor: Int32
 
-    init(server: ServerAddress, receiveTimeoutMs: Int = 2000) throws {
+    /// A socket connected to `server`, bound to `source` (an IPv4 address of this host) if given.
+    init(server: ServerAddress, receiveTimeoutMs: Int = 2000, source: String? = nil) throws {
         guard case .v4(let ip) = server.ip else { throw POSIXError(.EAFNOSUPPORT) }
         socketDescriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard socketDescriptor >= 0 else { throw POSIXError(.EMFILE) }
+        if let source, case .v4(let local)? = IPAddress(source) {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = local.bigEndian
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(socketDescriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            guard bound == 0 else { throw POSIXError(.EADDRNOTAVAIL) }
+        }
         var timeout = timeval(tv_sec: receiveTimeoutMs / 1000, tv_usec: Int((receiveTimeoutMs % 1000) * 1000))
         setsockopt(socketDescriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         // Room for a burst of replies (FORCE passes net.core.rmem_max when running as root).
