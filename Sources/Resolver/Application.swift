@@ -65,7 +65,7 @@ public final class ResolverApplication: Service {
             cluster: ClusterAnswers(domain: config.cluster.domain, registry: registry),
             cache: AnswerCache(settings: config.cache, shardCount: 4 * threads), metrics: metrics,
             queryLog: config.log.queries ? QueryLog(perSecond: config.log.queriesPerSecond) : nil,
-            maxPendingPerClient: config.server.maxPendingPerClient, logger: logger)
+            maxPendingPerClient: config.server.maxPendingPerClient, rateLimit: config.rateLimit, logger: logger)
     }
 
     /// Where GET /metrics pulls its figures from.

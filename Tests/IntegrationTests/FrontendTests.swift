@@ -173,6 +173,40 @@ struct FrontendTests {
         await fake.stop()
     }
 
+    @Test("RRL: a flooding network gets its rate, every second answer over it truncated; another network is answered")
+    func responseRateLimiting() async throws {
+        let (fake, upstream) = try await Fixtures.upstream()
+        var config = forwardingConfig([(".", [upstream])])
+        config += "\n[rate_limit]\nresponses_per_second = 20\nslip = 2\n"
+        let daemon = try await Daemon(config: config)
+        let flood = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 300, source: "127.0.0.1")
+        #expect(try flood.ask(query("www.example.test"))?.rcode == .noError)  // cached now
+        for _ in 0..<200 { flood.send(try DNSCodec.encode(try query("www.example.test"))) }
+        var full = 0
+        var truncated = 0
+        for _ in 0..<200 {
+            guard let bytes = flood.receive() else { break }
+            let reply = try DNSCodec.decode(bytes)
+            if reply.flags.contains(.tc) { truncated += 1 } else if !reply.answers.isEmpty { full += 1 }
+        }
+        // About a second's worth (20, plus what refilled while sending) in full; about half of
+        // the rest truncated; the others dropped.
+        #expect(full >= 15 && full <= 60, "full \(full)")
+        #expect(truncated >= 50 && truncated <= 100, "truncated \(truncated)")
+        #expect(full + truncated < 160)
+        // Another /24 is not limited by the flood.
+        let other = try RawUDPClient(server: daemon.address, source: "127.0.1.9")
+        let answer = try #require(try other.ask(query("www.example.test")))
+        #expect(!answer.flags.contains(.tc) && addresses(in: answer) == ["192.0.2.10"])
+        // dig over TCP (as a real client does after TC) is not limited either.
+        let tcp = try runCommand(["dig", "@127.0.0.1", "-p", "\(daemon.port)", "www.example.test", "+tcp", "+short"])
+        #expect(tcp.stdout == "192.0.2.10\n")
+        let metrics = String(decoding: try await APIClient(base: daemon.apiURL).send("GET", "/metrics").body, as: UTF8.self)
+        #expect(metrics.contains("resolverd_rate_limited_total{action=\"slip\"} \(truncated)"))
+        try await daemon.stop()
+        await fake.stop()
+    }
+
     @Test("one client's queries waiting upstream are capped (SERVFAIL at once past it); another client still goes upstream")
     func pendingPerClientCap() async throws {
         let (fake, upstream) = try await Fixtures.upstream(behavior: Fixtures.behavior { $0.delay = .milliseconds(1500) })

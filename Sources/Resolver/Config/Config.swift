@@ -134,6 +134,7 @@ public struct Config: Sendable, Equatable {
     public var log = Log()
     public var cluster = Cluster()
     public var registry = Registry()
+    public var rateLimit = RateLimitSettings()
 
     public init() {}
 
@@ -259,6 +260,17 @@ public struct Config: Sendable, Equatable {
             config.registry.backend = parsed
             config.registry.path = try section.string("path", default: config.registry.path)
             guard !config.registry.path.isEmpty else { throw section.error("path", "must not be empty") }
+            try section.rejectUnknownKeys()
+        }
+        if let rateLimit = try document.table("rate_limit") {
+            var section = rateLimit
+            var settings = config.rateLimit
+            settings.responsesPerSecond = try section.integer(
+                "responses_per_second", default: settings.responsesPerSecond, in: 0...10_000_000)
+            settings.ipv4Prefix = try section.integer("ipv4_prefix", default: settings.ipv4Prefix, in: 8...32)
+            settings.ipv6Prefix = try section.integer("ipv6_prefix", default: settings.ipv6Prefix, in: 16...64)
+            settings.slip = try section.integer("slip", default: settings.slip, in: 0...10)
+            config.rateLimit = settings
             try section.rejectUnknownKeys()
         }
         if let log = try document.table("log") {

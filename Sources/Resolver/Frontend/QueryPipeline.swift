@@ -60,15 +60,18 @@ public final class QueryPipeline: Sendable {
     let queryLog: QueryLog?
     /// Each client's queries waiting on upstream servers (`server.max_pending_per_client`).
     let pendingLimiter: SlotLimiter
+    /// Response rate limiting of immediate UDP answers (`[rate_limit]`); nil when off.
+    let rateLimiter: ResponseRateLimiter?
     let inFlight = Coalescer<CacheKey, Fetched>()
     let logger: Logger
 
     public init(
         access: AccessControl, forwarder: Forwarder, recursor: RecursiveResolver? = nil, local: LocalAnswers,
         cluster: ClusterAnswers?, cache: AnswerCache, metrics: ResolverMetrics? = nil, queryLog: QueryLog? = nil,
-        maxPendingPerClient: Int = 100, logger: Logger
+        maxPendingPerClient: Int = 100, rateLimit: RateLimitSettings = RateLimitSettings(), logger: Logger
     ) {
         self.metrics = metrics
+        self.rateLimiter = rateLimit.responsesPerSecond > 0 ? ResponseRateLimiter(settings: rateLimit) : nil
         self.pendingLimiter = SlotLimiter(limit: .max, perClient: maxPendingPerClient)
         self.queryLog = queryLog
         self.access = access
@@ -105,6 +108,22 @@ public final class QueryPipeline: Sendable {
             outcome =
                 pendingLimiter.tryAcquire(client: pending.client?.ip)
                 ? .resolve(pending) : .reply(errorReply(pending, .servFail, allocator: allocator))
+        }
+        if let rateLimiter, transport == .udp, case .reply = outcome, let ip = client()?.ip {
+            switch rateLimiter.verdict(for: ip, now: NIODeadline.now().uptimeNanoseconds) {
+            case .send:
+                break
+            case .drop:
+                metrics?.countRateLimited(.drop)
+                return .drop(.rateLimited)
+            case .slip:
+                metrics?.countRateLimited(.slip)
+                if let view = try? QueryReader.read(bytes) {
+                    outcome = .reply(ResponseBuilder.reply(
+                        to: bytes, questionEnd: view.questionEnd, rcode: .noError, edns: view.edns, truncated: true,
+                        allocator: allocator))
+                }
+            }
         }
         switch outcome {
         case .reply(let reply):

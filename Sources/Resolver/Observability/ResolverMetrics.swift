@@ -32,6 +32,8 @@ public final class ResolverMetrics: Sendable {
     private let queries: [CoreMetrics.Counter]
     private let dropped: CoreMetrics.Counter
     private let checks: [Bool: CoreMetrics.Counter]
+    private let limited: CoreMetrics.Counter
+    private let slipped: CoreMetrics.Counter
 
     /// Pulled figures and the last value each counter was brought to.
     private let pulled = Mutex(PulledState())
@@ -65,6 +67,8 @@ public final class ResolverMetrics: Sendable {
         }
         queries = counters
         dropped = CoreMetrics.Counter(label: "resolverd_queries_dropped_total", factory: factory)
+        limited = CoreMetrics.Counter(label: "resolverd_rate_limited_total", dimensions: [("action", "drop")], factory: factory)
+        slipped = CoreMetrics.Counter(label: "resolverd_rate_limited_total", dimensions: [("action", "slip")], factory: factory)
         checks = [
             true: CoreMetrics.Counter(label: "resolverd_health_checks_total", dimensions: [("result", "healthy")], factory: factory),
             false: CoreMetrics.Counter(label: "resolverd_health_checks_total", dimensions: [("result", "unhealthy")], factory: factory),
@@ -132,6 +136,9 @@ public final class ResolverMetrics: Sendable {
                 healthy: members.filter(\.isHealthy).count, unhealthy: members.filter { !$0.isHealthy }.count),
             inFlight: sources.inFlight())
     }
+
+    /// Counts one answer held back by response rate limiting.
+    public func countRateLimited(_ verdict: RateLimitVerdict) { (verdict == .slip ? slipped : limited).increment() }
 
     /// Counts one health check's result.
     public func countCheck(healthy: Bool) { checks[healthy]?.increment() }

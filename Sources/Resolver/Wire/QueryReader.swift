@@ -14,6 +14,8 @@ public struct EDNSInfo: Sendable, Equatable {
 /// What was wrong with a packet, for logs and metrics. No payload, so nothing allocates.
 public enum MalformedReason: String, Sendable, Error {
     case truncatedHeader = "truncated header"
+    /// Not malformed: the answer was held back by response rate limiting.
+    case rateLimited = "response rate limit"
     case isResponse = "QR bit set"
     case questionCount = "QDCOUNT is not 1"
     case unexpectedRecords = "answer or authority records in a query"
