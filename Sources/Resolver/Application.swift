@@ -10,6 +10,8 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
+import UnixSignals
 
 #if canImport(Glibc)
 import Glibc
@@ -34,11 +36,23 @@ public final class ResolverApplication: Service {
     let client: UpstreamClient
     /// What GET /metrics reports.
     public let metrics = ResolverMetrics()
+    /// Reads the config again for a reload (the file and the command line's overrides).
+    let reloadConfig: @Sendable () throws(ConfigError) -> Config
+    /// The config in effect: the one started with, and the reloaded keys of later reloads.
+    let running: Mutex<Config>
 
     /// Opens the registry store (a bad `registry.path` fails here) and wires the rest.
-    public init(config: Config, logger: Logger) throws(RegistryError) {
+    /// `reloadConfig` reads the config again for SIGHUP and POST /v1/reload.
+    public init(
+        config: Config, logger: Logger,
+        reloadConfig: @escaping @Sendable () throws(ConfigError) -> Config = { () throws(ConfigError) -> Config in
+            throw ConfigError(key: nil, line: nil, message: "no config file to reload")
+        }
+    ) throws(RegistryError) {
         self.config = config
         self.logger = logger
+        self.reloadConfig = reloadConfig
+        running = Mutex(config)
         let threads = config.server.threads > 0 ? config.server.threads : System.coreCount
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
 
@@ -46,7 +60,7 @@ public final class ResolverApplication: Service {
         selector = AdaptiveSelector(policy: policy)
         client = UpstreamClient(group: group, timeout: policy.timeout, logger: logger)
         let transactions = UpstreamTransactions(client: client, selector: selector, logger: logger)
-        let forwarder = Forwarder(zones: Self.forwardZones(config), transactions: transactions)
+        let forwarder = Forwarder(transactions: transactions)
         if config.resolver.mode == .recursive {
             // Recursion's records share the cache's TTL clamps and take an eighth of its budget
             // (about 256 bytes per RRset).
@@ -60,12 +74,10 @@ public final class ResolverApplication: Service {
         }
         registry = ServiceRegistry(store: try SQLiteRegistryStore(path: config.registry.path), policy: config.cluster.policy)
         pipeline = QueryPipeline(
-            access: AccessControl(allowed: config.server.allow), forwarder: forwarder, recursor: recursor,
+            policy: Self.runtimePolicy(config), forwarder: forwarder, recursor: recursor,
             local: LocalAnswers(version: "resolverd \(resolverdVersion)", identity: Self.hostname()),
             cluster: ClusterAnswers(domain: config.cluster.domain, registry: registry),
-            cache: AnswerCache(settings: config.cache, shardCount: 4 * threads), metrics: metrics,
-            queryLog: config.log.queries ? QueryLog(perSecond: config.log.queriesPerSecond) : nil,
-            maxPendingPerClient: config.server.maxPendingPerClient, rateLimit: config.rateLimit, logger: logger)
+            cache: AnswerCache(settings: config.cache, shardCount: 4 * threads), metrics: metrics, logger: logger)
     }
 
     /// Where GET /metrics pulls its figures from.
@@ -100,7 +112,7 @@ public final class ResolverApplication: Service {
         let api = Hummingbird.Application(
             router: AdminAPI(
                 selector: selector, cache: pipeline.cache, records: recursor?.records, registry: registry,
-                token: config.api.token, metrics: (metrics, metricSources)
+                token: config.api.token, metrics: (metrics, metricSources), reload: { [self] in reload() }
             ).router(),
             configuration: .init(address: .hostname(config.api.listen.ip.description, port: Int(config.api.listen.port))),
             onServerRunning: { channel in
@@ -133,6 +145,12 @@ public final class ResolverApplication: Service {
             tasks.addTask { try await api.run() }
             // The checker too: it stops on graceful shutdown.
             tasks.addTask { try await checker.run() }
+            // SIGHUP reloads the config.
+            tasks.addTask { [self] in
+                await cancelWhenGracefulShutdown {
+                    for await _ in await UnixSignalsSequence(trapping: .sighup) { _ = self.reload() }
+                }
+            }
             // The query rate of GET /v1/stats: a sample a second; and systemd's watchdog, when
             // the unit has one, at half its interval.
             let metrics = self.metrics
@@ -174,7 +192,7 @@ public final class ResolverApplication: Service {
                     ])
             }
             SystemdNotify.send("READY=1\nSTATUS=answering on \(listeners.addresses.map(\.description).joined(separator: " "))")
-            for zone in pipeline.forwarder.zones.all {
+            for zone in pipeline.policy.current.forwardZones.all {
                 logger.info("forward zone", metadata: ["zone": "\(zone.zone)", "servers": "\(zone.servers.map(\.description))"])
             }
             // Runs until SIGTERM/SIGINT (the ServiceGroup's graceful shutdown) or cancellation.

@@ -116,6 +116,23 @@ struct Flush: AsyncParsableCommand {
     }
 }
 
+/// `dig-lite reload`: re-read resolverd's config (as SIGHUP does).
+struct Reload: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Re-read the config: allow list, forward zones, rate limits and log settings take effect at once.")
+
+    @OptionGroup var options: APIOptions
+
+    func run() async throws {
+        let data = try await options.post("/v1/reload", json: Data("{}".utf8))
+        guard let response = try options.decodeUnlessJSON(data, as: ReloadResponse.self) else { return }
+        print("reloaded")
+        if !response.restartNeeded.isEmpty {
+            print("changed but only applied after a restart: \(response.restartNeeded.joined(separator: ", "))")
+        }
+    }
+}
+
 /// `dig-lite cache`: the cache's figures.
 struct Cache: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -17,11 +17,11 @@ struct DigLite: AsyncParsableCommand {
         abstract: "Query DNS servers (like dig) and manage resolverd.",
         usage: """
             dig-lite [@SERVER] [-p PORT] NAME [TYPE] [CLASS] [+tcp] [+short] [+norecurse] [-x ADDR] [+timeout=N] [+tries=N]
-            dig-lite servers|stats|cache|flush|groups|group|register|heartbeat|deregister [--api URL] [--token TOKEN] [--json]
+            dig-lite servers|stats|cache|flush|reload|groups|group|register|heartbeat|deregister [--api URL] [--token TOKEN] [--json]
             """,
         version: resolverdVersion,
         subcommands: [
-            Query.self, Servers.self, Stats.self, Cache.self, Flush.self, Groups.self, Group.self, Register.self, Heartbeat.self,
+            Query.self, Servers.self, Stats.self, Cache.self, Flush.self, Reload.self, Groups.self, Group.self, Register.self, Heartbeat.self,
             Deregister.self,
         ],
         defaultSubcommand: Query.self)

@@ -29,14 +29,15 @@ struct ResolverdCommand: AsyncParsableCommand {
     var logLevel: String?
 
     func run() async throws {
-        let settings = try loadConfig()
+        let settings = loadConfig()
         let level = Logger.Level(rawValue: settings.log.level) ?? .info
         let format = settings.log.format
-        LoggingSystem.bootstrap { LineLogHandler(label: $0, level: level, format: format) }
+        LineLogHandler.setSharedLevel(level)
+        LoggingSystem.bootstrap { LineLogHandler(label: $0, format: format) }
         let logger = Logger(label: "resolverd")
         let application: ResolverApplication
         do {
-            application = try ResolverApplication(config: settings, logger: logger)
+            application = try ResolverApplication(config: settings, logger: logger, reloadConfig: { () throws(ConfigError) -> Config in try readConfig() })
         } catch {
             logger.critical("stopped", metadata: ["error": "\(error)"])
             throw ExitCode(1)
@@ -54,35 +55,38 @@ struct ResolverdCommand: AsyncParsableCommand {
     }
 
     /// Reads and validates the config; errors name the file, line and key, and exit with 2.
-    private func loadConfig() throws -> Config {
-        var settings: Config
+    private func loadConfig() -> Config {
         do {
-            settings = try Config.load(path: config)
+            return try readConfig()
         } catch {
             fail("\(config): \(error)")
         }
+    }
+
+    /// The config file with the command line's overrides applied (also what a reload reads).
+    private func readConfig() throws(ConfigError) -> Config {
+        var settings = try Config.load(path: config)
         if !listen.isEmpty {
             var addresses: [ServerAddress] = []
             for text in listen {
-                guard let address = ServerAddress(text) else { fail("--listen: '\(text)' is not ADDR:PORT") }
+                guard let address = ServerAddress(text) else {
+                    throw ConfigError(key: "--listen", line: nil, message: "'\(text)' is not ADDR:PORT")
+                }
                 addresses.append(address)
             }
             settings.server.listen = addresses
         }
         if let apiListen {
             guard let address = ServerAddress(apiListen, defaultPort: 8053) else {
-                fail("--api-listen: '\(apiListen)' is not ADDR:PORT")
+                throw ConfigError(key: "--api-listen", line: nil, message: "'\(apiListen)' is not ADDR:PORT")
             }
             settings.api.listen = address
-            do {
-                try settings.api.validate(key: "--api-listen", line: nil)
-            } catch {
-                fail("\(error)")
-            }
+            try settings.api.validate(key: "--api-listen", line: nil)
         }
         if let logLevel {
             guard Config.logLevels.contains(logLevel) else {
-                fail("--log-level: must be one of \(Config.logLevels.joined(separator: ", "))")
+                throw ConfigError(
+                    key: "--log-level", line: nil, message: "must be one of \(Config.logLevels.joined(separator: ", "))")
             }
             settings.log.level = logLevel
         }

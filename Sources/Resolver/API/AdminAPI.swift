@@ -4,6 +4,7 @@
 // figures to look at, and GET /metrics, the Prometheus text (here); the cache's figures and flush (CacheRoutes); service group
 // registrations (GroupRoutes).
 
+import Foundation
 import Hummingbird
 import Logging
 import NIOCore
@@ -18,12 +19,15 @@ public struct AdminAPI: Sendable {
     let token: String
     /// GET /metrics: the metrics and where their pulled figures come from; nil: no route.
     let metrics: (ResolverMetrics, MetricSources)?
+    /// POST /v1/reload; nil: no route.
+    let reload: (@Sendable () -> ReloadResponse)?
 
     public init(
         selector: AdaptiveSelector, cache: AnswerCache, records: RecordCache? = nil, registry: ServiceRegistry, token: String,
-        metrics: (ResolverMetrics, MetricSources)? = nil
+        metrics: (ResolverMetrics, MetricSources)? = nil, reload: (@Sendable () -> ReloadResponse)? = nil
     ) {
         self.metrics = metrics
+        self.reload = reload
         self.selector = selector
         self.cache = cache
         self.records = records
@@ -39,6 +43,15 @@ public struct AdminAPI: Sendable {
         router.get("/v1/servers") { _, _ in ServersResponse(selector.report(), policy: policy) }
         addCacheRoutes(to: router)
         addGroupRoutes(to: router)
+        if let reload {
+            // A refused file is a 400 naming the key and line; the running config stays.
+            router.post("/v1/reload") { _, _ -> Response in
+                let outcome = reload()
+                return try Response(
+                    status: outcome.reloaded ? .ok : .badRequest, headers: [.contentType: "application/json"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: Array(JSONEncoder().encode(outcome)))))
+            }
+        }
         if let (metrics, sources) = metrics {
             let mode = records == nil ? "forward" : "recursive"
             router.get("/v1/stats") { _, _ in metrics.stats(sources, mode: mode) }

@@ -14,17 +14,16 @@ public enum Resolution: Sendable {
     case noZone
 }
 
-/// Forwards questions to the servers of their forward zone.
+/// Forwards questions to the servers of their forward zone (the zones come with each question:
+/// a reload replaces them).
 public struct Forwarder: Sendable {
-    public let zones: ForwardZones
     let transactions: UpstreamTransactions
 
-    public init(zones: ForwardZones, transactions: UpstreamTransactions) {
-        self.zones = zones
+    public init(transactions: UpstreamTransactions) {
         self.transactions = transactions
     }
 
-    public func resolve(_ query: UpstreamQuery) async -> Resolution {
+    public func resolve(_ query: UpstreamQuery, zones: ForwardZones) async -> Resolution {
         guard let (zone, servers) = zones.zone(for: query.question.name), !servers.isEmpty else { return .noZone }
         switch await transactions.resolve(query, zone: zone, servers: servers) {
         case .answer(let answer): return .answer(answer.message)

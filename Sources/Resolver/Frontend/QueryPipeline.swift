@@ -44,45 +44,39 @@ public final class QueryPipeline: Sendable {
         case noZone
     }
 
-    let access: AccessControl
+    /// What a reload replaces: access, forward and local zones, rate limits, the query log.
+    let policy: Live<RuntimePolicy>
     let forwarder: Forwarder
     /// Resolution from the root for names no forward zone covers; nil in forward mode.
     let recursor: RecursiveResolver?
     let local: LocalAnswers
-    /// RFC 6303's locally served zones (recursive mode, names no forward zone covers).
-    let localZones: LocalZones?
     /// The service groups' zone; nil in tests that need none.
     let cluster: ClusterAnswers?
     public let cache: AnswerCache
     /// Prometheus counters; nil in tests that need none.
     public let metrics: ResolverMetrics?
-    /// One line per answered query (`log.queries`); nil when off.
-    let queryLog: QueryLog?
     /// Each client's queries waiting on upstream servers (`server.max_pending_per_client`).
-    let pendingLimiter: SlotLimiter
-    /// Response rate limiting of immediate UDP answers (`[rate_limit]`); nil when off.
-    let rateLimiter: ResponseRateLimiter?
+    let pendingLimiter = SlotLimiter(limit: .max, perClient: 100)
     let inFlight = Coalescer<CacheKey, Fetched>()
     let logger: Logger
 
     public init(
-        access: AccessControl, forwarder: Forwarder, recursor: RecursiveResolver? = nil, local: LocalAnswers,
-        cluster: ClusterAnswers?, cache: AnswerCache, metrics: ResolverMetrics? = nil, queryLog: QueryLog? = nil,
-        maxPendingPerClient: Int = 100, rateLimit: RateLimitSettings = RateLimitSettings(), logger: Logger
+        policy: RuntimePolicy, forwarder: Forwarder, recursor: RecursiveResolver? = nil, local: LocalAnswers,
+        cluster: ClusterAnswers?, cache: AnswerCache, metrics: ResolverMetrics? = nil, logger: Logger
     ) {
-        self.metrics = metrics
-        self.rateLimiter = rateLimit.responsesPerSecond > 0 ? ResponseRateLimiter(settings: rateLimit) : nil
-        self.pendingLimiter = SlotLimiter(limit: .max, perClient: maxPendingPerClient)
-        self.queryLog = queryLog
-        self.access = access
+        self.policy = Live(policy)
         self.forwarder = forwarder
         self.recursor = recursor
-        self.localZones = recursor == nil ? nil : LocalZones(forwardZones: forwarder.zones)
         self.local = local
         self.cluster = cluster
         self.cache = cache
+        self.metrics = metrics
         self.logger = logger
     }
+
+    /// Puts a reloaded config's policy in place; queries already past their checks finish under
+    /// the old one.
+    public func replacePolicy(_ new: RuntimePolicy) { policy.replace(with: new) }
 
     /// Everything that can be decided without waiting.
     public func process(_ packet: ByteBuffer, client: SocketAddress, transport: Transport, allocator: ByteBufferAllocator)
@@ -90,7 +84,7 @@ public final class QueryPipeline: Sendable {
     {
         packet.withUnsafeReadableBytes {
             process(
-                $0, permitted: access.permits(client), transport: transport, allocator: allocator,
+                $0, permitted: policy.current.access.permits(client), transport: transport, allocator: allocator,
                 client: { ServerAddress(client) })
         }
     }
@@ -101,15 +95,16 @@ public final class QueryPipeline: Sendable {
         _ bytes: UnsafeRawBufferPointer, permitted: Bool, transport: Transport, allocator: ByteBufferAllocator,
         client: () -> ServerAddress? = { nil }
     ) -> Outcome {
-        var outcome = decide(bytes, permitted: permitted, transport: transport, allocator: allocator)
+        let policy = self.policy.current
+        var outcome = decide(bytes, permitted: permitted, transport: transport, policy: policy, allocator: allocator)
         if case .resolve(var pending) = outcome {
             pending.client = client()
             // One client's queries waiting on upstream servers are capped: past it, SERVFAIL at once.
             outcome =
-                pendingLimiter.tryAcquire(client: pending.client?.ip)
+                pendingLimiter.tryAcquire(client: pending.client?.ip, perClient: policy.maxPendingPerClient)
                 ? .resolve(pending) : .reply(errorReply(pending, .servFail, allocator: allocator))
         }
-        if let rateLimiter, transport == .udp, case .reply = outcome, let ip = client()?.ip {
+        if let rateLimiter = policy.rateLimiter, transport == .udp, case .reply = outcome, let ip = client()?.ip {
             switch rateLimiter.verdict(for: ip, now: NIODeadline.now().uptimeNanoseconds) {
             case .send:
                 break
@@ -129,7 +124,7 @@ public final class QueryPipeline: Sendable {
         case .reply(let reply):
             reply.withUnsafeReadableBytes { bytes in
                 metrics?.countReply(bytes, transport: transport)
-                queryLog?.record(
+                policy.queryLog?.record(
                     reply: bytes, client: { client()?.description ?? "?" }, transport: transport, latency: nil, upstream: false)
             }
         case .drop:
@@ -141,7 +136,8 @@ public final class QueryPipeline: Sendable {
     }
 
     private func decide(
-        _ bytes: UnsafeRawBufferPointer, permitted: Bool, transport: Transport, allocator: ByteBufferAllocator
+        _ bytes: UnsafeRawBufferPointer, permitted: Bool, transport: Transport, policy: RuntimePolicy,
+        allocator: ByteBufferAllocator
     ) -> Outcome {
         let view: QueryView
         do throws(QueryRejection) {
@@ -173,7 +169,7 @@ public final class QueryPipeline: Sendable {
         }
         let question = Question(name: name, type: view.type, recordClass: view.recordClass)
         let wire = Array(bytes)
-        if let localAnswer = local.answer(question) ?? cluster?.answer(question) ?? localZones?.answer(question) {
+        if let localAnswer = local.answer(question) ?? cluster?.answer(question) ?? policy.localZones?.answer(question) {
             let message = response(
                 to: view, question: question, rcode: localAnswer.rcode, answers: localAnswer.answers,
                 authorities: localAnswer.authorities, additionals: localAnswer.additionals, authenticated: false,
@@ -191,7 +187,7 @@ public final class QueryPipeline: Sendable {
         pendingLimiter.release(client: pending.client?.ip)
         reply.withUnsafeReadableBytes { bytes in
             metrics?.countReply(bytes, transport: pending.transport)
-            queryLog?.record(
+            policy.current.queryLog?.record(
                 reply: bytes, client: { pending.client?.description ?? "?" }, transport: pending.transport,
                 latency: .now() - pending.received, upstream: true)
         }
@@ -252,7 +248,7 @@ public final class QueryPipeline: Sendable {
     /// Forward zones first (the longest match wins, even in recursive mode); other names are
     /// resolved from the root in recursive mode and refused in forward mode.
     private func resolveUpstream(_ query: UpstreamQuery) async -> Resolution {
-        let forwarded = await forwarder.resolve(query)
+        let forwarded = await forwarder.resolve(query, zones: policy.current.forwardZones)
         guard case .noZone = forwarded, let recursor else { return forwarded }
         return await recursor.resolve(query)
     }

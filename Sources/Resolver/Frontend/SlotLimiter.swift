@@ -17,8 +17,10 @@ final class SlotLimiter: Sendable {
         self.perClient = perClient
     }
 
-    /// Takes a slot for `client`; false when either cap is reached.
-    func tryAcquire(client: IPAddress?) -> Bool {
+    /// Takes a slot for `client`; false when either cap is reached (`perClient` overrides the
+    /// limiter's own, for caps a reload changes).
+    func tryAcquire(client: IPAddress?, perClient override: Int? = nil) -> Bool {
+        let perClient = override ?? self.perClient
         let now = open.wrappingAdd(1, ordering: .relaxed).newValue
         guard now <= limit else {
             open.wrappingSubtract(1, ordering: .relaxed)

@@ -193,11 +193,11 @@ public final class UDPBatchListener: Sendable {
         switch Int32(client.pointee.ss_family) {
         case AF_INET:
             return client.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
-                pipeline.access.permits(v4: UInt32(bigEndian: $0.pointee.sin_addr.s_addr))
+                pipeline.policy.current.access.permits(v4: UInt32(bigEndian: $0.pointee.sin_addr.s_addr))
             }
         case AF_INET6:
             return client.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { pointer in
-                withUnsafeBytes(of: pointer.pointee.sin6_addr) { pipeline.access.permits(v6: $0) }
+                withUnsafeBytes(of: pointer.pointee.sin6_addr) { pipeline.policy.current.access.permits(v6: $0) }
             }
         default:
             return false

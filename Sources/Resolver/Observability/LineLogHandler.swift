@@ -3,6 +3,7 @@
 // object per line (`log.format = "json"`) for log shippers.
 
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -14,15 +15,32 @@ public struct LineLogHandler: LogHandler {
         case logfmt, json
     }
 
-    public var logLevel: Logger.Level
+    /// The level every handler follows unless its logger set its own: `log.level`, which a
+    /// reload changes for all of them at once.
+    public static let sharedLevel = Atomic<UInt8>(levelCode(.info))
+    private var ownLevel: Logger.Level?
+
+    public var logLevel: Logger.Level {
+        get { ownLevel ?? Self.levels[Int(Self.sharedLevel.load(ordering: .relaxed))] }
+        set { ownLevel = newValue }
+    }
     public var metadata: Logger.Metadata = [:]
     private let label: String
     private let format: Format
 
-    public init(label: String, level: Logger.Level, format: Format = .logfmt) {
+    /// A handler following the shared level (set it with `setSharedLevel`).
+    public init(label: String, format: Format = .logfmt) {
         self.label = label
-        self.logLevel = level
         self.format = format
+    }
+
+    private static let levels: [Logger.Level] = [.trace, .debug, .info, .notice, .warning, .error, .critical]
+
+    static func levelCode(_ level: Logger.Level) -> UInt8 { UInt8(levels.firstIndex(of: level) ?? 2) }
+
+    /// Sets the level of every handler that has not been given its own.
+    public static func setSharedLevel(_ level: Logger.Level) {
+        sharedLevel.store(levelCode(level), ordering: .relaxed)
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {

@@ -1,0 +1,110 @@
+// Reload end to end: the config file is rewritten under a running resolverd and reloaded with
+// POST /v1/reload and SIGHUP while queries flow — new forward zones and allow list take effect,
+// the cache is kept, no query is lost; a bad file is refused with its key and line and the old
+// config keeps running; a restart-only key is reported, not applied.
+
+import FakeDNS
+import Foundation
+import Resolver
+import Synchronization
+import Testing
+
+@Suite("Reload", .timeLimit(.minutes(2)))
+struct ReloadTests {
+    func config(forwardTo upstream: ServerAddress, allow: String = "127.0.0.0/8", extra: String = "") -> String {
+        """
+        [server]
+        listen = ["127.0.0.1:0"]
+        allow = ["\(allow)"]
+        [api]
+        listen = "127.0.0.1:0"
+        [log]
+        level = "debug"
+        [[forward]]
+        zone = "."
+        servers = ["\(upstream)"]
+        \(extra)
+        """
+    }
+
+    @Test("POST /v1/reload and SIGHUP apply forward zones and the allow list while queries flow; bad files are refused")
+    func reloads() async throws {
+        let (first, firstAddress) = try await Fixtures.upstream()
+        let (second, secondAddress) = try await Fixtures.upstream(Fixtures.corpZone)
+        let daemon = try await Daemon(config: config(forwardTo: firstAddress))
+        let file = daemon.directory.appendingPathComponent("resolverd.toml")
+        let registry = "\n[registry]\npath = \"\(daemon.directory.appendingPathComponent("registry.sqlite").path)\"\n"
+        let api = APIClient(base: daemon.apiURL)
+        let client = try RawUDPClient(server: daemon.address)
+        #expect(addresses(in: try client.ask(query("www.example.test"))) == ["192.0.2.10"])
+
+        // Queries keep flowing (a cached name) through the reloads.
+        let progress = FlowProgress()
+        let address = daemon.address
+        let flow = Task.detached { () -> (asked: Int, answered: Int) in
+            guard let flowClient = try? RawUDPClient(server: address, receiveTimeoutMs: 2000) else { return (0, 0) }
+            var asked = 0
+            var answered = 0
+            while !progress.stop.load(ordering: .relaxed), asked < 5000 {
+                asked += 1
+                if let reply = try? flowClient.ask(query("www.example.test")), reply.rcode == .noError { answered += 1 }
+                progress.asked.store(asked, ordering: .relaxed)
+                usleep(2000)
+            }
+            return (asked, answered)
+        }
+        try await waitUntil("the flow to be under way", timeout: .seconds(5)) { progress.asked.load(ordering: .relaxed) >= 20 }
+
+        // 1. Forward everything to the second server instead.
+        try (config(forwardTo: secondAddress) + registry).write(to: file, atomically: true, encoding: .utf8)
+        let applied = try await api.send("POST", "/v1/reload")
+        #expect(applied.status == 200, "\(applied.message)")
+        let outcome = try JSONDecoder().decode(ReloadResponse.self, from: applied.body)
+        #expect(outcome.reloaded && outcome.restartNeeded.isEmpty)
+        #expect(addresses(in: try client.ask(query("db.corp.test"))) == ["198.51.100.7"])
+        #expect(second.queryCount == 1)
+        // The cache survived: the cached name is not asked again anywhere.
+        #expect(addresses(in: try client.ask(query("www.example.test"))) == ["192.0.2.10"])
+        #expect(first.queryCount == 1)
+
+        // 2. A bad file: 400 with key and line, and the running config stays.
+        try ("[server]\nlisen = 1\n" + registry).write(to: file, atomically: true, encoding: .utf8)
+        let refused = try await api.send("POST", "/v1/reload")
+        #expect(refused.status == 400)
+        let refusal = try JSONDecoder().decode(ReloadResponse.self, from: refused.body)
+        #expect(!refusal.reloaded && refusal.error?.contains("line 2: server.lisen") == true, "\(refusal)")
+        #expect(addresses(in: try client.ask(query("db.corp.test"))) == ["198.51.100.7"])
+        #expect(daemon.log.contains("reload refused"))
+
+        // 3. A restart-only key is reported and left as it was.
+        try (config(forwardTo: secondAddress, extra: "[cache]\nmax_bytes = 1000000\n") + registry)
+            .write(to: file, atomically: true, encoding: .utf8)
+        let partial = try runCommand([Binaries.path("dig-lite"), "reload", "--api", daemon.apiURL])
+        #expect(partial.status == 0, "\(partial.stderr)")
+        #expect(partial.stdout == "reloaded\nchanged but only applied after a restart: cache\n")
+
+        let reached = progress.asked.load(ordering: .relaxed)
+        try await waitUntil("the flow to go on after the reloads", timeout: .seconds(5)) {
+            progress.asked.load(ordering: .relaxed) >= reached + 20
+        }
+        progress.stop.store(true, ordering: .relaxed)
+        let (asked, answered) = await flow.value
+        #expect(asked >= 40 && answered == asked, "\(answered) of \(asked) answered during the reloads")
+
+        // 4. SIGHUP: an allow list without loopback refuses us from then on.
+        try (config(forwardTo: secondAddress, allow: "10.0.0.0/8") + registry).write(to: file, atomically: true, encoding: .utf8)
+        kill(daemon.process.processIdentifier, SIGHUP)
+        try await waitUntil("the new allow list to refuse loopback", timeout: .seconds(5)) {
+            (try? client.ask(query("www.example.test")))?.rcode == .refused
+        }
+        try await daemon.stop()
+        await first.stop()
+        await second.stop()
+    }
+}
+
+/// The background query flow's progress and stop switch.
+final class FlowProgress: Sendable {
+    let asked = Atomic<Int>(0)
+    let stop = Atomic<Bool>(false)
+}
