@@ -40,6 +40,8 @@ public final class ResolverApplication: Service {
     let reloadConfig: @Sendable () throws(ConfigError) -> Config
     /// The config in effect: the one started with, and the reloaded keys of later reloads.
     let running: Mutex<Config>
+    /// `cluster.check_concurrency`, which a reload changes.
+    let checkConcurrency: Atomic<Int>
 
     /// Opens the registry store (a bad `registry.path` fails here) and wires the rest.
     /// `reloadConfig` reads the config again for SIGHUP and POST /v1/reload.
@@ -53,6 +55,7 @@ public final class ResolverApplication: Service {
         self.logger = logger
         self.reloadConfig = reloadConfig
         running = Mutex(config)
+        checkConcurrency = Atomic(config.cluster.checkConcurrency)
         let threads = config.server.threads > 0 ? config.server.threads : System.coreCount
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
 
@@ -107,7 +110,8 @@ public final class ResolverApplication: Service {
         let http = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: httpConfiguration)
         let checker = HealthChecker(
             registry: registry, probe: NetworkHealthProbe(group: group, http: http),
-            concurrency: config.cluster.checkConcurrency, logger: logger, metrics: metrics)
+            concurrency: { [self] in checkConcurrency.load(ordering: .relaxed) }, logger: logger,
+            metrics: metrics)
         let (apiBound, apiAddress) = AsyncStream<String>.makeStream()
         let api = Hummingbird.Application(
             router: AdminAPI(

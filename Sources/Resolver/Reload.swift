@@ -1,8 +1,8 @@
 // Reloading the config (SIGHUP, POST /v1/reload, `dig-lite reload`) while queries flow: the new
 // file is read and validated; if it is bad, the running config stays and the error (key and
 // line) is logged and returned. Otherwise the reloadable part — server.allow, [[forward]] zones,
-// [rate_limit], server.max_pending_per_client, log.level, log.queries and queries_per_second —
-// takes effect at once, without touching the cache, the registry or open connections. Every
+// [rate_limit], server.max_pending_per_client, the [cluster] timings and check_concurrency,
+// log.level, log.queries and queries_per_second — takes effect at once, without touching the cache, the registry or open connections. Every
 // other key needs a restart; a reload that changes one says which and leaves it as it was.
 
 import Logging
@@ -62,6 +62,8 @@ extension ResolverApplication {
         let previous = running.withLock { $0 }
         pipeline.replacePolicy(Self.runtimePolicy(fresh, previous: (pipeline.policy.current, previous)))
         LineLogHandler.setSharedLevel(Logger.Level(rawValue: fresh.log.level) ?? .info)
+        registry.replacePolicy(fresh.cluster.policy)
+        checkConcurrency.store(fresh.cluster.checkConcurrency, ordering: .relaxed)
         // What is recorded as running: the reloaded keys new, the restart-only ones as they were.
         var applied = previous
         applied.server.allow = fresh.server.allow
@@ -71,6 +73,8 @@ extension ResolverApplication {
         applied.log.level = fresh.log.level
         applied.log.queries = fresh.log.queries
         applied.log.queriesPerSecond = fresh.log.queriesPerSecond
+        applied.cluster.policy = fresh.cluster.policy
+        applied.cluster.checkConcurrency = fresh.cluster.checkConcurrency
         running.withLock { $0 = applied }
         logger.info(
             "reloaded",
@@ -97,7 +101,7 @@ extension ResolverApplication {
         check("resolver", \.resolver)
         check("cache", \.cache)
         check("api", \.api)
-        check("cluster", \.cluster)
+        check("cluster.domain", \.cluster.domain)
         check("registry", \.registry)
         check("log.format", \.log.format)
         return changed

@@ -135,3 +135,49 @@ struct QueryLogTests {
         await fake.stop()
     }
 }
+
+@Suite("MetricsFailures", .timeLimit(.minutes(1)))
+struct MetricsFailureTests {
+    func value(_ text: String, _ sample: String) -> Double? {
+        MetricsTests().value(text, sample)
+    }
+
+    @Test("timeouts, SERVFAIL answers, in-flight resolutions and evictions move their metrics")
+    func failuresMove() async throws {
+        let (normal, normalAddress) = try await Fixtures.upstream(
+            behavior: Fixtures.behavior { $0.wildcardA = [192, 0, 2, 99] })
+        let (silent, silentAddress) = try await Fixtures.upstream(behavior: Fixtures.behavior { $0.silent = true })
+        let (slow, slowAddress) = try await Fixtures.upstream(Fixtures.corpZone, behavior: Fixtures.behavior { $0.delay = .milliseconds(600) })
+        let daemon = try await Daemon(
+            config: forwardingConfig(
+                [(".", [normalAddress]), ("dead.test.", [silentAddress]), ("corp.test.", [slowAddress])], timeoutMs: 1000,
+                cache: "max_bytes = 4096"))
+        let api = APIClient(base: daemon.apiURL)
+        func scrape() async throws -> String { String(decoding: try await api.send("GET", "/metrics").body, as: UTF8.self) }
+
+        // A resolution waiting on the slow server shows as in flight.
+        let slowClient = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 5000)
+        slowClient.send(try DNSCodec.encode(try query("db.corp.test")))
+        try await waitUntil("a resolution in flight", timeout: .seconds(3)) {
+            value(try await scrape(), "resolverd_queries_in_flight") == 1
+        }
+        // The silent server: a timeout, and SERVFAIL to the client.
+        let client = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 5000)
+        #expect(try client.ask(query("www.dead.test"))?.rcode == .servFail)
+        // Many names through a 4 KiB cache: evictions.
+        for index in 0..<60 { _ = try client.ask(query("n\(index).example.test")) }
+        #expect(try slowClient.receive().map { try DNSCodec.decode($0).rcode } == .noError)
+
+        let text = try await scrape()
+        #expect(value(text, "resolverd_upstream_errors_total{zone=\"dead.test.\",server=\"\(silentAddress)\",kind=\"timeout\"}") == 1, "\(text)")
+        #expect(value(text, "resolverd_upstream_up{zone=\"dead.test.\",server=\"\(silentAddress)\"}") == 0)
+        #expect(value(text, "resolverd_queries_total{type=\"A\",rcode=\"SERVFAIL\",transport=\"udp\"}") == 1)
+        #expect((value(text, "resolverd_cache_evictions_total") ?? 0) > 0)
+        #expect((value(text, "resolverd_cache_bytes") ?? .infinity) <= 4096)
+        #expect(value(text, "resolverd_queries_in_flight") == 0)
+        try await daemon.stop()
+        await normal.stop()
+        await silent.stop()
+        await slow.stop()
+    }
+}

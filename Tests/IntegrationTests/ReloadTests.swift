@@ -76,8 +76,17 @@ struct ReloadTests {
         #expect(addresses(in: try client.ask(query("db.corp.test"))) == ["198.51.100.7"])
         #expect(daemon.log.contains("reload refused"))
 
-        // 3. A restart-only key is reported and left as it was.
-        try (config(forwardTo: secondAddress, extra: "[cache]\nmax_bytes = 1000000\n") + registry)
+        // 3. [cluster] timings: the answer TTL of a registered member follows the reload.
+        try await api.register("web", "n1", #"{"address": "192.0.2.77", "ttl_s": 300}"#)
+        #expect(try client.ask(query("web.cluster.internal"))?.answers.first?.ttl == 5)
+        try (config(forwardTo: secondAddress, extra: "[cluster]\nanswer_ttl_s = 1\n") + registry)
+            .write(to: file, atomically: true, encoding: .utf8)
+        let cluster = try JSONDecoder().decode(ReloadResponse.self, from: try await api.send("POST", "/v1/reload").body)
+        #expect(cluster.reloaded && cluster.restartNeeded.isEmpty)
+        #expect(try client.ask(query("web.cluster.internal"))?.answers.first?.ttl == 1)
+
+        // 4. A restart-only key is reported and left as it was.
+        try (config(forwardTo: secondAddress, extra: "[cluster]\nanswer_ttl_s = 1\n[cache]\nmax_bytes = 1000000\n") + registry)
             .write(to: file, atomically: true, encoding: .utf8)
         let partial = try runCommand([Binaries.path("dig-lite"), "reload", "--api", daemon.apiURL])
         #expect(partial.status == 0, "\(partial.stderr)")
@@ -91,7 +100,7 @@ struct ReloadTests {
         let (asked, answered) = await flow.value
         #expect(asked >= 40 && answered == asked, "\(answered) of \(asked) answered during the reloads")
 
-        // 4. SIGHUP: an allow list without loopback refuses us from then on.
+        // 5. SIGHUP: an allow list without loopback refuses us from then on.
         try (config(forwardTo: secondAddress, allow: "10.0.0.0/8") + registry).write(to: file, atomically: true, encoding: .utf8)
         kill(daemon.process.processIdentifier, SIGHUP)
         try await waitUntil("the new allow list to refuse loopback", timeout: .seconds(5)) {

@@ -75,7 +75,8 @@ public struct NetworkHealthProbe: HealthProbe {
 public final class HealthChecker: Service {
     let registry: ServiceRegistry
     let probe: any HealthProbe
-    let concurrency: Int
+    /// Checks running at once, at most (read at every tick: a reload changes it).
+    let concurrency: @Sendable () -> Int
     let logger: Logger
     let tick: Duration
     /// Counts check results; nil in tests that need none.
@@ -84,7 +85,8 @@ public final class HealthChecker: Service {
     private let running = Mutex<Set<String>>([])
 
     public init(
-        registry: ServiceRegistry, probe: any HealthProbe, concurrency: Int, logger: Logger, tick: Duration = .milliseconds(250),
+        registry: ServiceRegistry, probe: any HealthProbe, concurrency: @escaping @Sendable () -> Int, logger: Logger,
+        tick: Duration = .milliseconds(250),
         metrics: ResolverMetrics? = nil
     ) {
         self.metrics = metrics
@@ -112,10 +114,13 @@ public final class HealthChecker: Service {
                 } catch {
                     logger.error("registry", metadata: ["error": "\(error)"])
                 }
+                let limit = concurrency()
                 for member in registry.dueForCheck(now: now) {
                     let key = "\(member.group)/\(member.id)"
                     let started = self.running.withLock { running in
-                        guard running.count < concurrency, !running.contains(key) else { return false }
+                        guard running.count < limit, !running.contains(key) else {
+                            return false
+                        }
                         running.insert(key)
                         return true
                     }

@@ -7,7 +7,9 @@ import Synchronization
 
 /// Registered members by group, and the one way to change them.
 public final class ServiceRegistry: Sendable {
-    public let policy: RegistryPolicy
+    /// The timing of answers, checks and removals (a reload replaces it).
+    public var policy: RegistryPolicy { currentPolicy.withLock { $0 } }
+    private let currentPolicy: Mutex<RegistryPolicy>
     let clock: WallClock
     private let store: any RegistryStore
     /// group → members sorted by id.
@@ -17,9 +19,12 @@ public final class ServiceRegistry: Sendable {
 
     public init(store: any RegistryStore, policy: RegistryPolicy, clock: WallClock = .system) {
         self.store = store
-        self.policy = policy
+        currentPolicy = Mutex(policy)
         self.clock = clock
     }
+
+    /// Puts a reloaded `[cluster]` timing in place; members keep their registrations.
+    public func replacePolicy(_ policy: RegistryPolicy) { currentPolicy.withLock { $0 = policy } }
 
     /// Loads the stored members. Remaining TTLs are honoured as stored: a member whose TTL ran
     /// out while the daemon was down is due for its check at once, not dropped.
