@@ -111,6 +111,16 @@ struct SelectionTimingTests {
         #expect(steady.allSatisfy { $0.rcode == .nxDomain })
         let sorted = steady.map(\.latency).sorted()
         #expect(sorted[sorted.count / 2] < .milliseconds(30), "median latency \(sorted[sorted.count / 2])")
+        // GET /v1/servers says what the servers saw: the fastest first, alive, with the queries
+        // it received, and SRTTs in the servers' order.
+        let view = try JSONDecoder().decode(
+            ServersResponse.self, from: try await APIClient(base: harness.daemon.apiURL).send("GET", "/v1/servers").body)
+        let zone = try #require(view.zones.first { $0.zone == "." })
+        #expect(zone.servers.map(\.address) == harness.addresses.map(\.description))
+        #expect(zone.servers.allSatisfy { $0.state == "alive" })
+        #expect(zone.servers.first?.queries == harness.fakes[fast].queryCount)
+        let srtts = zone.servers.compactMap(\.srttMs)
+        #expect(srtts.count == 3 && srtts == srtts.sorted(), "SRTTs \(srtts)")
 
         // The fastest falls silent: the hedge goes to the next server after the fastest's
         // retransmit time, so nobody waits anywhere near the 3 s timeout, and nobody gets SERVFAIL.
