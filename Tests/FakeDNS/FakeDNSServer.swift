@@ -37,6 +37,10 @@ public struct FakeBehavior: Sendable {
     public var extraAnswers: [ResourceRecord] = []
     /// A server from before EDNS: FORMERR without OPT to any query with an OPT record.
     public var noEDNS = false
+    /// Answers UDP with the query's ID and the QR bit followed by random bytes (garbage).
+    public var garbage = false
+    /// Over TCP: accepts the connection, reads the query, never answers.
+    public var tcpSilent = false
 
     public init() {}
 }
@@ -254,7 +258,11 @@ public final class FakeDNSServer: Sendable {
             observer?(question)
         }
         let behavior = self.behavior
-        if behavior.silent { return [] }
+        if behavior.silent || (overTCP && behavior.tcpSilent) { return [] }
+        if behavior.garbage, !overTCP, bytes.count >= 2 {
+            let noise = (0..<Int.random(in: 10...200)).map { _ in UInt8.random(in: 0...255) }
+            return [(behavior.delay, [bytes[0], bytes[1], 0x84, 0x00] + noise, false)]
+        }
         if !overTCP, behavior.loss > 0, Double.random(in: 0..<1) < behavior.loss { return [] }
         var delay = behavior.delay
         if behavior.jitter > .zero {

@@ -28,6 +28,36 @@ struct ForwardingTests {
         await fake.stop()
     }
 
+    @Test("hostile upstreams: garbage is never accepted or cached; a TCP server that never answers times out")
+    func hostileUpstreams() async throws {
+        let (garbage, garbageAddress) = try await Fixtures.upstream(behavior: Fixtures.behavior { $0.garbage = true })
+        let (mute, muteAddress) = try await Fixtures.upstream(
+            behavior: Fixtures.behavior {
+                $0.truncateUDPAbove = 0  // every UDP answer truncated: the retry must go over TCP…
+                $0.tcpSilent = true  // …where the server accepts and never answers
+            })
+        let daemon = try await Daemon(
+            config: forwardingConfig([("junk.test.", [garbageAddress]), ("example.test.", [muteAddress])], timeoutMs: 500))
+        let client = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 5000)
+        let clock = ContinuousClock()
+        for _ in 0..<3 {
+            let reply = try #require(try client.ask(query("www.junk.test")))
+            #expect(reply.rcode == .servFail && reply.answers.isEmpty)
+        }
+        // Failures are cached briefly (RFC 9520), garbage never: the server saw one query only.
+        #expect(garbage.queryCount == 1)
+        let start = clock.now
+        let muted = try #require(try client.ask(query("www.example.test")))
+        #expect(muted.rcode == .servFail)
+        #expect(clock.now - start < .seconds(3), "waited \(clock.now - start)")
+        #expect(mute.tcpQueryCount == 1)
+        // The daemon is fine: local answers still come.
+        #expect(try client.ask(query("localhost"))?.rcode == .noError)
+        try await daemon.stop()
+        await garbage.stop()
+        await mute.stop()
+    }
+
     @Test("a server without EDNS (FORMERR to OPT) is asked again without it")
     func serverWithoutEDNS() async throws {
         let (fake, upstream) = try await Fixtures.upstream(behavior: Fixtures.behavior { $0.noEDNS = true })
