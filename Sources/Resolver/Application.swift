@@ -80,7 +80,8 @@ public final class ResolverApplication: Service {
             policy: Self.runtimePolicy(config), forwarder: forwarder, recursor: recursor,
             local: LocalAnswers(version: "resolverd \(resolverdVersion)", identity: Self.hostname()),
             cluster: ClusterAnswers(domain: config.cluster.domain, registry: registry),
-            cache: AnswerCache(settings: config.cache, shardCount: 4 * threads), metrics: metrics, logger: logger)
+            cache: AnswerCache(settings: config.cache, shardCount: 4 * threads), metrics: metrics,
+            maxPending: config.server.maxPending, logger: logger)
     }
 
     /// Where GET /metrics pulls its figures from.

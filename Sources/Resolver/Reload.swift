@@ -98,6 +98,7 @@ extension ResolverApplication {
         check("server.max_tcp_connections_per_client", \.server.maxTCPConnectionsPerClient)
         check("server.max_tcp_queries_per_connection", \.server.maxTCPQueriesPerConnection)
         check("server.udp_batch", \.server.udpBatch)
+        check("server.max_pending", \.server.maxPending)
         check("resolver", \.resolver)
         check("cache", \.cache)
         check("api", \.api)

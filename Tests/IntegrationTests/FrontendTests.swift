@@ -237,6 +237,31 @@ struct FrontendTests {
         await fake.stop()
     }
 
+    @Test("overload: past server.max_pending, new misses get SERVFAIL at once while cache hits keep flowing")
+    func overload() async throws {
+        let (fake, upstream) = try await Fixtures.upstream(behavior: Fixtures.behavior { $0.delay = .milliseconds(1500) })
+        let daemon = try await Daemon(
+            config: forwardingConfig([(".", [upstream])], timeoutMs: 3000, server: "max_pending = 4"))
+        // A cached name first (waits out the slow upstream once).
+        let client = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 5000, source: "127.0.0.1")
+        #expect(try client.ask(query("www.example.test"))?.rcode == .noError)
+        // Four clients fill the cap; a fifth address's miss fails at once, its cache hit does not.
+        var waiting: [RawUDPClient] = []
+        for index in 1...4 {
+            let other = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 5000, source: "127.0.2.\(index)")
+            other.send(try DNSCodec.encode(try query("slow\(index).example.test")))
+            waiting.append(other)
+        }
+        try await waitUntil("four misses upstream", timeout: .seconds(3)) { fake.queryCount == 5 }
+        let fifth = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 1000, source: "127.0.2.9")
+        #expect(try fifth.ask(query("new.example.test"))?.rcode == .servFail)
+        #expect(addresses(in: try fifth.ask(query("www.example.test"))) == ["192.0.2.10"])
+        #expect(fake.queryCount == 5)
+        for other in waiting { #expect(other.receive() != nil) }
+        try await daemon.stop()
+        await fake.stop()
+    }
+
     @Test("TCP: one client opening hundreds of connections gets its per-client share; another is still answered")
     func tcpPerClientCap() async throws {
         let (fake, upstream) = try await Fixtures.upstream()

@@ -52,6 +52,9 @@ public struct Config: Sendable, Equatable {
         public var maxTCPConnectionsPerClient: Int = 32
         /// Queries of one client address waiting on upstream servers at once; more get SERVFAIL.
         public var maxPendingPerClient: Int = 100
+        /// Queries of all clients waiting on upstream servers at once; more get SERVFAIL at once
+        /// while cache hits keep flowing (overload).
+        public var maxPending: Int = 10_000
         /// Queries one TCP connection may have outstanding at once (RFC 7766 §6.2.1.2 pipelining).
         public var maxTCPQueriesPerConnection: Int = 32
         /// UDP through the hand-written recvmmsg/sendmmsg path (false: NIO's DatagramChannel).
@@ -170,6 +173,7 @@ public struct Config: Sendable, Equatable {
                 "max_tcp_connections", default: config.server.maxTCPConnections, in: 1...1_000_000)
             config.server.maxTCPConnectionsPerClient = try section.integer(
                 "max_tcp_connections_per_client", default: config.server.maxTCPConnectionsPerClient, in: 1...1_000_000)
+            config.server.maxPending = try section.integer("max_pending", default: config.server.maxPending, in: 1...10_000_000)
             config.server.maxPendingPerClient = try section.integer(
                 "max_pending_per_client", default: config.server.maxPendingPerClient, in: 1...1_000_000)
             config.server.maxTCPQueriesPerConnection = try section.integer(

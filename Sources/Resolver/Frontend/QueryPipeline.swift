@@ -55,16 +55,19 @@ public final class QueryPipeline: Sendable {
     public let cache: AnswerCache
     /// Prometheus counters; nil in tests that need none.
     public let metrics: ResolverMetrics?
-    /// Each client's queries waiting on upstream servers (`server.max_pending_per_client`).
-    let pendingLimiter = SlotLimiter(limit: .max, perClient: 100)
+    /// Queries waiting on upstream servers: all together (`server.max_pending`, fixed until a
+    /// restart) and each client's (`server.max_pending_per_client`, from the policy).
+    let pendingLimiter: SlotLimiter
     let inFlight = Coalescer<CacheKey, Fetched>()
     let logger: Logger
 
     public init(
         policy: RuntimePolicy, forwarder: Forwarder, recursor: RecursiveResolver? = nil, local: LocalAnswers,
-        cluster: ClusterAnswers?, cache: AnswerCache, metrics: ResolverMetrics? = nil, logger: Logger
+        cluster: ClusterAnswers?, cache: AnswerCache, metrics: ResolverMetrics? = nil, maxPending: Int = 10_000,
+        logger: Logger
     ) {
         self.policy = Live(policy)
+        pendingLimiter = SlotLimiter(limit: maxPending, perClient: policy.maxPendingPerClient)
         self.forwarder = forwarder
         self.recursor = recursor
         self.local = local
@@ -99,7 +102,8 @@ public final class QueryPipeline: Sendable {
         var outcome = decide(bytes, permitted: permitted, transport: transport, policy: policy, allocator: allocator)
         if case .resolve(var pending) = outcome {
             pending.client = client()
-            // One client's queries waiting on upstream servers are capped: past it, SERVFAIL at once.
+            // Queries waiting on upstream servers are capped, all together and per client: past
+            // either cap, SERVFAIL at once (overload), while cache hits keep flowing.
             outcome =
                 pendingLimiter.tryAcquire(client: pending.client?.ip, perClient: policy.maxPendingPerClient)
                 ? .resolve(pending) : .reply(errorReply(pending, .servFail, allocator: allocator))
