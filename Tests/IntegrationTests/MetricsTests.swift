@@ -163,10 +163,11 @@ struct MetricsFailureTests {
         }
         // The silent server: a timeout, and SERVFAIL to the client.
         let client = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 5000)
-        #expect(try client.ask(query("www.dead.test"))?.rcode == .servFail)
+        let dead = try query("www.dead.test")
+        #expect(try await offPool { try client.ask(dead) }?.rcode == .servFail)
         // Many names through a 4 KiB cache: evictions.
         for index in 0..<60 { _ = try client.ask(query("n\(index).example.test")) }
-        #expect(try slowClient.receive().map { try DNSCodec.decode($0).rcode } == .noError)
+        #expect(try await offPool { slowClient.receive() }.map { try DNSCodec.decode($0).rcode } == .noError)
 
         let text = try await scrape()
         #expect(value(text, "resolverd_upstream_errors_total{zone=\"dead.test.\",server=\"\(silentAddress)\",kind=\"timeout\"}") == 1, "\(text)")

@@ -3,8 +3,10 @@
 import Foundation
 import Resolver
 
-/// A blocking UDP socket with a receive timeout, connected to one server.
-final class RawUDPClient {
+/// A blocking UDP socket with a receive timeout, connected to one server. Calls that may block
+/// long (a slow upstream behind the daemon) go through `offPool` so they do not hold one of the
+/// few threads of Swift's cooperative pool, which every other test's waits need.
+final class RawUDPClient: @unchecked Sendable {
     private let socketDescriptor: Int32
 
     /// A socket connected to `server`, bound to `source` (an IPv4 address of this host) if given.
@@ -59,5 +61,18 @@ final class RawUDPClient {
     func ask(_ message: DNSMessage) throws -> DNSMessage? {
         send(try DNSCodec.encode(message))
         return try receive().map { try DNSCodec.decode($0) }
+    }
+}
+
+/// Runs a blocking call on a thread of its own and waits for it without blocking the pool.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread {
+            do {
+                continuation.resume(returning: try body())
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
     }
 }
