@@ -49,62 +49,69 @@ extension ResolverApplication {
             maxPendingPerClient: config.server.maxPendingPerClient, queryLog: queryLog)
     }
 
-    /// Reads the config again and applies what can change while running.
+    /// Reads the config again and applies what can change while running. Reloads run one at a
+    /// time (SIGHUP and the API may ask at once).
     public func reload() -> ReloadResponse {
-        let fresh: Config
-        do {
-            fresh = try reloadConfig()
-        } catch {
-            logger.error("reload refused, the running config stays", metadata: ["error": "\(error)"])
-            return ReloadResponse(reloaded: false, restartNeeded: [], error: "\(error)")
+        running.withLock { running in
+            let fresh: Config
+            do {
+                fresh = try reloadConfig()
+            } catch {
+                logger.error("reload refused, the running config stays", metadata: ["error": "\(error)"])
+                return ReloadResponse(reloaded: false, restartNeeded: [], error: "\(error)")
+            }
+            // What runs from now on: the new file, with the restart-only keys as they were.
+            var applied = fresh
+            var restartNeeded: [String] = []
+            for key in Self.restartOnly where key.differs(running, fresh) {
+                restartNeeded.append(key.name)
+                key.keep(&applied, running)
+            }
+            pipeline.replacePolicy(Self.runtimePolicy(applied, previous: (pipeline.policy.current, running)))
+            LineLogHandler.setSharedLevel(Logger.Level(rawValue: applied.log.level) ?? .info)
+            registry.replacePolicy(applied.cluster.policy)
+            checkConcurrency.store(applied.cluster.checkConcurrency, ordering: .relaxed)
+            running = applied
+            logger.info(
+                "reloaded",
+                metadata: [
+                    "forward_zones": "\(applied.forwards.count)", "allow": "\(applied.server.allow.count) networks",
+                    "restart_needed": "\(restartNeeded.joined(separator: ","))",
+                ])
+            return ReloadResponse(reloaded: true, restartNeeded: restartNeeded, error: nil)
         }
-        let restartNeeded = Self.restartOnlyChanges(from: running.withLock { $0 }, to: fresh)
-        let previous = running.withLock { $0 }
-        pipeline.replacePolicy(Self.runtimePolicy(fresh, previous: (pipeline.policy.current, previous)))
-        LineLogHandler.setSharedLevel(Logger.Level(rawValue: fresh.log.level) ?? .info)
-        registry.replacePolicy(fresh.cluster.policy)
-        checkConcurrency.store(fresh.cluster.checkConcurrency, ordering: .relaxed)
-        // What is recorded as running: the reloaded keys new, the restart-only ones as they were.
-        var applied = previous
-        applied.server.allow = fresh.server.allow
-        applied.server.maxPendingPerClient = fresh.server.maxPendingPerClient
-        applied.forwards = fresh.forwards
-        applied.rateLimit = fresh.rateLimit
-        applied.log.level = fresh.log.level
-        applied.log.queries = fresh.log.queries
-        applied.log.queriesPerSecond = fresh.log.queriesPerSecond
-        applied.cluster.policy = fresh.cluster.policy
-        applied.cluster.checkConcurrency = fresh.cluster.checkConcurrency
-        running.withLock { $0 = applied }
-        logger.info(
-            "reloaded",
-            metadata: [
-                "forward_zones": "\(fresh.forwards.count)", "allow": "\(fresh.server.allow.count) networks",
-                "restart_needed": "\(restartNeeded.joined(separator: ","))",
-            ])
-        return ReloadResponse(reloaded: true, restartNeeded: restartNeeded, error: nil)
     }
 
-    /// The keys that differ between `old` and `new` but are fixed until a restart.
-    static func restartOnlyChanges(from old: Config, to new: Config) -> [String] {
-        var changed: [String] = []
-        func check<T: Equatable>(_ key: String, _ path: KeyPath<Config, T>) {
-            if old[keyPath: path] != new[keyPath: path] { changed.append(key) }
+    /// A key fixed until a restart: how to see it changed, and how to keep its running value.
+    struct RestartOnlyKey {
+        let name: String
+        let differs: (Config, Config) -> Bool
+        let keep: (inout Config, Config) -> Void
+
+        init<Value: Equatable>(_ name: String, _ path: WritableKeyPath<Config, Value>) {
+            self.name = name
+            differs = { $0[keyPath: path] != $1[keyPath: path] }
+            keep = { $0[keyPath: path] = $1[keyPath: path] }
         }
-        check("server.listen", \.server.listen)
-        check("server.threads", \.server.threads)
-        check("server.tcp_idle_timeout_ms", \.server.tcpIdleTimeoutMs)
-        check("server.max_tcp_connections", \.server.maxTCPConnections)
-        check("server.max_tcp_connections_per_client", \.server.maxTCPConnectionsPerClient)
-        check("server.max_tcp_queries_per_connection", \.server.maxTCPQueriesPerConnection)
-        check("server.udp_batch", \.server.udpBatch)
-        check("server.max_pending", \.server.maxPending)
-        check("resolver", \.resolver)
-        check("cache", \.cache)
-        check("api", \.api)
-        check("cluster.domain", \.cluster.domain)
-        check("registry", \.registry)
-        check("log.format", \.log.format)
-        return changed
+    }
+
+    /// Every key a reload does not apply; all the others it does.
+    static var restartOnly: [RestartOnlyKey] {
+        [
+            RestartOnlyKey("server.listen", \.server.listen),
+            RestartOnlyKey("server.threads", \.server.threads),
+            RestartOnlyKey("server.tcp_idle_timeout_ms", \.server.tcpIdleTimeoutMs),
+            RestartOnlyKey("server.max_tcp_connections", \.server.maxTCPConnections),
+            RestartOnlyKey("server.max_tcp_connections_per_client", \.server.maxTCPConnectionsPerClient),
+            RestartOnlyKey("server.max_tcp_queries_per_connection", \.server.maxTCPQueriesPerConnection),
+            RestartOnlyKey("server.udp_batch", \.server.udpBatch),
+            RestartOnlyKey("server.max_pending", \.server.maxPending),
+            RestartOnlyKey("resolver", \.resolver),
+            RestartOnlyKey("cache", \.cache),
+            RestartOnlyKey("api", \.api),
+            RestartOnlyKey("cluster.domain", \.cluster.domain),
+            RestartOnlyKey("registry", \.registry),
+            RestartOnlyKey("log.format", \.log.format),
+        ]
     }
 }
