@@ -162,7 +162,7 @@ public struct DNSListeners: Sendable {
         _ settings: Config.Server, pipeline: QueryPipeline, group: MultiThreadedEventLoopGroup, logger: Logger
     ) async throws -> DNSListeners {
         var bound = DNSListeners(channels: [], batchListeners: [], addresses: [])
-        let limiter = SlotLimiter(limit: settings.maxTCPConnections, perClient: settings.maxTCPConnectionsPerClient)
+        let limiter = SlotLimiter(limit: settings.maxTCPConnections)
         do {
             for address in settings.listen {
                 let part = try await bindAddress(
@@ -252,13 +252,14 @@ public struct DNSListeners: Sendable {
     ) async throws -> any Channel {
         let idle = TimeAmount.milliseconds(Int64(settings.tcpIdleTimeoutMs))
         let perConnection = settings.maxTCPQueriesPerConnection
+        let perClient = settings.maxTCPConnectionsPerClient
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.autoRead, value: true)
             .childChannelInitializer { channel in
                 let client = channel.remoteAddress.flatMap(IPAddress.init(socketAddress:))
-                guard limiter.tryAcquire(client: client) else {
+                guard limiter.tryAcquire(client: client, perClient: perClient) else {
                     return channel.close()
                 }
                 channel.closeFuture.whenComplete { _ in limiter.release(client: client) }

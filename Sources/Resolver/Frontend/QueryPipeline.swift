@@ -67,7 +67,7 @@ public final class QueryPipeline: Sendable {
         logger: Logger
     ) {
         self.policy = Live(policy)
-        pendingLimiter = SlotLimiter(limit: maxPending, perClient: policy.maxPendingPerClient)
+        pendingLimiter = SlotLimiter(limit: maxPending)
         self.forwarder = forwarder
         self.recursor = recursor
         self.local = local
@@ -99,16 +99,22 @@ public final class QueryPipeline: Sendable {
         client: () -> ServerAddress? = { nil }
     ) -> Outcome {
         let policy = self.policy.current
+        // The client's address is made at most once, and only when a cap, RRL or the log needs it.
+        var clientAddress: ServerAddress?? = nil
+        func sender() -> ServerAddress? {
+            if clientAddress == nil { clientAddress = .some(client()) }
+            return clientAddress ?? nil
+        }
         var outcome = decide(bytes, permitted: permitted, transport: transport, policy: policy, allocator: allocator)
         if case .resolve(var pending) = outcome {
-            pending.client = client()
+            pending.client = sender()
             // Queries waiting on upstream servers are capped, all together and per client: past
             // either cap, SERVFAIL at once (overload), while cache hits keep flowing.
             outcome =
                 pendingLimiter.tryAcquire(client: pending.client?.ip, perClient: policy.maxPendingPerClient)
                 ? .resolve(pending) : .reply(errorReply(pending, .servFail, allocator: allocator))
         }
-        if let rateLimiter = policy.rateLimiter, transport == .udp, case .reply = outcome, let ip = client()?.ip {
+        if let rateLimiter = policy.rateLimiter, transport == .udp, case .reply = outcome, let ip = sender()?.ip {
             switch rateLimiter.verdict(for: ip, now: NIODeadline.now().uptimeNanoseconds) {
             case .send:
                 break
@@ -129,7 +135,7 @@ public final class QueryPipeline: Sendable {
             reply.withUnsafeReadableBytes { bytes in
                 metrics?.countReply(bytes, transport: transport)
                 policy.queryLog?.record(
-                    reply: bytes, client: { client()?.description ?? "?" }, transport: transport, latency: nil, upstream: false)
+                    reply: bytes, client: { sender()?.description ?? "?" }, transport: transport, latency: nil, upstream: false)
             }
         case .drop:
             metrics?.countDrop()

@@ -5,22 +5,19 @@
 import Synchronization
 
 /// Counts things held open — TCP connections, queries waiting on upstream servers — against two
-/// caps: all clients together, and each client address.
+/// caps: all clients together (fixed), and each client address (given with each request, so a
+/// reload can change it).
 final class SlotLimiter: Sendable {
     let limit: Int
-    let perClient: Int
     private let open = Atomic<Int>(0)
     private let byClient = Mutex<[IPAddress: Int]>([:])
 
-    init(limit: Int, perClient: Int) {
+    init(limit: Int) {
         self.limit = limit
-        self.perClient = perClient
     }
 
-    /// Takes a slot for `client`; false when either cap is reached (`perClient` overrides the
-    /// limiter's own, for caps a reload changes).
-    func tryAcquire(client: IPAddress?, perClient override: Int? = nil) -> Bool {
-        let perClient = override ?? self.perClient
+    /// Takes a slot for `client`; false when the total or the client's `perClient` is reached.
+    func tryAcquire(client: IPAddress?, perClient: Int) -> Bool {
         let now = open.wrappingAdd(1, ordering: .relaxed).newValue
         guard now <= limit else {
             open.wrappingSubtract(1, ordering: .relaxed)
@@ -45,6 +42,4 @@ final class SlotLimiter: Sendable {
             table[client] = count > 0 ? count : nil
         }
     }
-
-    var current: Int { open.load(ordering: .relaxed) }
 }
