@@ -32,13 +32,11 @@ public final class QueryLog: Sendable {
         var metadata: Logger.Metadata = [
             "client": "\(client())", "transport": "\(transport.rawValue)", "source": upstream ? "upstream" : "immediate",
         ]
-        if reply.count >= DNSHeader.length {
-            metadata["rcode"] = "\(ResponseCode(rawValue: UInt16(reply[3] & 0x0F)))"
-            if reply[4] != 0 || reply[5] != 0, let name = try? WireNames.read(reply, at: DNSHeader.length),
-                let end = try? WireNames.skip(reply, at: DNSHeader.length), end + 2 <= reply.count
-            {
+        if let (rcode, type) = WireNames.rcodeAndType(reply) {
+            metadata["rcode"] = "\(rcode)"
+            if let type, let name = try? WireNames.read(reply, at: DNSHeader.length) {
                 metadata["name"] = "\(name)"
-                metadata["type"] = "\(RecordType(rawValue: UInt16(reply[end]) << 8 | UInt16(reply[end + 1])))"
+                metadata["type"] = "\(type)"
             }
         }
         if let latency { metadata["latency_us"] = "\(latency.nanoseconds / 1000)" }

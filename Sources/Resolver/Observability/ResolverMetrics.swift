@@ -79,12 +79,7 @@ public final class ResolverMetrics: Sendable {
 
     /// Counts one reply from its own bytes: the rcode from the header, the type from the question.
     public func countReply(_ reply: UnsafeRawBufferPointer, transport: Transport) {
-        guard reply.count >= DNSHeader.length else { return }
-        let rcode = ResponseCode(rawValue: UInt16(reply[3] & 0x0F))
-        var type: RecordType? = nil
-        if reply[4] != 0 || reply[5] != 0, let end = try? WireNames.skip(reply, at: DNSHeader.length), end + 2 <= reply.count {
-            type = RecordType(rawValue: UInt16(reply[end]) << 8 | UInt16(reply[end + 1]))
-        }
+        guard let (rcode, type) = WireNames.rcodeAndType(reply) else { return }
         queries[index(type: type, rcode: rcode, transport: transport)].increment()
         handled.wrappingAdd(1, ordering: .relaxed)
     }
@@ -153,7 +148,7 @@ public final class ResolverMetrics: Sendable {
 
     /// Brings a counter named `label` with `dimensions` up to `value` (figures kept elsewhere).
     func advance(_ label: String, _ dimensions: [(String, String)] = [], to value: Int) {
-        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+        let key = Self.key(label, dimensions)
         pulled.withLock { state in
             var entry = state.counters[key] ?? (CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory), 0)
             let target = Int64(value)
@@ -165,12 +160,17 @@ public final class ResolverMetrics: Sendable {
 
     /// Sets the gauge named `label` with `dimensions`.
     func set(_ label: String, _ dimensions: [(String, String)] = [], to value: Double) {
-        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+        let key = Self.key(label, dimensions)
         pulled.withLock { state in
             let gauge = state.gauges[key] ?? CoreMetrics.Gauge(label: label, dimensions: dimensions, factory: factory)
             state.gauges[key] = gauge
             gauge.record(value)
         }
+    }
+
+    /// One pulled metric's identity: its label and dimensions.
+    private static func key(_ label: String, _ dimensions: [(String, String)]) -> String {
+        label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
     }
 
     /// The Prometheus text exposition, after pulling the figures of `sources`.

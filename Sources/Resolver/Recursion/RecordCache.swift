@@ -107,10 +107,14 @@ public final class RecordCache: Sendable {
         }
     }
 
-    /// The fresh RRset of `name` and `type`, TTLs lowered by its age; nil when none is known.
-    public func rrset(_ name: DomainName, _ type: RecordType, now: NIODeadline) -> [ResourceRecord]? {
+    /// The fresh RRset of `name` and `type`, TTLs lowered by its age; nil when none is known, or
+    /// when it is less credible than `atLeast`.
+    public func rrset(_ name: DomainName, _ type: RecordType, now: NIODeadline, atLeast: Credibility = .glue)
+        -> [ResourceRecord]?
+    {
         let key = Key(name: name.lowercased, type: type)
-        guard let entry = shard(key.name).withLock({ $0.rrsets[key] }), entry.expires > now else { return nil }
+        guard let entry = shard(key.name).withLock({ $0.rrsets[key] }), entry.expires > now, entry.credibility >= atLeast
+        else { return nil }
         let age = UInt32(clamping: (now - entry.stored).nanoseconds / 1_000_000_000)
         return entry.records.map { record in
             var aged = record
@@ -123,13 +127,6 @@ public final class RecordCache: Sendable {
     func remove(_ name: DomainName, _ type: RecordType) {
         let key = Key(name: name.lowercased, type: type)
         shard(key.name).withLock { _ = $0.rrsets.removeValue(forKey: key) }
-    }
-
-    /// The credibility of the fresh RRset of `name` and `type`, if there is one.
-    func credibility(of name: DomainName, _ type: RecordType, now: NIODeadline) -> Credibility? {
-        let key = Key(name: name.lowercased, type: type)
-        guard let entry = shard(key.name).withLock({ $0.rrsets[key] }), entry.expires > now else { return nil }
-        return entry.credibility
     }
 
     // MARK: Negative facts

@@ -107,8 +107,8 @@ public final class RecursiveResolver: Sendable {
     public func prime() async -> Bool {
         let question = Question(name: .root, type: .ns)
         let budget = ResolutionBudget(settings: settings, now: .now())
-        let hints = Cut(zone: .root, nameservers: [], fixed: settings.rootHints)
-        guard case .answer(let upstream) = await ask(question, cut: hints, budget: budget) else { return false }
+        guard case .answer(let upstream) = await ask(question, zone: .root, servers: settings.rootHints, budget: budget)
+        else { return false }
         guard case .answer(_, let ns) = ServerResponse.classify(upstream, question: question, zone: .root) else {
             return false
         }
@@ -159,9 +159,8 @@ public final class RecursiveResolver: Sendable {
     /// What the record cache says about `question`, if enough to answer it.
     private func fromCache(_ question: Question) -> Step? {
         let now = NIODeadline.now()
-        if let found = records.rrset(question.name, question.type, now: now),
-            records.credibility(of: question.name, question.type, now: now).map({ $0 >= .authority }) ?? false
-        {
+        // Glue and referral NS sets lead the way but never answer a client.
+        if let found = records.rrset(question.name, question.type, now: now, atLeast: .authority) {
             return .answer(chain: [], records: found)
         }
         if question.type != .cname, let cname = records.rrset(question.name, .cname, now: now)?.first,
@@ -205,8 +204,7 @@ public final class RecursiveResolver: Sendable {
                     name: question.name.keepingLast(known.labelCount + 1), type: .a, recordClass: question.recordClass)
                 minimised += 1
             }
-            guard case .answer(let message) = await ask(asked, cut: Cut(zone: cut.zone, nameservers: [], fixed: servers), budget: budget)
-            else {
+            guard case .answer(let message) = await ask(asked, zone: cut.zone, servers: servers, budget: budget) else {
                 // Relaxed minimisation (RFC 9156 §2.3): a server that fails the minimised query is
                 // asked the full question.
                 if asked != question {
@@ -305,8 +303,8 @@ public final class RecursiveResolver: Sendable {
         var found: [ServerAddress] = []
         var missing: [DomainName] = []
         for name in cut.nameservers {
-            let known = (records.rrset(name, .a, now: now) ?? []) + (records.rrset(name, .aaaa, now: now) ?? [])
-            let addresses = known.compactMap(\.address).map { ServerAddress(ip: $0, port: 53) }
+            let addresses = Self.servers(
+                (records.rrset(name, .a, now: now) ?? []) + (records.rrset(name, .aaaa, now: now) ?? []))
             if addresses.isEmpty { missing.append(name) } else { found += addresses }
         }
         if !found.isEmpty { return found }
@@ -319,22 +317,26 @@ public final class RecursiveResolver: Sendable {
             guard budget.begin(question) else { continue }
             let step = await lookup(question, budget: budget, depth: depth + 1)
             budget.end(question)
-            if case .answer(_, let addresses) = step {
-                found += addresses.compactMap(\.address).map { ServerAddress(ip: $0, port: 53) }
-            }
+            if case .answer(_, let addresses) = step { found += Self.servers(addresses) }
             if !found.isEmpty { break }
         }
         return found
     }
 
+    /// The nameserver addresses A and AAAA records give (authoritative servers answer on 53).
+    private static func servers(_ records: [ResourceRecord]) -> [ServerAddress] {
+        records.compactMap(\.address).map { ServerAddress(ip: $0, port: 53) }
+    }
+
     /// One upstream question to a zone's servers, shared with identical ones in flight. A lame
     /// response counts as that server's failure and the next server is asked.
-    private func ask(_ question: Question, cut: Cut, budget: ResolutionBudget) async -> MessageOutcome {
+    private func ask(_ question: Question, zone: DomainName, servers: [ServerAddress], budget: ResolutionBudget) async
+        -> MessageOutcome
+    {
         if let exhausted = budget.spend() { return .failure(exhausted) }
-        let zone = cut.zone
         let outcome = await inFlight.run(UpstreamKey(zone: zone, question: question)) {
             await transactions.resolve(
-                UpstreamQuery(question: question, recursionDesired: false), zone: zone, servers: cut.fixed,
+                UpstreamQuery(question: question, recursionDesired: false), zone: zone, servers: servers,
                 accept: { ServerResponse.classify($0, question: question, zone: zone).isUsable })
         }
         switch outcome {

@@ -138,6 +138,18 @@ public enum QueryReader {
 
 /// Name walking over wire bytes with compression (RFC 1035 §4.1.4).
 public enum WireNames {
+    /// The rcode and question type of a whole message (a reply), read from the header and the
+    /// first question; nil when the header is short, the type nil when there is no readable
+    /// question. For counting and logging replies without parsing them.
+    public static func rcodeAndType(_ message: UnsafeRawBufferPointer) -> (rcode: ResponseCode, type: RecordType?)? {
+        guard message.count >= DNSHeader.length else { return nil }
+        let rcode = ResponseCode(rawValue: UInt16(message[3] & 0x0F))
+        guard message[4] != 0 || message[5] != 0, let end = try? skip(message, at: DNSHeader.length),
+            end + 2 <= message.count
+        else { return (rcode, nil) }
+        return (rcode, RecordType(rawValue: UInt16(message[end]) << 8 | UInt16(message[end + 1])))
+    }
+
     /// Returns the offset just past the name that starts at `start`. Follows compression
     /// pointers to validate what they point at, but only strictly backwards (which rules out
     /// loops and forward pointers), and checks label and total lengths.

@@ -28,7 +28,11 @@ struct RecordCacheTests {
         records.insert([try rr("ns1.inb.test. 86400 IN A 6.6.6.6")], credibility: .glue, now: start + .seconds(301))
         #expect(records.rrset(try name("ns1.inb.test."), .a, now: start + .seconds(301))?.map(\.rdata) == [[6, 6, 6, 6]])
         records.insert([answer], credibility: .answer, now: start + .seconds(302))
-        #expect(records.credibility(of: try name("ns1.inb.test."), .a, now: start + .seconds(302)) == .answer)
+        #expect(records.rrset(try name("ns1.inb.test."), .a, now: start + .seconds(302), atLeast: .answer) != nil)
+        // Glue is not good enough where an answer is wanted.
+        records.insert([try rr("glue.inb.test. 300 IN A 192.0.2.9")], credibility: .glue, now: start)
+        #expect(records.rrset(try name("glue.inb.test."), .a, now: start, atLeast: .authority) == nil)
+        #expect(records.rrset(try name("glue.inb.test."), .a, now: start) != nil)
     }
 
     @Test func ttlsCountDownAndAnRRsetLivesAsLongAsItsShortestTTL() throws {
