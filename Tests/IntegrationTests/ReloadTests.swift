@@ -103,6 +103,20 @@ struct ReloadTests {
         let (asked, answered) = try await flow.value
         #expect(asked >= 40 && answered == asked, "\(answered) of \(asked) answered during the reloads")
 
+        // A file switching to recursive mode: the mode is restart-only, so the daemon keeps
+        // forwarding. With only corp.test. forwarded now, a private reverse name is refused, not
+        // answered from RFC 6303's local zones (those belong to recursive mode).
+        let recursive = [
+            "[server]", "listen = [\"127.0.0.1:0\"]", "[api]", "listen = \"127.0.0.1:0\"", "[resolver]",
+            "mode = \"recursive\"", "root_hints = [\"127.0.0.1\"]", "[[forward]]", "zone = \"corp.test.\"",
+            "servers = [\"\(secondAddress)\"]", "[cluster]", "answer_ttl_s = 1", "[cache]", "max_bytes = 1000000",
+        ].joined(separator: "\n")
+        try (recursive + registry).write(to: file, atomically: true, encoding: .utf8)
+        let modeChange = try JSONDecoder().decode(ReloadResponse.self, from: try await api.send("POST", "/v1/reload").body)
+        #expect(modeChange.reloaded && modeChange.restartNeeded.contains("resolver"), "\(modeChange)")
+        #expect(try client.ask(query("3.2.1.10.in-addr.arpa", .ptr))?.rcode == .refused)
+        #expect(addresses(in: try client.ask(query("db.corp.test"))) == ["198.51.100.7"])
+
         // 5. SIGHUP: an allow list without loopback refuses us from then on.
         try (config(forwardTo: secondAddress, allow: "10.0.0.0/8") + registry).write(to: file, atomically: true, encoding: .utf8)
         kill(daemon.process.processIdentifier, SIGHUP)
