@@ -389,6 +389,32 @@ struct ConfigTests {
         #expect(notBool.key == "resolver.qname_minimisation")
     }
 
+    @Test func readsTheLimitKeys() throws {
+        let config = try Config.parse(
+            "[server]\nmax_tcp_connections_per_client = 4\nmax_pending_per_client = 7\nmax_pending = 50\n"
+                + "[rate_limit]\nresponses_per_second = 20\nipv4_prefix = 16\nipv6_prefix = 48\nslip = 0\n" + Self.minimal)
+        #expect(config.server.maxTCPConnectionsPerClient == 4)
+        #expect(config.server.maxPendingPerClient == 7 && config.server.maxPending == 50)
+        #expect(config.rateLimit.responsesPerSecond == 20 && config.rateLimit.slip == 0)
+        #expect(config.rateLimit.ipv4Prefix == 16 && config.rateLimit.ipv6Prefix == 48)
+        let defaults = try Config.parse(Self.minimal)
+        #expect(defaults.rateLimit == RateLimitSettings())
+        #expect(defaults.rateLimit.responsesPerSecond == 0)
+        for (text, key, line) in [
+            ("[server]\nmax_pending = 0\n", "server.max_pending", 2),
+            ("[server]\n\nmax_pending_per_client = -1\n", "server.max_pending_per_client", 3),
+            ("[server]\nmax_tcp_connections_per_client = 0\n", "server.max_tcp_connections_per_client", 2),
+            ("[rate_limit]\nipv4_prefix = 33\n", "rate_limit.ipv4_prefix", 2),
+            ("[rate_limit]\nipv6_prefix = 65\n", "rate_limit.ipv6_prefix", 2),
+            ("[rate_limit]\nslip = 11\n", "rate_limit.slip", 2),
+            ("[rate_limit]\nresponses_per_second = \"many\"\n", "rate_limit.responses_per_second", 2),
+            ("[rate_limit]\nburst = 5\n", "rate_limit.burst", 2),
+        ] {
+            let error = try #require(failure(text + Self.minimal), "\(text)")
+            #expect(error.key == key && error.line == line, "\(text): \(error)")
+        }
+    }
+
     @Test func readsTheLogKeys() throws {
         let config = try Config.parse(
             "[log]\nformat = \"json\"\nqueries = true\nqueries_per_second = 20\n" + Self.minimal)
