@@ -3,6 +3,9 @@ import PackageDescription
 
 let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
+    // Test builds only (debug): a query that makes the process trap, armed by the environment
+    // variable RESOLVERD_CRASH_SWITCH=1, so tests can kill a worker from inside (Workers/).
+    .define("RESOLVERD_CRASH_SWITCH", .when(configuration: .debug)),
 ]
 
 let package = Package(

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages resolverd needs, only those missing.
 #   scripts/install-deps.sh          build/run: libldns-dev, libsqlite3-dev (GRDB), pkg-config
-#   scripts/install-deps.sh --test   also the test clients (dig, drill, kdig, getent's netns tools)
-#                                    and NSD, the real authoritative server of the recursion tests
+#   scripts/install-deps.sh --test   also the test clients (dig, drill, kdig, getent's netns tools,
+#                                    dnsperf for the load under worker kills) and NSD, the real
+#                                    authoritative server of the recursion tests
 set -euo pipefail
 
 packages=(libldns-dev libsqlite3-dev pkg-config)
 if [[ "${1:-}" == "--test" ]]; then
-    packages+=(dnsutils ldnsutils knot-dnsutils iproute2 libc-bin nsd)
+    packages+=(dnsutils ldnsutils knot-dnsutils iproute2 libc-bin nsd dnsperf)
 fi
 
 missing=()

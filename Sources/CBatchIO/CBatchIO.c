@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 
 static_assert(sizeof(CBatchIO_message) == sizeof(struct mmsghdr), "CBatchIO_message must match mmsghdr");
 static_assert(offsetof(CBatchIO_message, length) == offsetof(struct mmsghdr, msg_len), "msg_len offset");
@@ -37,3 +38,9 @@ int CBatchIO_epollWait(int epollFD, int *fds, int capacity, int timeoutMs) {
 }
 
 int CBatchIO_eventFD(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+int CBatchIO_spawnCloseFrom(posix_spawn_file_actions_t *actions, int lowest) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
+}
+
+int CBatchIO_signalWhenParentDies(int signal) { return prctl(PR_SET_PDEATHSIG, (unsigned long)signal, 0, 0, 0); }

@@ -20,8 +20,22 @@ import Glibc
 /// resolverd's version, as `version.bind` and `--version` report it.
 public let resolverdVersion = "0.1.0"
 
+/// What this process is: the whole daemon, or (with `server.workers`) the supervisor or one of
+/// its workers (Workers/).
+public enum ProcessRole: Sendable {
+    /// DNS, registry, checks and API in one process.
+    case single
+    /// Registry, checks and the API; DNS is answered by worker processes it starts.
+    case supervisor(WorkerLaunch)
+    /// DNS only, its registry a mirror fed through the control channel on `controlDescriptor`.
+    case worker(index: Int, controlDescriptor: Int32)
+}
+
 /// The whole resolver, wired from a config.
 public final class ResolverApplication: Service {
+    let role: ProcessRole
+    /// The supervisor's workers; nil in the other roles.
+    let pool: WorkerPool?
     public let config: Config
     let logger: Logger
     let group: MultiThreadedEventLoopGroup
@@ -49,8 +63,10 @@ public final class ResolverApplication: Service {
         config: Config, logger: Logger,
         reloadConfig: @escaping @Sendable () throws(ConfigError) -> Config = { () throws(ConfigError) -> Config in
             throw ConfigError(key: nil, line: nil, message: "no config file to reload")
-        }
+        },
+        role: ProcessRole = .single
     ) throws(RegistryError) {
+        self.role = role
         self.config = config
         self.logger = logger
         self.reloadConfig = reloadConfig
@@ -75,7 +91,18 @@ public final class ResolverApplication: Service {
         } else {
             recursor = nil
         }
-        registry = ServiceRegistry(store: try SQLiteRegistryStore(path: config.registry.path), policy: config.cluster.policy)
+        let store: any RegistryStore
+        if case .worker = role {
+            store = MirrorStore()
+        } else {
+            store = try SQLiteRegistryStore(path: config.registry.path)
+        }
+        registry = ServiceRegistry(store: store, policy: config.cluster.policy)
+        if case .supervisor(let launch) = role {
+            pool = WorkerPool(count: config.server.workers, launch: launch, registry: registry, logger: logger)
+        } else {
+            pool = nil
+        }
         pipeline = QueryPipeline(
             policy: Self.runtimePolicy(config), forwarder: forwarder, recursor: recursor,
             local: LocalAnswers(version: "resolverd \(resolverdVersion)", identity: Self.hostname()),
@@ -99,25 +126,42 @@ public final class ResolverApplication: Service {
     }
 
     public func run() async throws {
-        try await registry.load()
-        if let recursor {
+        var link: WorkerLink? = nil
+        switch role {
+        case .single, .supervisor:
+            try await registry.load()
+        case .worker(let index, let descriptor):
+            // The registry comes from the supervisor, before the DNS sockets open; when the
+            // supervisor is gone, this worker stops.
+            let worker = WorkerLink(index: index, descriptor: descriptor, logger: logger)
+            try await worker.follow(registry) { kill(getpid(), SIGTERM) }
+            link = worker
+        }
+        if let recursor, pool == nil {
             // Priming in the background: the first queries wait on the same priming if it is
             // still running, or fall back to the hints.
             Task { await recursor.prime() }
         }
-        let listeners = try await DNSListeners.bind(config.server, pipeline: pipeline, group: group, logger: logger)
+        // The supervisor answers no DNS: its workers do.
+        let listeners =
+            pool == nil ? try await DNSListeners.bind(config.server, pipeline: pipeline, group: group, logger: logger) : nil
         var httpConfiguration = HTTPClient.Configuration(redirectConfiguration: .disallow)
         httpConfiguration.connectionPool.idleTimeout = .seconds(1)
         let http = HTTPClient(eventLoopGroupProvider: .shared(group), configuration: httpConfiguration)
-        let checker = HealthChecker(
-            registry: registry, probe: NetworkHealthProbe(group: group, http: http),
-            concurrency: { [self] in checkConcurrency.load(ordering: .relaxed) }, logger: logger,
-            metrics: metrics)
+        // Health checks run where the registry is stored: not in a worker.
+        let checker =
+            link != nil
+            ? nil
+            : HealthChecker(
+                registry: registry, probe: NetworkHealthProbe(group: group, http: http),
+                concurrency: { [self] in checkConcurrency.load(ordering: .relaxed) }, logger: logger,
+                metrics: metrics)
         let (apiBound, apiAddress) = AsyncStream<String>.makeStream()
         let api = Hummingbird.Application(
             router: AdminAPI(
                 selector: selector, cache: pipeline.cache, records: recursor?.records, registry: registry,
-                token: config.api.token, metrics: (metrics, metricSources), reload: { [self] in reload() }
+                token: config.api.token, metrics: (metrics, metricSources), reload: { [self] in reload() },
+                workers: pool.map { WorkerAdmin(pool: $0, http: http, token: config.api.token) }, groups: link == nil
             ).router(),
             configuration: .init(address: .hostname(config.api.listen.ip.description, port: Int(config.api.listen.port))),
             onServerRunning: { channel in
@@ -127,13 +171,14 @@ public final class ResolverApplication: Service {
             eventLoopGroupProvider: .shared(group), logger: logger)
 
         func closeAll() async {
-            await listeners.close()
+            await listeners?.close()
+            await pool?.stop()
             await client.shutdown()
             try? await http.shutdown()
             try? await group.shutdownGracefully()
         }
         do {
-            try await serve(api: api, checker: checker, listeners: listeners, bound: apiBound)
+            try await serve(api: api, checker: checker, listeners: listeners, pool: pool, link: link, bound: apiBound)
         } catch {
             await closeAll()
             throw error
@@ -143,14 +188,15 @@ public final class ResolverApplication: Service {
 
     /// Runs the API beside the bound DNS listeners until graceful shutdown.
     private func serve(
-        api: some Service, checker: HealthChecker, listeners: DNSListeners, bound apiBound: AsyncStream<String>
+        api: some Service, checker: HealthChecker?, listeners: DNSListeners?, pool: WorkerPool?, link: WorkerLink?,
+        bound apiBound: AsyncStream<String>
     ) async throws {
         try await withThrowingDiscardingTaskGroup { tasks in
             // Hummingbird stops by itself on graceful shutdown; an error (port in use) ends all.
             tasks.addTask { try await api.run() }
             // The checker too: it stops on graceful shutdown.
-            tasks.addTask { try await checker.run() }
-            // SIGHUP reloads the config.
+            if let checker { tasks.addTask { try await checker.run() } }
+            // SIGHUP reloads the config (the supervisor's workers reload theirs).
             tasks.addTask { [self] in
                 await cancelWhenGracefulShutdown {
                     for await _ in await UnixSignalsSequence(trapping: .sighup) { _ = self.reload() }
@@ -159,7 +205,7 @@ public final class ResolverApplication: Service {
             // The query rate of GET /v1/stats: a sample a second; and systemd's watchdog, when
             // the unit has one, at half its interval.
             let metrics = self.metrics
-            let watchdog = SystemdNotify.watchdogInterval
+            let watchdog = link == nil ? SystemdNotify.watchdogInterval : nil
             tasks.addTask {
                 await cancelWhenGracefulShutdown {
                     let clock = ContinuousClock()
@@ -176,11 +222,19 @@ public final class ResolverApplication: Service {
             }
             var bound = "?"
             for await address in apiBound { bound = address }
+            if let link, let listeners {
+                link.ready(api: bound, dns: listeners.addresses)
+                logger.info("worker answering", metadata: ["dns": "\(listeners.addresses.map(\.description).joined(separator: ","))"])
+                try? await gracefulShutdown()
+                return
+            }
+            if let pool { try await pool.start() }
+            let dns = listeners?.addresses.map(\.description) ?? pool?.dnsAddresses ?? []
             logger.info(
                 "listening",
                 metadata: [
-                    "dns": "\(listeners.addresses.map(\.description).joined(separator: ","))", "api": "\(bound)",
-                    "version": "\(resolverdVersion)",
+                    "dns": "\(dns.joined(separator: ","))", "api": "\(bound)", "version": "\(resolverdVersion)",
+                    "workers": "\(pool?.count ?? 0)",
                 ])
             let members = registry.snapshot().reduce(0) { $0 + $1.members.count }
             logger.info(
@@ -196,7 +250,7 @@ public final class ResolverApplication: Service {
                         "qname_minimisation": "\(recursor.settings.qnameMinimisation)",
                     ])
             }
-            SystemdNotify.send("READY=1\nSTATUS=answering on \(listeners.addresses.map(\.description).joined(separator: " "))")
+            SystemdNotify.send("READY=1\nSTATUS=answering on \(dns.joined(separator: " "))")
             for zone in pipeline.policy.current.forwardZones.all {
                 logger.info("forward zone", metadata: ["zone": "\(zone.zone)", "servers": "\(zone.servers.map(\.description))"])
             }

@@ -8,6 +8,10 @@
 import Logging
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What a reload did.
 public struct ReloadResponse: Codable, Sendable, Equatable {
     /// True when the new file was valid and its reloadable keys are in effect.
@@ -72,6 +76,8 @@ extension ResolverApplication {
             registry.replacePolicy(applied.cluster.policy)
             checkConcurrency.store(applied.cluster.checkConcurrency, ordering: .relaxed)
             running = applied
+            // Workers read the same file and apply the same keys.
+            pool?.signalAll(SIGHUP)
             logger.info(
                 "reloaded",
                 metadata: [
@@ -106,6 +112,7 @@ extension ResolverApplication {
             RestartOnlyKey("server.max_tcp_queries_per_connection", \.server.maxTCPQueriesPerConnection),
             RestartOnlyKey("server.udp_batch", \.server.udpBatch),
             RestartOnlyKey("server.max_pending", \.server.maxPending),
+            RestartOnlyKey("server.workers", \.server.workers),
             RestartOnlyKey("resolver", \.resolver),
             RestartOnlyKey("cache", \.cache),
             RestartOnlyKey("api", \.api),

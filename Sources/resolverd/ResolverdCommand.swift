@@ -28,16 +28,34 @@ struct ResolverdCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String?
 
+    /// Set by the supervisor when it starts worker N (server.workers); not for operators.
+    @Option(name: .long, help: .hidden)
+    var worker: Int?
+
+    @Option(name: .customLong("control-fd"), help: .hidden)
+    var controlFD: Int32 = 3
+
     func run() async throws {
         let settings = loadConfig()
         let level = Logger.Level(rawValue: settings.log.level) ?? .info
         let format = settings.log.format
         LineLogHandler.setSharedLevel(level)
         LoggingSystem.bootstrap { LineLogHandler(label: $0, format: format) }
-        let logger = Logger(label: "resolverd")
+        var logger = Logger(label: "resolverd")
+        let role: ProcessRole
+        if let worker {
+            role = .worker(index: worker, controlDescriptor: controlFD)
+            logger[metadataKey: "worker"] = "\(worker)"
+        } else if settings.server.workers > 0 {
+            role = .supervisor(WorkerLaunch(arguments: workerArguments(listen: WorkerLaunch.fixingPorts(settings.server.listen))))
+        } else {
+            role = .single
+        }
         let application: ResolverApplication
         do {
-            application = try ResolverApplication(config: settings, logger: logger, reloadConfig: { () throws(ConfigError) -> Config in try readConfig() })
+            application = try ResolverApplication(
+                config: settings, logger: logger, reloadConfig: { () throws(ConfigError) -> Config in try readConfig() },
+                role: role)
         } catch {
             logger.critical("stopped", metadata: ["error": "\(error)"])
             throw ExitCode(1)
@@ -63,7 +81,18 @@ struct ResolverdCommand: AsyncParsableCommand {
         }
     }
 
+    /// What makes this executable worker `index` of a supervisor: the same file and overrides,
+    /// the ports fixed, and a private admin API on loopback.
+    private func workerArguments(listen: [ServerAddress]) -> @Sendable (Int) -> [String] {
+        var common = ["--config", config, "--api-listen", "127.0.0.1:0"]
+        for address in listen { common += ["--listen", address.description] }
+        if let logLevel { common += ["--log-level", logLevel] }
+        let shared = common
+        return { index in shared + ["--worker", "\(index)", "--control-fd", "3"] }
+    }
+
     /// The config file with the command line's overrides applied (also what a reload reads).
+    /// A worker takes its share of the cache (the workers together keep to cache.max_bytes).
     private func readConfig() throws(ConfigError) -> Config {
         var settings = try Config.load(path: config)
         if !listen.isEmpty {
@@ -89,6 +118,9 @@ struct ResolverdCommand: AsyncParsableCommand {
                     key: "--log-level", line: nil, message: "must be one of \(Config.logLevels.joined(separator: ", "))")
             }
             settings.log.level = logLevel
+        }
+        if worker != nil, settings.server.workers > 0 {
+            settings.cache.maxBytes /= settings.server.workers
         }
         return settings
     }

@@ -1,12 +1,14 @@
 // CBatchIO: the system calls Swift's Glibc module does not offer — recvmmsg/sendmmsg for the UDP
 // fast path (declared only under _GNU_SOURCE, which that module is built without) and epoll and
-// eventfd for the upstream UDP exchanger — behind a plain C surface.
+// eventfd for the upstream UDP exchanger, and what starting worker processes needs
+// (posix_spawn's closefrom action, prctl) — behind a plain C surface.
 #ifndef RESOLVERD_CBATCHIO_H
 #define RESOLVERD_CBATCHIO_H
 
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <spawn.h>
 
 /// One datagram slot: the message header and the length the kernel filled in (mmsghdr's layout).
 typedef struct {
@@ -37,5 +39,11 @@ int CBatchIO_epollWait(int epollFD, int *fds, int capacity, int timeoutMs);
 
 /// eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK).
 int CBatchIO_eventFD(void);
+
+/// posix_spawn_file_actions_addclosefrom_np: the child closes every descriptor from `lowest` up.
+int CBatchIO_spawnCloseFrom(posix_spawn_file_actions_t *actions, int lowest);
+
+/// prctl(PR_SET_PDEATHSIG, signal): the calling process gets `signal` when its parent dies.
+int CBatchIO_signalWhenParentDies(int signal);
 
 #endif

@@ -21,11 +21,27 @@ public struct AdminAPI: Sendable {
     let metrics: (ResolverMetrics, MetricSources)?
     /// POST /v1/reload; nil: no route.
     let reload: (@Sendable () -> ReloadResponse)?
+    /// The supervisor's: the DNS side's routes ask the worker processes and merge.
+    let workers: WorkerAdmin?
+    /// Whether the service group routes are served (not by a worker: the supervisor owns them).
+    let groups: Bool
 
     public init(
         selector: AdaptiveSelector, cache: AnswerCache, records: RecordCache? = nil, registry: ServiceRegistry, token: String,
         metrics: (ResolverMetrics, MetricSources)? = nil, reload: (@Sendable () -> ReloadResponse)? = nil
     ) {
+        self.init(
+            selector: selector, cache: cache, records: records, registry: registry, token: token, metrics: metrics,
+            reload: reload, workers: nil, groups: true)
+    }
+
+    init(
+        selector: AdaptiveSelector, cache: AnswerCache, records: RecordCache?, registry: ServiceRegistry, token: String,
+        metrics: (ResolverMetrics, MetricSources)?, reload: (@Sendable () -> ReloadResponse)?, workers: WorkerAdmin?,
+        groups: Bool
+    ) {
+        self.workers = workers
+        self.groups = groups
         self.metrics = metrics
         self.reload = reload
         self.selector = selector
@@ -40,9 +56,15 @@ public struct AdminAPI: Sendable {
         let router = Router()
         router.add(middleware: BearerTokenMiddleware(token: token))
         let policy = selector.policy
-        router.get("/v1/servers") { _, _ in ServersResponse(selector.report(), policy: policy) }
+        if let workers {
+            router.get("/v1/servers") { _, _ in await workers.servers() }
+            router.get("/v1/workers") { _, _ in workers.pool.report() }
+        } else {
+            router.get("/v1/servers") { _, _ in ServersResponse(selector.report(), policy: policy) }
+            router.get("/v1/workers") { _, _ in WorkersResponse(workers: []) }
+        }
         addCacheRoutes(to: router)
-        addGroupRoutes(to: router)
+        if groups { addGroupRoutes(to: router) }
         if let reload {
             // A refused file is a 400 naming the key and line; the running config stays.
             router.post("/v1/reload") { _, _ -> Response in
@@ -54,11 +76,17 @@ public struct AdminAPI: Sendable {
         }
         if let (metrics, sources) = metrics {
             let mode = records == nil ? "forward" : "recursive"
-            router.get("/v1/stats") { _, _ in metrics.stats(sources, mode: mode) }
+            let workers = self.workers
+            router.get("/v1/stats") { _, _ in
+                let own = metrics.stats(sources, mode: mode)
+                return await workers?.stats(own: own) ?? own
+            }
             router.get("/metrics") { _, _ -> Response in
-                Response(
+                let own = metrics.exposition(sources)
+                let text = await workers?.metrics(own: own) ?? own
+                return Response(
                     status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: metrics.exposition(sources))))
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: text)))
             }
         }
         return router
@@ -115,6 +143,8 @@ public struct ServersResponse: ResponseEncodable, Decodable, Sendable {
 
     public var zones: [Zone]
 
+    public init(zones: [Zone]) { self.zones = zones }
+
     init(_ report: [(zone: DomainName, servers: [ServerReport])], policy: SelectionPolicy, now: NIODeadline = .now()) {
         func ms(_ amount: TimeAmount) -> Double { Double(amount.nanoseconds) / 1_000_000 }
         zones = report.map { zone in
@@ -134,3 +164,4 @@ public struct ServersResponse: ResponseEncodable, Decodable, Sendable {
 }
 
 extension StatsResponse: ResponseEncodable {}
+extension WorkersResponse: ResponseEncodable {}

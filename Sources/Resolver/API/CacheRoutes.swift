@@ -27,6 +27,15 @@ extension AdminAPI {
     func addCacheRoutes(to router: Router<BasicRequestContext>) {
         let cache = self.cache
         let records = self.records
+        if let workers {
+            router.get("/v1/cache") { _, _ in await workers.cache() }
+            router.post("/v1/cache/flush") { request, _ -> FlushResponse in
+                let body = try await request.body.collect(upTo: 4096)
+                _ = try Self.flush(from: Data(buffer: body))  // a bad body is a 400 here, not in each worker
+                return await workers.flush(body: Array(buffer: body))
+            }
+            return
+        }
         router.get("/v1/cache") { _, _ in cache.statistics() }
         router.post("/v1/cache/flush") { request, _ -> FlushResponse in
             let body = try await request.body.collect(upTo: 4096)

@@ -59,6 +59,8 @@ public struct Config: Sendable, Equatable {
         public var maxTCPQueriesPerConnection: Int = 32
         /// UDP through the hand-written recvmmsg/sendmmsg path (false: NIO's DatagramChannel).
         public var udpBatch = true
+        /// Worker processes answering DNS under a supervisor (0: one process does everything).
+        public var workers: Int = 0
     }
 
     public struct Resolver: Sendable, Equatable {
@@ -179,6 +181,7 @@ public struct Config: Sendable, Equatable {
             config.server.maxTCPQueriesPerConnection = try section.integer(
                 "max_tcp_queries_per_connection", default: config.server.maxTCPQueriesPerConnection, in: 1...65_535)
             config.server.udpBatch = try section.boolean("udp_batch", default: config.server.udpBatch)
+            config.server.workers = try section.integer("workers", default: config.server.workers, in: 0...64)
             try section.rejectUnknownKeys()
         }
         if let resolver = try document.table("resolver") {

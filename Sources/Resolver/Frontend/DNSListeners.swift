@@ -255,6 +255,8 @@ public struct DNSListeners: Sendable {
         let perClient = settings.maxTCPConnectionsPerClient
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Worker processes (server.workers) share the TCP port as they share UDP's.
+            .serverChannelOption(.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.autoRead, value: true)
             .childChannelInitializer { channel in

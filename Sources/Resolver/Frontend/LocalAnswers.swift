@@ -1,6 +1,10 @@
 // Frontend/: names answered without asking anyone: `localhost.` and everything below it
 // (RFC 6761 §6.3), and the CHAOS-class identity names (`version.bind`, `id.server`).
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// An answer resolverd gives from what it knows itself (authoritative, never cached).
 public struct LocalAnswer: Sendable, Equatable {
     public var rcode: ResponseCode
@@ -30,12 +34,20 @@ public struct LocalAnswers: Sendable {
     }
 
     private static let localhost = DomainName("localhost.") ?? .root
+    #if RESOLVERD_CRASH_SWITCH
+    private static let crashName = DomainName("crash.resolverd.") ?? .root
+    private static let crashSwitchArmed = getenv("RESOLVERD_CRASH_SWITCH").map { String(cString: $0) == "1" } ?? false
+    #endif
     private static let chaosVersionNames = ["version.bind.", "version.server."].compactMap { DomainName($0) }
     private static let chaosIdentityNames = ["id.server.", "hostname.bind."].compactMap { DomainName($0) }
 
     /// The answer for `question`, or nil when the name is not local.
     public func answer(_ question: Question) -> LocalAnswer? {
         if question.recordClass == .ch {
+            #if RESOLVERD_CRASH_SWITCH
+            // A packet of death, for the fault-isolation tests; not compiled into release builds.
+            if Self.crashSwitchArmed, question.name == Self.crashName { fatalError("crash switch: crash.resolverd. CH TXT") }
+            #endif
             let text: String
             if Self.chaosVersionNames.contains(question.name) {
                 text = version

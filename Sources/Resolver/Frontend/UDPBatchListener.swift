@@ -241,7 +241,8 @@ public final class UDPBatchListener: Sendable {
         return descriptor
     }
 
-    private static func localAddress(_ descriptor: Int32) -> ServerAddress? {
+    /// The address a socket is bound to.
+    static func localAddress(_ descriptor: Int32) -> ServerAddress? {
         var storage = sockaddr_storage()
         var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let result = withUnsafeMutablePointer(to: &storage) {

@@ -2,6 +2,8 @@
 // API reads; every change goes through one writer at a time: decide from the view, save to the
 // store (durable), then update the view. So the view always equals what is stored, an API call
 // is acknowledged only once its change is on disk, and a failed save changes nothing.
+// Observers hear every change after it is shown, in order (the supervisor feeds worker
+// processes this way); a worker's registry is a mirror that only applies what it is told.
 
 import Synchronization
 
@@ -16,6 +18,7 @@ public final class ServiceRegistry: Sendable {
     private let view = Mutex<[String: [Member]]>([:])
     private let writer = AsyncLock()
     private let rotation = Atomic<Int>(0)
+    private let observers = Mutex<[@Sendable ([RegistryChange]) -> Void]>([])
 
     public init(store: any RegistryStore, policy: RegistryPolicy, clock: WallClock = .system) {
         self.store = store
@@ -32,6 +35,28 @@ public final class ServiceRegistry: Sendable {
         let members = try await store.loadAll()
         view.withLock { view in
             view = Dictionary(grouping: members, by: \.group).mapValues { $0.sorted { $0.id < $1.id } }
+        }
+    }
+
+    /// Calls `observer` with every later change, in order, after the view shows it (inside the
+    /// writer: keep it short and non-blocking).
+    public func observe(_ observer: @escaping @Sendable ([RegistryChange]) -> Void) {
+        observers.withLock { $0.append(observer) }
+    }
+
+    // MARK: A mirror's changes
+
+    /// Replaces the whole view with `members` (a worker's first snapshot). Nothing is stored.
+    public func mirror(all members: [Member]) {
+        view.withLock { view in
+            view = Dictionary(grouping: members, by: \.group).mapValues { $0.sorted { $0.id < $1.id } }
+        }
+    }
+
+    /// Shows changes someone else stored (a worker hearing the supervisor). Nothing is stored.
+    public func mirror(_ changes: [RegistryChange]) {
+        view.withLock { view in
+            for change in changes { Self.apply(change, to: &view) }
         }
     }
 
@@ -105,10 +130,12 @@ public final class ServiceRegistry: Sendable {
         try await writer.withLock { () async throws(RegistryError) -> [Member] in
             let expired = view.withLock { view in view.values.flatMap { $0.filter { policy.isExpired($0, now: now) } } }
             guard !expired.isEmpty else { return [] }
-            try await store.save(expired.map { .delete(group: $0.group, id: $0.id) })
+            let changes = expired.map { RegistryChange.delete(group: $0.group, id: $0.id) }
+            try await store.save(changes)
             view.withLock { view in
-                for member in expired { Self.apply(.delete(group: member.group, id: member.id), to: &view) }
+                for change in changes { Self.apply(change, to: &view) }
             }
+            notify(changes)
             return expired
         }
     }
@@ -125,8 +152,13 @@ public final class ServiceRegistry: Sendable {
             guard let change else { return result }
             try await store.save([change])
             view.withLock { Self.apply(change, to: &$0) }
+            notify([change])
             return result
         }
+    }
+
+    private func notify(_ changes: [RegistryChange]) {
+        for observer in observers.withLock({ $0 }) { observer(changes) }
     }
 
     private static func apply(_ change: RegistryChange, to view: inout [String: [Member]]) {

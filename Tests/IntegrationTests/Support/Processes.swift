@@ -106,7 +106,10 @@ final class Daemon: @unchecked Sendable {
     /// readiness line has been logged. `prefix` runs it under another command (`ip netns exec …`).
     /// The registry lives in the daemon's own temporary folder unless the config has a
     /// `[registry]` table or `registryPath` names a file (to restart on the same registry).
-    init(config: String, prefix: [String] = [], extraArguments: [String] = [], registryPath: String? = nil) async throws {
+    init(
+        config: String, prefix: [String] = [], extraArguments: [String] = [], registryPath: String? = nil,
+        environment: [String: String] = [:]
+    ) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("resolverd-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let configURL = directory.appendingPathComponent("resolverd.toml")
@@ -126,6 +129,9 @@ final class Daemon: @unchecked Sendable {
         let log = try FileHandle(forWritingTo: logURL)
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = prefix + [Binaries.path("resolverd"), "--config", configURL.path] + extraArguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.standardError = log
         process.standardOutput = log
         process.standardInput = FileHandle.nullDevice

@@ -1,0 +1,363 @@
+// Workers/: the supervisor's side. One thread per worker slot starts the worker (posix_spawn of
+// this same executable with `--worker N`, its control channel on fd 3), sends it the registry,
+// waits for its "ready", then waits for it to exit — and starts it again at once. A worker that
+// keeps dying soon after starting is restarted with a growing pause (0.5 s doubling to 30 s), so
+// a packet of death that arrives again and again does not become a fork loop. Registry changes
+// reach every worker through `broadcast`, called by the registry after each change.
+
+import CBatchIO
+import Foundation
+import Logging
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How to start a worker: this executable and the arguments that make process `index` a worker.
+public struct WorkerLaunch: Sendable {
+    public var executable: String
+    public var arguments: @Sendable (_ index: Int) -> [String]
+
+    public init(executable: String = WorkerLaunch.currentExecutable, arguments: @escaping @Sendable (Int) -> [String]) {
+        self.executable = executable
+        self.arguments = arguments
+    }
+
+    /// `addresses` with every port 0 replaced by a port free for both UDP and TCP, so that all
+    /// workers bind the same one.
+    public static func fixingPorts(_ addresses: [ServerAddress]) -> [ServerAddress] {
+        addresses.map { address in
+            guard address.port == 0, let socketAddress = try? address.socketAddress() else { return address }
+            let family = socketAddress.protocol.rawValue
+            for _ in 0..<50 {
+                let tcp = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+                let udp = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+                defer {
+                    close(tcp)
+                    close(udp)
+                }
+                guard socketAddress.withSockAddr({ bind(tcp, $0, socklen_t($1)) }) == 0,
+                    let chosen = UDPBatchListener.localAddress(tcp),
+                    let candidate = try? chosen.socketAddress(),
+                    candidate.withSockAddr({ bind(udp, $0, socklen_t($1)) }) == 0
+                else { continue }
+                return chosen
+            }
+            return address
+        }
+    }
+
+    /// The running executable's path (/proc/self/exe).
+    public static var currentExecutable: String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        guard count > 0 else { return CommandLine.arguments.first ?? "resolverd" }
+        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+/// One worker as GET /v1/workers shows it.
+public struct WorkerView: Codable, Sendable, Equatable {
+    public var index: Int
+    /// `starting`, `running`, `restarting` (waiting out a back-off) or `stopped`.
+    public var state: String
+    public var pid: Int32?
+    /// The worker's private admin API (loopback), once ready.
+    public var api: String?
+    public var restarts: Int
+    /// How the previous process ended: "signal 9", "exit 1".
+    public var lastExit: String?
+    /// From noticing the previous process's death to the new one answering, in milliseconds.
+    public var lastRestartMs: Double?
+    /// Seconds since the current process became ready.
+    public var upS: Double?
+
+    enum CodingKeys: String, CodingKey {
+        case index, state, pid, api, restarts
+        case lastExit = "last_exit"
+        case lastRestartMs = "last_restart_ms"
+        case upS = "up_s"
+    }
+}
+
+/// `GET /v1/workers`.
+public struct WorkersResponse: Codable, Sendable, Equatable {
+    public var workers: [WorkerView]
+}
+
+/// Why the workers could not be started.
+public struct WorkerStartError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// The supervisor's worker processes.
+public final class WorkerPool: Sendable {
+    private struct Slot {
+        var state = "starting"
+        var pid: pid_t?
+        var channel: ControlChannel?
+        var ready: WorkerReady?
+        var readyAt: ContinuousClock.Instant?
+        var diedAt: ContinuousClock.Instant?
+        var restarts = 0
+        var lastExit: String?
+        var lastRestartMs: Double?
+        /// Set when the first start failed before "ready".
+        var failedToStart: String?
+    }
+
+    public let count: Int
+    private let launch: WorkerLaunch
+    private let registry: ServiceRegistry
+    private let logger: Logger
+    private let slots: Mutex<[Slot]>
+    private let stopping = Atomic<Bool>(false)
+    private let threadsRunning = Atomic<Int>(0)
+    /// Held while a snapshot or a change goes out, so a new worker misses no change.
+    private let broadcastLock = Mutex<Void>(())
+
+    public init(count: Int, launch: WorkerLaunch, registry: ServiceRegistry, logger: Logger) {
+        self.count = count
+        self.launch = launch
+        self.registry = registry
+        self.logger = logger
+        slots = Mutex(Array(repeating: Slot(), count: count))
+        registry.observe { [weak self] changes in self?.broadcast(changes) }
+    }
+
+    /// Starts every worker and waits until all are ready; a worker that exits before it is
+    /// ready the first time (a port in use, a bad address) fails the start.
+    public func start(timeout: Duration = .seconds(30)) async throws(WorkerStartError) {
+        for index in 0..<count {
+            threadsRunning.add(1, ordering: .relaxed)
+            let thread = Thread { [self] in
+                supervise(index)
+                threadsRunning.subtract(1, ordering: .relaxed)
+            }
+            thread.name = "worker-\(index + 1)"
+            thread.start()
+        }
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while clock.now < deadline {
+            let (ready, failure) = slots.withLock { slots in
+                (slots.allSatisfy { $0.ready != nil }, slots.compactMap(\.failedToStart).first)
+            }
+            if let failure { throw WorkerStartError(description: failure) }
+            if ready { return }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        throw WorkerStartError(description: "workers not ready after \(timeout)")
+    }
+
+    /// The DNS addresses the first worker reported.
+    public var dnsAddresses: [String] { slots.withLock { $0.first?.ready?.dns ?? [] } }
+
+    /// The private API addresses of the workers that are ready, by index.
+    func readyAPIs() -> [(index: Int, api: String)] {
+        slots.withLock { slots in
+            slots.enumerated().compactMap { index, slot in slot.ready.map { (index + 1, $0.api) } }
+        }
+    }
+
+    public func report() -> WorkersResponse {
+        let now = ContinuousClock().now
+        return WorkersResponse(
+            workers: slots.withLock { slots in
+                slots.enumerated().map { index, slot in
+                    WorkerView(
+                        index: index + 1, state: slot.state, pid: slot.pid, api: slot.ready?.api, restarts: slot.restarts,
+                        lastExit: slot.lastExit, lastRestartMs: slot.lastRestartMs,
+                        upS: slot.readyAt.map { Self.seconds(now - $0) })
+                }
+            })
+    }
+
+    /// Total restarts of all workers.
+    public var restarts: Int { slots.withLock { $0.reduce(0) { $0 + $1.restarts } } }
+
+    /// Sends `signal` to every running worker (SIGHUP: reload).
+    public func signalAll(_ signal: Int32) {
+        for pid in slots.withLock({ $0.compactMap(\.pid) }) { kill(pid, signal) }
+    }
+
+    /// Stops the workers: SIGTERM (they finish what they are answering), SIGKILL after 10 s.
+    public func stop() async {
+        stopping.store(true, ordering: .relaxed)
+        signalAll(SIGTERM)
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        while threadsRunning.load(ordering: .relaxed) > 0, clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        signalAll(SIGKILL)
+        while threadsRunning.load(ordering: .relaxed) > 0, clock.now < deadline + .seconds(2) {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    // MARK: - The registry feed
+
+    /// Sends changes to every worker; a worker that does not take them (stuck for a second) is
+    /// killed, and its restart gets a fresh snapshot.
+    private func broadcast(_ changes: [RegistryChange]) {
+        let message = ControlMessage(changes: changes.map(RegistryChangeRecord.init))
+        broadcastLock.withLock { _ in
+            let targets = slots.withLock { slots in slots.compactMap { slot in slot.channel.map { ($0, slot.pid) } } }
+            for (channel, pid) in targets where !channel.send(message) {
+                if let pid {
+                    logger.warning("a worker does not read its registry feed; killing it", metadata: ["pid": "\(pid)"])
+                    kill(pid, SIGKILL)
+                }
+            }
+        }
+    }
+
+    /// Connects a new worker's channel: the snapshot first, then it hears every later change.
+    private func attach(_ channel: ControlChannel, to index: Int) -> Bool {
+        broadcastLock.withLock { _ in
+            let members = registry.snapshot().flatMap(\.members).map(MemberRecord.init)
+            guard channel.send(ControlMessage(snapshot: members), timeoutMs: 5000) else { return false }
+            slots.withLock { $0[index].channel = channel }
+            return true
+        }
+    }
+
+    // MARK: - One slot's thread
+
+    private func supervise(_ index: Int) {
+        let clock = ContinuousClock()
+        var quickDeaths = 0
+        var everReady = false
+        while !stopping.load(ordering: .relaxed) {
+            let spawned: Result<(pid_t, ControlChannel), WorkerStartError>
+            if let (channel, childEnd) = ControlChannel.pair() {
+                spawned = spawn(index, controlDescriptor: childEnd).map { ($0, channel) }
+                _ = close(childEnd)
+                if case .failure = spawned { channel.close() }
+            } else {
+                spawned = .failure(WorkerStartError(description: "cannot create a control channel: errno \(errno)"))
+            }
+            guard case .success(let (pid, channel)) = spawned else {
+                guard case .failure(let error) = spawned, everReady else {
+                    if case .failure(let error) = spawned { fail(index, error.description) }
+                    return
+                }
+                // It ran before: keep trying (descriptors or processes may be short for a while).
+                logger.error("cannot start a worker; trying again", metadata: ["worker": "\(index + 1)", "error": "\(error)"])
+                let resume = clock.now + .seconds(1)
+                while clock.now < resume, !stopping.load(ordering: .relaxed) { usleep(10_000) }
+                continue
+            }
+            let started = clock.now
+            slots.withLock { slots in
+                slots[index].pid = pid
+                slots[index].state = "starting"
+            }
+            if attach(channel, to: index), case .message(let message) = channel.receive(timeoutMs: 30_000),
+                let ready = message.ready
+            {
+                let now = clock.now
+                slots.withLock { slots in
+                    slots[index].ready = ready
+                    slots[index].readyAt = now
+                    slots[index].state = "running"
+                    if let died = slots[index].diedAt { slots[index].lastRestartMs = Self.seconds(now - died) * 1000 }
+                }
+                everReady = true
+                logger.info("worker ready", metadata: ["worker": "\(index + 1)", "pid": "\(pid)", "api": "\(ready.api)"])
+            } else {
+                kill(pid, SIGKILL)
+            }
+            let exit = Self.waitForExit(pid)
+            let died = clock.now
+            broadcastLock.withLock { _ in
+                slots.withLock { slots in
+                    slots[index].channel = nil
+                    slots[index].pid = nil
+                    slots[index].ready = nil
+                    slots[index].readyAt = nil
+                }
+            }
+            channel.close()
+            if stopping.load(ordering: .relaxed) { break }
+            if !everReady {
+                // Never ready: the configuration cannot work (a port in use…); the start fails.
+                fail(index, "worker \(index + 1) exited before it was ready (\(exit))")
+                return
+            }
+            quickDeaths = died - started < .seconds(10) ? quickDeaths + 1 : 0
+            let pause: Duration = quickDeaths <= 1 ? .zero : min(.seconds(30), .milliseconds(500) * (1 << min(quickDeaths - 2, 6)))
+            slots.withLock { slots in
+                slots[index].restarts += 1
+                slots[index].lastExit = exit
+                slots[index].diedAt = died
+                slots[index].state = pause == .zero ? "starting" : "restarting"
+            }
+            logger.error(
+                "worker died; starting it again",
+                metadata: ["worker": "\(index + 1)", "pid": "\(pid)", "exit": "\(exit)", "pause": "\(pause)"])
+            let resume = clock.now + pause
+            while clock.now < resume, !stopping.load(ordering: .relaxed) { usleep(10_000) }
+        }
+        slots.withLock { $0[index].state = "stopped" }
+    }
+
+    private func fail(_ index: Int, _ message: String) {
+        logger.critical("worker cannot start", metadata: ["worker": "\(index + 1)", "error": "\(message)"])
+        slots.withLock { slots in
+            slots[index].state = "stopped"
+            slots[index].failedToStart = message
+        }
+    }
+
+    private func spawn(_ index: Int, controlDescriptor: Int32) -> Result<pid_t, WorkerStartError> {
+        let arguments = [launch.executable] + launch.arguments(index + 1)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, controlDescriptor, 3)
+        CBatchIO_spawnCloseFrom(&actions, 4)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // The worker starts with no signal blocked and default handlers; it blocks its own.
+        var none = sigset_t()
+        sigemptyset(&none)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var cArguments: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for argument in cArguments { free(argument) } }
+        // Swift's crash backtracer symbolicates for seconds while the dying worker's sockets stay
+        // open and its share of the queries is lost: a worker trap must end at once (the trap's
+        // message still reaches the log). An operator's own SWIFT_BACKTRACE setting is kept.
+        var environment = ProcessInfo.processInfo.environment
+        if environment["SWIFT_BACKTRACE"] == nil { environment["SWIFT_BACKTRACE"] = "enable=no" }
+        var cEnvironment: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for variable in cEnvironment { free(variable) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, launch.executable, &actions, &attributes, &cArguments, &cEnvironment)
+        guard result == 0 else {
+            return .failure(WorkerStartError(description: "cannot start \(launch.executable): \(String(cString: strerror(result)))"))
+        }
+        return .success(pid)
+    }
+
+    private static func waitForExit(_ pid: pid_t) -> String {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno != EINTR { return "unknown" }
+        }
+        let signal = status & 0x7F
+        return signal == 0 ? "exit \((status >> 8) & 0xFF)" : "signal \(signal)"
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}
