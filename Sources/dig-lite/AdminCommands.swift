@@ -196,6 +196,31 @@ struct Stats: AsyncParsableCommand {
     }
 }
 
+/// `dig-lite workers`: the worker processes (server.workers), their pids, restarts and last exits.
+struct Workers: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the worker processes: state, pid, restarts, last exit.")
+
+    @OptionGroup var options: APIOptions
+
+    func run() async throws {
+        let data = try await options.get("/v1/workers")
+        guard let view = try options.decodeUnlessJSON(data, as: WorkersResponse.self) else { return }
+        guard !view.workers.isEmpty else {
+            print("one process (server.workers = 0)")
+            return
+        }
+        print("WORKER  STATE       PID      RESTARTS  UP        LAST EXIT     LAST RESTART")
+        for worker in view.workers {
+            let columns = [
+                ("\(worker.index)", 8), (worker.state, 12), (worker.pid.map { "\($0)" } ?? "-", 9), ("\(worker.restarts)", 10),
+                (worker.upS.map { String(format: "%.0f s", $0) } ?? "-", 10), (worker.lastExit ?? "-", 14),
+                (worker.lastRestartMs.map { String(format: "%.0f ms", $0) } ?? "-", 0),
+            ]
+            print(columns.map { $0.1 > 0 ? $0.0.padding(toLength: $0.1, withPad: " ", startingAt: 0) : $0.0 }.joined())
+        }
+    }
+}
+
 /// `dig-lite groups`: every service group with its member counts.
 struct Groups: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the service groups with their members and healthy members.")

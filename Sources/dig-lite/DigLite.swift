@@ -21,7 +21,7 @@ struct DigLite: AsyncParsableCommand {
             """,
         version: resolverdVersion,
         subcommands: [
-            Query.self, Servers.self, Stats.self, Cache.self, Flush.self, Reload.self, Groups.self, Group.self, Register.self, Heartbeat.self,
+            Query.self, Servers.self, Stats.self, Workers.self, Cache.self, Flush.self, Reload.self, Groups.self, Group.self, Register.self, Heartbeat.self,
             Deregister.self,
         ],
         defaultSubcommand: Query.self)

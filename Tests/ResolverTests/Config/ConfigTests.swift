@@ -391,16 +391,20 @@ struct ConfigTests {
 
     @Test func readsTheLimitKeys() throws {
         let config = try Config.parse(
-            "[server]\nmax_tcp_connections_per_client = 4\nmax_pending_per_client = 7\nmax_pending = 50\n"
+            "[server]\nmax_tcp_connections_per_client = 4\nmax_pending_per_client = 7\nmax_pending = 50\nworkers = 3\n"
                 + "[rate_limit]\nresponses_per_second = 20\nipv4_prefix = 16\nipv6_prefix = 48\nslip = 0\n" + Self.minimal)
         #expect(config.server.maxTCPConnectionsPerClient == 4)
         #expect(config.server.maxPendingPerClient == 7 && config.server.maxPending == 50)
+        #expect(config.server.workers == 3)
         #expect(config.rateLimit.responsesPerSecond == 20 && config.rateLimit.slip == 0)
         #expect(config.rateLimit.ipv4Prefix == 16 && config.rateLimit.ipv6Prefix == 48)
         let defaults = try Config.parse(Self.minimal)
         #expect(defaults.rateLimit == RateLimitSettings())
         #expect(defaults.rateLimit.responsesPerSecond == 0)
+        #expect(defaults.server.workers == 0)
         for (text, key, line) in [
+            ("[server]\nworkers = 65\n", "server.workers", 2),
+            ("[server]\nworkers = -1\n", "server.workers", 2),
             ("[server]\nmax_pending = 0\n", "server.max_pending", 2),
             ("[server]\n\nmax_pending_per_client = -1\n", "server.max_pending_per_client", 3),
             ("[server]\nmax_tcp_connections_per_client = 0\n", "server.max_tcp_connections_per_client", 2),

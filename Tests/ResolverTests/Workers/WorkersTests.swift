@@ -1,0 +1,178 @@
+// Workers/: the pure parts of fault isolation — the registry's JSON form carried to workers, the
+// registry's observers and mirrors, the control channel's framing, and how the supervisor merges
+// its workers' admin answers. Processes are started and killed in IntegrationTests/WorkersTests.
+
+import Foundation
+import Testing
+
+@testable import Resolver
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("Workers")
+struct WorkersUnitTests {
+    static func member(_ id: String = "a") -> Member {
+        var member = Member(
+            group: "web", id: id, address: .v4(0xC000_0201), port: 8080, service: "http", proto: "tcp", tags: ["x", "y"],
+            ttlSeconds: 30, check: HealthCheck(kind: .http, path: "/healthz", timeoutMs: 700), registeredAt: 1_000)
+        member.expiresAt = 31_500
+        return member
+    }
+
+    @Test("a member round-trips through its record, healthy or unhealthy with a last check")
+    func memberRecord() throws {
+        var member = Self.member()
+        #expect(try MemberRecord(member).member() == member)
+        member.health = .unhealthy(since: 40_000, failures: 3, nextCheck: 48_000)
+        member.lastCheck = CheckResult(at: 40_000, healthy: false, detail: "connection refused")
+        let json = try JSONEncoder().encode(MemberRecord(member))
+        #expect(try JSONDecoder().decode(MemberRecord.self, from: json).member() == member)
+        var damaged = MemberRecord(member)
+        damaged.address = "300.1.1.1"
+        #expect(throws: RegistryError.self) { try damaged.member() }
+        for change in [RegistryChange.put(member), .delete(group: "web", id: "a")] {
+            #expect(try RegistryChangeRecord(change).change() == change)
+        }
+        #expect(throws: RegistryError.self) { try RegistryChangeRecord.decodeEmpty().change() }
+    }
+
+    @Test("observers hear every stored change in order; a mirror shows changes without storing them")
+    func observeAndMirror() async throws {
+        let registry = ServiceRegistry(store: MemoryStore(), policy: RegistryPolicy(), clock: ManualWallClock().clock)
+        let heard = Collected<[RegistryChange]>([])
+        registry.observe { changes in heard.mutate { $0 += changes } }
+        let member = Self.member()
+        _ = try await registry.register(member)
+        _ = try await registry.deregister(group: "web", id: "a")
+        _ = try await registry.deregister(group: "web", id: "a")  // nothing changed: nothing heard
+        #expect(heard.value == [.put(member), .delete(group: "web", id: "a")])
+
+        let mirror = ServiceRegistry(store: MirrorStore(), policy: RegistryPolicy())
+        mirror.mirror(all: [Self.member("b"), member])
+        #expect(mirror.members(of: "web")?.map(\.id) == ["a", "b"])
+        mirror.mirror([.delete(group: "web", id: "a"), .put(Self.member("c"))])
+        #expect(mirror.members(of: "web")?.map(\.id) == ["b", "c"])
+        mirror.mirror([.delete(group: "web", id: "b"), .delete(group: "web", id: "c")])
+        #expect(mirror.members(of: "web") == nil)
+        await #expect(throws: RegistryError.self) { _ = try await mirror.register(member) }
+    }
+
+    @Test("the control channel carries whole messages in order, big ones too, and reports the peer closing")
+    func controlChannel() throws {
+        let (supervisor, childEnd) = try #require(ControlChannel.pair())
+        let worker = ControlChannel(descriptor: childEnd)
+        let many = (0..<5_000).map { MemberRecord(Self.member("m\($0)")) }  // about 2 MB of JSON
+        // The sender blocks until the reader drains (a socket buffer is smaller than the
+        // snapshot): the reader runs on a thread of its own.
+        let received = Collected<[ControlMessage]>([])
+        let reader = Thread {
+            for _ in 0..<2 {
+                if case .message(let message) = worker.receive(timeoutMs: 5_000) { received.mutate { $0.append(message) } }
+            }
+        }
+        reader.start()
+        #expect(supervisor.send(ControlMessage(snapshot: many), timeoutMs: 5_000))
+        #expect(supervisor.send(ControlMessage(changes: [RegistryChangeRecord(.delete(group: "web", id: "m1"))])))
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(10)
+        while received.value.count < 2, clock.now < deadline { usleep(1_000) }
+        #expect(received.value.first?.snapshot?.count == 5_000)
+        #expect(received.value.last?.changes?.first?.delete == ["web", "m1"])
+        if case .timedOut = worker.receive(timeoutMs: 20) {} else { Issue.record("expected a timeout") }
+        supervisor.close()
+        if case .closed = worker.receive(timeoutMs: 1_000) {} else { Issue.record("expected the channel closed") }
+        worker.close()
+    }
+
+    @Test("metrics: workers' series get a worker label; the registry's come once, from the supervisor")
+    func mergeExpositions() {
+        let worker = """
+            # TYPE resolverd_queries_total counter
+            resolverd_queries_total{type="A",rcode="NOERROR",transport="udp"} 5
+            # TYPE resolverd_registry_members gauge
+            resolverd_registry_members{state="healthy"} 2
+            # TYPE resolverd_process_open_fds gauge
+            resolverd_process_open_fds 20
+
+            """
+        let supervisor = """
+            # TYPE resolverd_queries_total counter
+            resolverd_queries_total{type="A",rcode="NOERROR",transport="udp"} 0
+            # TYPE resolverd_registry_members gauge
+            resolverd_registry_members{state="healthy"} 2
+            # TYPE resolverd_process_open_fds gauge
+            resolverd_process_open_fds 9
+
+            """
+        let merged = WorkerAdmin.mergeExpositions(supervisor: supervisor, workers: [("1", worker), ("2", worker)])
+        #expect(merged == """
+            # TYPE resolverd_queries_total counter
+            resolverd_queries_total{type="A",rcode="NOERROR",transport="udp",worker="1"} 5
+            resolverd_queries_total{type="A",rcode="NOERROR",transport="udp",worker="2"} 5
+            # TYPE resolverd_process_open_fds gauge
+            resolverd_process_open_fds{worker="1"} 20
+            resolverd_process_open_fds{worker="2"} 20
+            resolverd_process_open_fds{worker="supervisor"} 9
+            # TYPE resolverd_registry_members gauge
+            resolverd_registry_members{state="healthy"} 2
+
+            """)
+        #expect(WorkerAdmin.labelled("a 1", worker: "3") == "a{worker=\"3\"} 1")
+        #expect(WorkerAdmin.labelled("a{} 1", worker: "3") == "a{worker=\"3\"} 1")
+    }
+
+    @Test("servers: counts add up; timing and order come from the worker that asked most")
+    func mergeServers() throws {
+        func server(_ address: String, queries: Int, srtt: Double) -> ServersResponse.Server {
+            ServersResponse.Server(
+                address: address, state: "alive", srttMs: srtt, rttvarMs: 1, rtoMs: 50, queries: queries, timeouts: 1,
+                errors: 1, consecutiveFailures: 0, downForMs: nil, lastUsedMsAgo: Double(queries))
+        }
+        let one = ServersResponse(zones: [.init(zone: ".", servers: [server("a", queries: 10, srtt: 5), server("b", queries: 1, srtt: 9)])])
+        let two = ServersResponse(zones: [
+            .init(zone: ".", servers: [server("b", queries: 30, srtt: 4), server("a", queries: 2, srtt: 6)]),
+            .init(zone: "corp.", servers: [server("c", queries: 1, srtt: 1)]),
+        ])
+        let merged = WorkerAdmin.merge([one, two])
+        #expect(merged.zones.map(\.zone) == [".", "corp."])
+        let root = try #require(merged.zones.first)
+        #expect(root.servers.map(\.address) == ["b", "a"])
+        #expect(root.servers.map(\.queries) == [31, 12])
+        #expect(root.servers.map(\.srttMs) == [4, 5])
+        #expect(root.servers.map(\.timeouts) == [2, 2])
+        var a = CacheStatistics()
+        a.entries = 2
+        a.hits = 5
+        a.maxBytes = 10
+        #expect(WorkerAdmin.sum([a, a]).entries == 4 && WorkerAdmin.sum([a, a]).hits == 10 && WorkerAdmin.sum([a, a]).maxBytes == 20)
+    }
+
+    @Test("port 0 becomes one port free for UDP and TCP; fixed ports stay")
+    func fixingPorts() throws {
+        let fixed = try #require(ServerAddress("127.0.0.1:5353"))
+        let chosen = WorkerLaunch.fixingPorts([try #require(ServerAddress("127.0.0.1:0")), fixed])
+        #expect(chosen[0].port != 0 && chosen[0].ip == fixed.ip)
+        #expect(chosen[1] == fixed)
+    }
+}
+
+extension RegistryChangeRecord {
+    /// A record with neither field (what a damaged line would decode to).
+    static func decodeEmpty() throws -> RegistryChangeRecord {
+        try JSONDecoder().decode(RegistryChangeRecord.self, from: Data("{}".utf8))
+    }
+}
+
+/// A value behind a lock, for collecting from other threads in tests.
+final class Collected<Value: Sendable>: @unchecked Sendable {
+    private var stored: Value
+    private let lock = NSLock()
+
+    init(_ value: Value) { stored = value }
+
+    var value: Value { lock.withLock { stored } }
+
+    func mutate(_ body: (inout Value) -> Void) { lock.withLock { body(&stored) } }
+}
