@@ -41,6 +41,14 @@ public struct FakeBehavior: Sendable {
     public var garbage = false
     /// Over TCP: accepts the connection, reads the query, never answers.
     public var tcpSilent = false
+    /// Sends the forgery (see forgeWrongID) from another loopback address, same port as the server.
+    public var forgeWrongAddress = false
+    /// Over TCP: sends the answer one byte at a time, this far apart (a trickling server).
+    public var tcpTrickle: Duration? = nil
+    /// Answers A queries for names without records with this many A records (a huge answer).
+    public var hugeAnswer: Int? = nil
+    /// Sends UDP answers whole whatever their size (up to 65,507 bytes), never truncated.
+    public var oversizeUDP = false
 
     public init() {}
 }
@@ -57,6 +65,7 @@ public final class FakeDNSServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let channels = Mutex<[any Channel]>([])
     private let forgeChannel = Mutex<(any Channel)?>(nil)
+    private let otherAddressChannel = Mutex<(any Channel)?>(nil)
     private let log = Mutex<[(question: Question, at: ContinuousClock.Instant)]>([])
 
     /// Called for every question received (the fake-dns process logs arrivals with it).
@@ -115,14 +124,20 @@ public final class FakeDNSServer: Sendable {
                             channel.eventLoop.makeCompletedFuture {
                                 try channel.pipeline.syncOperations.addHandlers(
                                     ByteToMessageHandler(LengthFieldBasedFrameDecoder(lengthFieldBitLength: .twoBytes)),
-                                    LengthFieldPrepender(lengthFieldBitLength: .twoBytes),
                                     FakeTCPHandler(server: self))
                             }
                         }
                         .bind(host: host, port: boundPort).get()
                     let forge = try await DatagramBootstrap(group: group).bind(host: host, port: 0).get()
-                    channels.withLock { $0 += [udp, tcp, forge] }
+                    // Another loopback address with the server's own port, for forgeries that
+                    // get the port right and the address wrong.
+                    let otherHost = host == "127.0.0.253" ? "127.0.0.254" : "127.0.0.253"
+                    let other = try? await DatagramBootstrap(group: group)
+                        .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                        .bind(host: otherHost, port: boundPort).get()
+                    channels.withLock { $0 += [udp, tcp, forge] + (other.map { [$0] } ?? []) }
                     forgeChannel.withLock { $0 = forge }
+                    otherAddressChannel.withLock { $0 = other }
                     guard let ip = IPAddress(host) else { throw ChannelError.unknownLocalAddress }
                     return ServerAddress(ip: ip, port: UInt16(boundPort))
                 } catch {
@@ -179,6 +194,13 @@ public final class FakeDNSServer: Sendable {
         if behavior.upwardReferral {
             reply.flags.remove(.aa)
             reply.authorities = [ResourceRecord(name: .root, type: .ns, ttl: 3600, rdata: DomainName("a.root-servers.net.")?.wire ?? [0])]
+            return reply
+        }
+        if let count = behavior.hugeAnswer, question.type == .a, !records.contains(where: { $0.name == question.name }) {
+            reply.answers = (0..<count).map { (index: Int) -> ResourceRecord in
+                let rdata: [UInt8] = [10, UInt8(truncatingIfNeeded: index >> 16), UInt8(truncatingIfNeeded: index >> 8), UInt8(truncatingIfNeeded: index)]
+                return ResourceRecord(name: question.name, type: .a, ttl: 300, rdata: rdata)
+            }
             return reply
         }
         if let wildcard = behavior.wildcardA, question.type == .a, !records.contains(where: { $0.name == question.name }) {
@@ -248,7 +270,10 @@ public final class FakeDNSServer: Sendable {
     }
 
     /// What to send for one received query: zero or more (delay, bytes, forged-port) items.
-    func respond(to bytes: [UInt8], overTCP: Bool) -> [(delay: Duration, wire: [UInt8], fromOtherPort: Bool)] {
+    /// Where a reply goes out from: the server's socket, or (forgeries) another port or address.
+    enum Source: Sendable { case server, otherPort, otherAddress }
+
+    func respond(to bytes: [UInt8], overTCP: Bool) -> [(delay: Duration, wire: [UInt8], source: Source)] {
         counter.wrappingAdd(1, ordering: .relaxed)
         if overTCP { tcpCounter.wrappingAdd(1, ordering: .relaxed) }
         guard let query = try? DNSCodec.decode(bytes) else { return [] }
@@ -261,7 +286,7 @@ public final class FakeDNSServer: Sendable {
         if behavior.silent || (overTCP && behavior.tcpSilent) { return [] }
         if behavior.garbage, !overTCP, bytes.count >= 2 {
             let noise = (0..<Int.random(in: 10...200)).map { _ in UInt8.random(in: 0...255) }
-            return [(behavior.delay, [bytes[0], bytes[1], 0x84, 0x00] + noise, false)]
+            return [(behavior.delay, [bytes[0], bytes[1], 0x84, 0x00] + noise, .server)]
         }
         if !overTCP, behavior.loss > 0, Double.random(in: 0..<1) < behavior.loss { return [] }
         var delay = behavior.delay
@@ -269,8 +294,8 @@ public final class FakeDNSServer: Sendable {
             delay += behavior.jitter * Double.random(in: 0...1)
         }
         var reply = answer(to: query)
-        var out: [(Duration, [UInt8], Bool)] = []
-        if behavior.forgeWrongID || behavior.forgeWrongPort {
+        var out: [(Duration, [UInt8], Source)] = []
+        if behavior.forgeWrongID || behavior.forgeWrongPort || behavior.forgeWrongAddress {
             var forged = reply
             forged.answers = reply.questions.map {
                 ResourceRecord(name: $0.name, type: .a, ttl: 3600, rdata: Self.forgedAddress)
@@ -278,17 +303,20 @@ public final class FakeDNSServer: Sendable {
             forged.rcode = .noError
             if behavior.forgeWrongID {
                 forged.id = query.id &+ 1
-                if let wire = try? DNSCodec.encode(forged) { out.append((delay, wire, false)) }
+                if let wire = try? DNSCodec.encode(forged) { out.append((delay, wire, .server)) }
             }
             if behavior.forgeWrongPort, let wire = try? DNSCodec.encode(forged) {
-                out.append((delay, wire, true))
+                out.append((delay, wire, .otherPort))
+            }
+            if behavior.forgeWrongAddress, let wire = try? DNSCodec.encode(forged) {
+                out.append((delay, wire, .otherAddress))
             }
             if behavior.onlyForged { return out }
             delay += .milliseconds(20)
         }
         guard var wire = try? DNSCodec.encode(reply) else { return out }
         // Like a real server: a UDP answer larger than the client's EDNS size (or 512) is truncated.
-        let limit = behavior.truncateUDPAbove ?? Int(max(512, query.edns?.udpPayloadSize ?? 512))
+        let limit = behavior.oversizeUDP ? 65_507 : behavior.truncateUDPAbove ?? Int(max(512, query.edns?.udpPayloadSize ?? 512))
         if !overTCP, wire.count > limit {
             reply.answers = []
             reply.authorities = []
@@ -296,12 +324,13 @@ public final class FakeDNSServer: Sendable {
             reply.flags.insert(.tc)
             wire = (try? DNSCodec.encode(reply)) ?? wire
         }
-        out.append((delay, wire, false))
+        out.append((delay, wire, .server))
         return out
     }
 
-    func sendForged(_ wire: [UInt8], to address: SocketAddress) {
-        guard let channel = forgeChannel.withLock({ $0 }) else { return }
+    func sendForged(_ wire: [UInt8], to address: SocketAddress, from source: Source) {
+        let forger = source == .otherAddress ? otherAddressChannel.withLock { $0 } : forgeChannel.withLock { $0 }
+        guard let channel = forger else { return }
         var buffer = channel.allocator.buffer(capacity: wire.count)
         buffer.writeBytes(wire)
         channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
@@ -321,8 +350,8 @@ final class FakeUDPHandler: ChannelInboundHandler {
         let channel = context.channel
         for item in server.respond(to: Array(envelope.data.readableBytesView), overTCP: false) {
             let send: @Sendable () -> Void = { [server] in
-                if item.fromOtherPort {
-                    server.sendForged(item.wire, to: client)
+                if item.source != .server {
+                    server.sendForged(item.wire, to: client, from: item.source)
                 } else {
                     var buffer = channel.allocator.buffer(capacity: item.wire.count)
                     buffer.writeBytes(item.wire)
@@ -349,12 +378,27 @@ final class FakeTCPHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let channel = context.channel
+        let trickle = server.behavior.tcpTrickle
         for item in server.respond(to: Array(unwrapInboundIn(data).readableBytesView), overTCP: true)
-        where !item.fromOtherPort {
+        where item.source == .server {
+            // RFC 1035 §4.2.2 framing: a two-byte length, then the message.
+            let framed = [UInt8(item.wire.count >> 8), UInt8(item.wire.count & 0xFF)] + item.wire
             let send: @Sendable () -> Void = {
-                var buffer = channel.allocator.buffer(capacity: item.wire.count)
-                buffer.writeBytes(item.wire)
-                channel.writeAndFlush(buffer, promise: nil)
+                guard let trickle else {
+                    var buffer = channel.allocator.buffer(capacity: framed.count)
+                    buffer.writeBytes(framed)
+                    channel.writeAndFlush(buffer, promise: nil)
+                    return
+                }
+                // One byte per interval until the connection closes.
+                for (index, byte) in framed.enumerated() {
+                    channel.eventLoop.scheduleTask(in: .nanoseconds(trickle.nanoseconds * Int64(index))) {
+                        guard channel.isActive else { return }
+                        var buffer = channel.allocator.buffer(capacity: 1)
+                        buffer.writeInteger(byte)
+                        channel.writeAndFlush(buffer, promise: nil)
+                    }
+                }
             }
             if item.delay == .zero {
                 send()

@@ -136,14 +136,15 @@ struct ForwardingTests {
     }
 
     @Test(
-        "forged answers (wrong ID, wrong source port) are never accepted",
-        arguments: [("wrong ID", true, false), ("wrong port", false, true)])
-    func forgedAnswers(_ label: String, wrongID: Bool, wrongPort: Bool) async throws {
+        "forged answers (wrong ID, wrong source port, wrong source address) are never accepted",
+        arguments: ["wrong ID", "wrong port", "wrong address"])
+    func forgedAnswers(_ label: String) async throws {
         // The forger sends its forgery before the real answer: the real one must win.
         let (forger, forgerAddress) = try await Fixtures.upstream(
             behavior: Fixtures.behavior {
-                $0.forgeWrongID = wrongID
-                $0.forgeWrongPort = wrongPort
+                $0.forgeWrongID = label == "wrong ID"
+                $0.forgeWrongPort = label == "wrong port"
+                $0.forgeWrongAddress = label == "wrong address"
             })
         let daemon = try await Daemon(config: forwardingConfig([(".", [forgerAddress])], timeoutMs: 500))
         let client = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 3000)
@@ -157,8 +158,56 @@ struct ForwardingTests {
         let second = try #require(try client.ask(query("www.example.test", .aaaa)))
         #expect(second.rcode == .servFail, "\(label)")
         #expect(addresses(in: second).isEmpty)
+        // Nothing forged was cached: the A answer is still the real one.
+        #expect(addresses(in: try client.ask(query("www.example.test"))) == ["192.0.2.10"], "\(label)")
         try await daemon.stop()
         await forger.stop()
+    }
+
+    @Test("hostile upstreams: a TCP server trickling its answer a byte at a time costs one timeout, not the trickle")
+    func tricklingTCP() async throws {
+        let (trickler, tricklerAddress) = try await Fixtures.upstream(
+            behavior: Fixtures.behavior {
+                $0.truncateUDPAbove = 0  // every UDP answer truncated: the answer must come over TCP…
+                $0.tcpTrickle = .milliseconds(100)  // …where ~60 bytes take 6 s
+            })
+        let daemon = try await Daemon(config: forwardingConfig([(".", [tricklerAddress])], timeoutMs: 500))
+        let client = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 5000)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let reply = try #require(try await offPool { try client.ask(query("www.example.test")) })
+        #expect(reply.rcode == .servFail)
+        #expect(clock.now - start < .seconds(3), "waited \(clock.now - start)")
+        #expect(trickler.tcpQueryCount == 1)
+        #expect(try client.ask(query("localhost"))?.rcode == .noError)
+        try await daemon.stop()
+        await trickler.stop()
+    }
+
+    @Test("hostile upstreams: huge answers (4,000 records over TCP; 48 KB in one UDP datagram) are bounded and never crash")
+    func hugeAnswers() async throws {
+        let (huge, hugeAddress) = try await Fixtures.upstream(behavior: Fixtures.behavior { $0.hugeAnswer = 4000 })
+        let (oversize, oversizeAddress) = try await Fixtures.upstream(
+            behavior: Fixtures.behavior {
+                $0.hugeAnswer = 3000
+                $0.oversizeUDP = true  // ignores the EDNS size resolverd advertised
+            })
+        let daemon = try await Daemon(
+            config: forwardingConfig([("huge.test.", [hugeAddress]), ("oversize.test.", [oversizeAddress])], timeoutMs: 1000))
+        // Over UDP the client gets what fits its buffer, with TC; over TCP all 4,000 records.
+        let client = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 5000)
+        let udp = try #require(try await offPool { try client.ask(query("a.huge.test")) })
+        #expect(udp.rcode == .noError && udp.flags.contains(.tc))
+        let tcp = try runCommand(["dig", "@127.0.0.1", "-p", "\(daemon.port)", "a.huge.test", "A", "+tcp", "+tries=1"])
+        #expect(tcp.stdout.contains("ANSWER: 4000"), "\(tcp.stdout.prefix(400))")
+        #expect(huge.tcpQueryCount == 1)
+        // A datagram far over the advertised size: taken whole or refused, never a crash.
+        let over = try #require(try await offPool { try client.ask(query("b.oversize.test")) })
+        #expect(over.rcode == .noError || over.rcode == .servFail)
+        #expect(try client.ask(query("localhost"))?.rcode == .noError)
+        try await daemon.stop()
+        await huge.stop()
+        await oversize.stop()
     }
 
     @Test("the longest matching forward zone wins")
