@@ -92,7 +92,8 @@ struct ResolverdCommand: AsyncParsableCommand {
     }
 
     /// The config file with the command line's overrides applied (also what a reload reads).
-    /// A worker takes its share of the cache (the workers together keep to cache.max_bytes).
+    /// A worker takes its share of the cache and of the pending cap (the workers together keep to
+    /// cache.max_bytes and server.max_pending).
     private func readConfig() throws(ConfigError) -> Config {
         var settings = try Config.load(path: config)
         if !listen.isEmpty {
@@ -121,6 +122,7 @@ struct ResolverdCommand: AsyncParsableCommand {
         }
         if worker != nil, settings.server.workers > 0 {
             settings.cache.maxBytes /= settings.server.workers
+            settings.server.maxPending = max(1, settings.server.maxPending / settings.server.workers)
         }
         return settings
     }
