@@ -62,6 +62,19 @@ public struct CacheStatistics: Sendable, Equatable, Codable {
         case maxBytes = "max_bytes"
         case staleHits = "stale_hits"
     }
+
+    /// Adds another part's figures (shards, or worker processes) to these.
+    mutating func add(_ other: CacheStatistics) {
+        entries += other.entries
+        bytes += other.bytes
+        maxBytes += other.maxBytes
+        hits += other.hits
+        misses += other.misses
+        staleHits += other.staleHits
+        prefetches += other.prefetches
+        inserts += other.inserts
+        evictions += other.evictions
+    }
 }
 
 /// A reply served from the cache.
@@ -216,15 +229,7 @@ public final class AnswerCache: Sendable {
     public func statistics() -> CacheStatistics {
         var total = CacheStatistics()
         for shard in shards {
-            let part = shard.state.withLock { $0.statistics }
-            total.entries += part.entries
-            total.bytes += part.bytes
-            total.hits += part.hits
-            total.misses += part.misses
-            total.staleHits += part.staleHits
-            total.prefetches += part.prefetches
-            total.inserts += part.inserts
-            total.evictions += part.evictions
+            total.add(shard.state.withLock { $0.statistics })
         }
         total.maxBytes = settings.maxBytes
         return total

@@ -97,17 +97,7 @@ struct WorkerAdmin: Sendable {
 
     static func sum(_ all: [CacheStatistics]) -> CacheStatistics {
         var total = CacheStatistics()
-        for one in all {
-            total.entries += one.entries
-            total.bytes += one.bytes
-            total.maxBytes += one.maxBytes
-            total.hits += one.hits
-            total.misses += one.misses
-            total.staleHits += one.staleHits
-            total.prefetches += one.prefetches
-            total.inserts += one.inserts
-            total.evictions += one.evictions
-        }
+        for one in all { total.add(one) }
         return total
     }
 

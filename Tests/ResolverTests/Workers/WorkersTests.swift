@@ -88,24 +88,19 @@ struct WorkersUnitTests {
 
     @Test("metrics: workers' series get a worker label; the registry's come once, from the supervisor")
     func mergeExpositions() {
-        let worker = """
+        func exposition(queries: Int, descriptors: Int) -> String {
+            """
             # TYPE resolverd_queries_total counter
-            resolverd_queries_total{type="A",rcode="NOERROR",transport="udp"} 5
+            resolverd_queries_total{type="A",rcode="NOERROR",transport="udp"} \(queries)
             # TYPE resolverd_registry_members gauge
             resolverd_registry_members{state="healthy"} 2
             # TYPE resolverd_process_open_fds gauge
-            resolverd_process_open_fds 20
+            resolverd_process_open_fds \(descriptors)
 
             """
-        let supervisor = """
-            # TYPE resolverd_queries_total counter
-            resolverd_queries_total{type="A",rcode="NOERROR",transport="udp"} 0
-            # TYPE resolverd_registry_members gauge
-            resolverd_registry_members{state="healthy"} 2
-            # TYPE resolverd_process_open_fds gauge
-            resolverd_process_open_fds 9
-
-            """
+        }
+        let worker = exposition(queries: 5, descriptors: 20)
+        let supervisor = exposition(queries: 0, descriptors: 9)
         let merged = WorkerAdmin.mergeExpositions(supervisor: supervisor, workers: [("1", worker), ("2", worker)])
         #expect(merged == """
             # TYPE resolverd_queries_total counter
