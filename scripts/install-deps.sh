@@ -2,13 +2,14 @@
 # Installs the Debian packages resolverd needs, only those missing.
 #   scripts/install-deps.sh          build/run: libldns-dev, libsqlite3-dev (GRDB), pkg-config
 #   scripts/install-deps.sh --test   also the test clients (dig, drill, kdig, getent's netns tools,
-#                                    dnsperf for the load under worker kills) and NSD, the real
-#                                    authoritative server of the recursion tests
+#                                    dnsperf for the load under worker kills), NSD (the real
+#                                    authoritative server of the recursion tests) and etcd (the
+#                                    shared registry's tests start a cluster of their own)
 set -euo pipefail
 
 packages=(libldns-dev libsqlite3-dev pkg-config)
 if [[ "${1:-}" == "--test" ]]; then
-    packages+=(dnsutils ldnsutils knot-dnsutils iproute2 libc-bin nsd dnsperf)
+    packages+=(dnsutils ldnsutils knot-dnsutils iproute2 libc-bin nsd dnsperf etcd-server)
 fi
 
 missing=()
@@ -23,14 +24,17 @@ echo "installing: ${missing[*]}" >&2
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 
-# The nsd package starts a system NSD on port 53 of every address when an init system lets it;
-# the tests run their own NSD and fake servers on 127.x.y.z:53, so the packaged one is stopped
-# and kept from starting again.
-if [[ " ${missing[*]} " == *" nsd "* ]]; then
+# The nsd and etcd-server packages start system services when an init system lets them (NSD on
+# port 53 of every address, etcd on 127.0.0.1:2379); the tests run their own, so the packaged ones
+# are stopped and kept from starting again.
+for service in nsd etcd; do
+    package=$service
+    [[ $service == etcd ]] && package=etcd-server
+    [[ " ${missing[*]} " == *" $package "* ]] || continue
     if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
-        $sudo systemctl disable --now nsd.service >/dev/null 2>&1 || true
-    elif [[ -x /etc/init.d/nsd ]]; then
-        $sudo /etc/init.d/nsd stop >/dev/null 2>&1 || true
-        $sudo update-rc.d nsd disable >/dev/null 2>&1 || true
+        $sudo systemctl disable --now "$service.service" >/dev/null 2>&1 || true
+    elif [[ -x /etc/init.d/$service ]]; then
+        $sudo "/etc/init.d/$service" stop >/dev/null 2>&1 || true
+        $sudo update-rc.d "$service" disable >/dev/null 2>&1 || true
     fi
-fi
+done

@@ -36,6 +36,8 @@ public final class ResolverApplication: Service {
     let role: ProcessRole
     /// The supervisor's workers; nil in the other roles.
     let pool: WorkerPool?
+    /// With `registry.backend = "etcd"`: the store, the health-check election and their HTTP client.
+    let shared: SharedRegistry?
     public let config: Config
     let logger: Logger
     let group: MultiThreadedEventLoopGroup
@@ -94,8 +96,14 @@ public final class ResolverApplication: Service {
         let store: any RegistryStore
         if case .worker = role {
             store = MirrorStore()
+            shared = nil
+        } else if config.registry.backend == .etcd {
+            let etcd = try SharedRegistry(config, group: group, identity: "\(Self.hostname()) pid \(getpid())")
+            store = etcd.store
+            shared = etcd
         } else {
             store = try SQLiteRegistryStore(path: config.registry.path)
+            shared = nil
         }
         registry = ServiceRegistry(store: store, policy: config.cluster.policy)
         if case .supervisor(let launch) = role {
@@ -114,9 +122,11 @@ public final class ResolverApplication: Service {
     /// Where GET /metrics pulls its figures from.
     var metricSources: MetricSources {
         let pipeline = self.pipeline
+        let election = shared?.election
         return MetricSources(
             cache: pipeline.cache, records: recursor?.records, selector: selector, registry: registry,
-            inFlight: { pipeline.inFlight.inFlight })
+            inFlight: { pipeline.inFlight.inFlight }, registryBackend: config.registry.backend.rawValue,
+            runsChecks: { election?.isLeader ?? true })
     }
 
     /// The configured forward zones, with `"system"` expanded to /etc/resolv.conf's servers.
@@ -155,7 +165,7 @@ public final class ResolverApplication: Service {
             : HealthChecker(
                 registry: registry, probe: NetworkHealthProbe(group: group, http: http),
                 concurrency: { [self] in checkConcurrency.load(ordering: .relaxed) }, logger: logger,
-                metrics: metrics)
+                metrics: metrics, active: { [election = shared?.election] in election?.isLeader ?? true })
         let (apiBound, apiAddress) = AsyncStream<String>.makeStream()
         let api = Hummingbird.Application(
             router: AdminAPI(
@@ -173,6 +183,7 @@ public final class ResolverApplication: Service {
         func closeAll() async {
             await listeners?.close()
             await pool?.stop()
+            try? await shared?.http.shutdown()
             await client.shutdown()
             try? await http.shutdown()
             try? await group.shutdownGracefully()
@@ -196,6 +207,13 @@ public final class ResolverApplication: Service {
             tasks.addTask { try await api.run() }
             // The checker too: it stops on graceful shutdown.
             if let checker { tasks.addTask { try await checker.run() } }
+            // A shared registry: follow the other instances' changes; campaign to run the checks.
+            if let shared {
+                let registry = self.registry
+                let logger = self.logger
+                tasks.addTask { await cancelWhenGracefulShutdown { await shared.store.follow(registry, logger: logger) } }
+                tasks.addTask { await cancelWhenGracefulShutdown { await shared.election.run(logger: logger) } }
+            }
             // SIGHUP reloads the config (the supervisor's workers reload theirs).
             tasks.addTask { [self] in
                 await cancelWhenGracefulShutdown {
@@ -240,7 +258,8 @@ public final class ResolverApplication: Service {
             logger.info(
                 "service groups",
                 metadata: [
-                    "zone": "\(config.cluster.domain)", "registry": "\(config.registry.path)", "members": "\(members)",
+                    "zone": "\(config.cluster.domain)", "members": "\(members)",
+                    "registry": "\(config.registry.backend == .etcd ? "etcd \(config.registry.endpoints.joined(separator: ","))" : config.registry.path)",
                 ])
             if let recursor {
                 logger.info(
@@ -261,7 +280,7 @@ public final class ResolverApplication: Service {
         }
     }
 
-    private static func hostname() -> String {
+    static func hostname() -> String {
         var buffer = [CChar](repeating: 0, count: 256)
         guard gethostname(&buffer, buffer.count) == 0 else { return "resolverd" }
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

@@ -74,6 +74,7 @@ extension ResolverApplication {
             pipeline.replacePolicy(Self.runtimePolicy(applied, previous: (pipeline.policy.current, running)))
             LineLogHandler.setSharedLevel(Logger.Level(rawValue: applied.log.level) ?? .info)
             registry.replacePolicy(applied.cluster.policy)
+            shared?.store.replacePolicy(applied.cluster.policy)
             checkConcurrency.store(applied.cluster.checkConcurrency, ordering: .relaxed)
             running = applied
             // Workers read the same file and apply the same keys.

@@ -125,10 +125,24 @@ public struct Config: Sendable, Equatable {
 
     /// Where registrations are kept.
     public struct Registry: Sendable, Equatable {
-        public enum Backend: String, Sendable { case sqlite }
+        public enum Backend: String, Sendable { case sqlite, etcd }
         public var backend: Backend = .sqlite
         /// The SQLite file (relative to the working directory); its folder is created.
         public var path = "data/registry.sqlite"
+        /// etcd: the cluster's client URLs (http:// or https://), tried in turn.
+        public var endpoints: [String] = ["http://127.0.0.1:2379"]
+        /// etcd: every key resolverd writes starts with this.
+        public var prefix = "/resolverd/"
+        /// etcd: user and password (etcd's authentication), both or neither.
+        public var username = ""
+        public var password = ""
+        /// etcd over https: the CA to trust (empty: the system's), and a client certificate and key.
+        public var tlsCAFile = ""
+        public var tlsCertFile = ""
+        public var tlsKeyFile = ""
+        /// etcd: the lease of the instance running health checks; when it dies another takes over
+        /// within this many seconds.
+        public var electionTTLSeconds = 5
     }
 
     public var server = Server()
@@ -262,11 +276,43 @@ public struct Config: Sendable, Equatable {
             var section = registry
             let backend = try section.string("backend", default: config.registry.backend.rawValue)
             guard let parsed = Registry.Backend(rawValue: backend) else {
-                throw section.error("backend", "must be \"sqlite\" (etcd comes in a later version), not \"\(backend)\"")
+                throw section.error("backend", "must be \"sqlite\" or \"etcd\", not \"\(backend)\"")
             }
             config.registry.backend = parsed
             config.registry.path = try section.string("path", default: config.registry.path)
             guard !config.registry.path.isEmpty else { throw section.error("path", "must not be empty") }
+            if let endpoints = try section.strings("endpoints") {
+                guard !endpoints.isEmpty else { throw section.error("endpoints", "needs at least one URL") }
+                for endpoint in endpoints {
+                    guard let scheme = endpoint.split(separator: ":").first, scheme == "http" || scheme == "https",
+                        endpoint.hasPrefix("\(scheme)://"), endpoint.count > scheme.count + 3
+                    else {
+                        throw section.error("endpoints", "'\(endpoint)' is not an http:// or https:// URL")
+                    }
+                }
+                config.registry.endpoints = endpoints.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+            }
+            config.registry.prefix = try section.string("prefix", default: config.registry.prefix)
+            guard config.registry.prefix.hasPrefix("/"), config.registry.prefix.hasSuffix("/"),
+                config.registry.prefix.count > 1
+            else {
+                throw section.error("prefix", "must start and end with '/' and name something, like \"/resolverd/\"")
+            }
+            config.registry.username = try section.string("username", default: "")
+            config.registry.password = try section.string("password", default: "")
+            guard config.registry.username.isEmpty == config.registry.password.isEmpty else {
+                throw section.error(config.registry.username.isEmpty ? "password" : "username", "username and password go together")
+            }
+            config.registry.tlsCAFile = try section.string("tls_ca_file", default: "")
+            config.registry.tlsCertFile = try section.string("tls_cert_file", default: "")
+            config.registry.tlsKeyFile = try section.string("tls_key_file", default: "")
+            guard config.registry.tlsCertFile.isEmpty == config.registry.tlsKeyFile.isEmpty else {
+                throw section.error(
+                    config.registry.tlsCertFile.isEmpty ? "tls_key_file" : "tls_cert_file",
+                    "tls_cert_file and tls_key_file go together (a client certificate and its key)")
+            }
+            config.registry.electionTTLSeconds = try section.integer(
+                "election_ttl_s", default: config.registry.electionTTLSeconds, in: 2...600)
             try section.rejectUnknownKeys()
         }
         if let rateLimit = try document.table("rate_limit") {

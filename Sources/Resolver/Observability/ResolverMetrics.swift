@@ -128,7 +128,8 @@ public final class ResolverMetrics: Sendable {
             memoryBytes: process.residentBytes, openSockets: process.sockets,
             upstream: .init(zones: report.count, servers: servers.count, down: servers.filter { $0.state == "down" }.count),
             registry: .init(
-                healthy: members.filter(\.isHealthy).count, unhealthy: members.filter { !$0.isHealthy }.count),
+                healthy: members.filter(\.isHealthy).count, unhealthy: members.filter { !$0.isHealthy }.count,
+                backend: sources.registryBackend, runsChecks: sources.runsChecks()),
             inFlight: sources.inFlight())
     }
 
@@ -231,11 +232,17 @@ public struct MetricSources: Sendable {
     public let selector: AdaptiveSelector
     public let registry: ServiceRegistry
     public let inFlight: @Sendable () -> Int
+    /// "sqlite" or "etcd", and whether this instance runs the health checks now.
+    public let registryBackend: String
+    public let runsChecks: @Sendable () -> Bool
 
     public init(
         cache: AnswerCache, records: RecordCache?, selector: AdaptiveSelector, registry: ServiceRegistry,
-        inFlight: @escaping @Sendable () -> Int
+        inFlight: @escaping @Sendable () -> Int, registryBackend: String = "sqlite",
+        runsChecks: @escaping @Sendable () -> Bool = { true }
     ) {
+        self.registryBackend = registryBackend
+        self.runsChecks = runsChecks
         self.cache = cache
         self.records = records
         self.selector = selector
@@ -293,6 +300,15 @@ public struct StatsResponse: Codable, Sendable, Equatable {
     public struct Registry: Codable, Sendable, Equatable {
         public var healthy: Int
         public var unhealthy: Int
+        /// "sqlite" or "etcd".
+        public var backend: String?
+        /// Whether this instance runs the health checks (with etcd, one instance does at a time).
+        public var runsChecks: Bool?
+
+        enum CodingKeys: String, CodingKey {
+            case healthy, unhealthy, backend
+            case runsChecks = "runs_checks"
+        }
     }
 
     public var mode: String

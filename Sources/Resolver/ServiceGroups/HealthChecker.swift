@@ -84,11 +84,15 @@ public final class HealthChecker: Service {
     /// `group/id` of the checks in flight.
     private let running = Mutex<Set<String>>([])
 
+    /// Whether this instance checks now (with etcd, only the elected instance does).
+    let active: @Sendable () -> Bool
+
     public init(
         registry: ServiceRegistry, probe: any HealthProbe, concurrency: @escaping @Sendable () -> Int, logger: Logger,
         tick: Duration = .milliseconds(250),
-        metrics: ResolverMetrics? = nil
+        metrics: ResolverMetrics? = nil, active: @escaping @Sendable () -> Bool = { true }
     ) {
+        self.active = active
         self.metrics = metrics
         self.registry = registry
         self.probe = probe
@@ -106,6 +110,10 @@ public final class HealthChecker: Service {
     private func loop() async {
         await withDiscardingTaskGroup { tasks in
             while !Task.isCancelled {
+                guard active() else {
+                    try? await Task.sleep(for: tick)
+                    continue
+                }
                 let now = registry.clock.now()
                 do {
                     for member in try await registry.removeExpired(now: now) {

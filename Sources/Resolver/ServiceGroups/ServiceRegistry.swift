@@ -46,18 +46,34 @@ public final class ServiceRegistry: Sendable {
 
     // MARK: A mirror's changes
 
-    /// Replaces the whole view with `members` (a worker's first snapshot). Nothing is stored.
+    /// Replaces the whole view with `members` (a worker's first snapshot, a shared store listed
+    /// again). Nothing is stored; observers hear the difference.
     public func mirror(all members: [Member]) {
-        view.withLock { view in
-            view = Dictionary(grouping: members, by: \.group).mapValues { $0.sorted { $0.id < $1.id } }
+        let fresh = Dictionary(grouping: members, by: \.group).mapValues { $0.sorted { $0.id < $1.id } }
+        let changes = view.withLock { view -> [RegistryChange] in
+            var changes: [RegistryChange] = []
+            for (group, old) in view {
+                for member in old where !(fresh[group]?.contains { $0.id == member.id } ?? false) {
+                    changes.append(.delete(group: group, id: member.id))
+                }
+            }
+            for member in members where view[member.group]?.first(where: { $0.id == member.id }) != member {
+                changes.append(.put(member))
+            }
+            view = fresh
+            return changes
         }
+        if !changes.isEmpty { notify(changes) }
     }
 
-    /// Shows changes someone else stored (a worker hearing the supervisor). Nothing is stored.
+    /// Shows changes someone else stored (a worker hearing its supervisor, an instance hearing
+    /// the others through a shared store). Nothing is stored; observers hear them too.
     public func mirror(_ changes: [RegistryChange]) {
+        guard !changes.isEmpty else { return }
         view.withLock { view in
             for change in changes { Self.apply(change, to: &view) }
         }
+        notify(changes)
     }
 
     // MARK: Reads

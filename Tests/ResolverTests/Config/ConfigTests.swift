@@ -277,6 +277,25 @@ struct ConfigTests {
         let defaults = try parse(Self.minimal).get()
         #expect(defaults.cluster.domain == DomainName("cluster.internal."))
         #expect(defaults.registry.path == "data/registry.sqlite")
+        #expect(defaults.registry.backend == .sqlite)
+        let etcd = try parse(
+            Self.minimal + """
+
+                [registry]
+                backend = "etcd"
+                endpoints = ["http://127.0.0.1:2379", "https://10.0.0.2:2379/"]
+                prefix = "/dc1/resolverd/"
+                username = "resolverd"
+                password = "secret"
+                tls_ca_file = "/etc/etcd/ca.pem"
+                election_ttl_s = 10
+                """
+        ).get()
+        #expect(etcd.registry.backend == .etcd)
+        #expect(etcd.registry.endpoints == ["http://127.0.0.1:2379", "https://10.0.0.2:2379"])
+        #expect(etcd.registry.prefix == "/dc1/resolverd/")
+        #expect(etcd.registry.username == "resolverd" && etcd.registry.password == "secret")
+        #expect(etcd.registry.tlsCAFile == "/etc/etcd/ca.pem" && etcd.registry.electionTTLSeconds == 10)
     }
 
     @Test(
@@ -290,7 +309,13 @@ struct ConfigTests {
             ("[cluster]\nrecheck_max_s = 0\n", "cluster.recheck_max_s", "must be between 1 and 3600"),
             ("[cluster]\ncheck_concurrency = 0\n", "cluster.check_concurrency", "must be between 1 and 10000"),
             ("[cluster]\ndomian = \"x.\"\n", "cluster.domian", "unknown key"),
-            ("[registry]\nbackend = \"etcd\"\n", "registry.backend", "must be \"sqlite\""),
+            ("[registry]\nbackend = \"redis\"\n", "registry.backend", "must be \"sqlite\" or \"etcd\""),
+            ("[registry]\nendpoints = []\n", "registry.endpoints", "needs at least one URL"),
+            ("[registry]\nendpoints = [\"127.0.0.1:2379\"]\n", "registry.endpoints", "is not an http"),
+            ("[registry]\nprefix = \"resolverd\"\n", "registry.prefix", "must start and end"),
+            ("[registry]\nusername = \"a\"\n", "registry.username", "go together"),
+            ("[registry]\ntls_cert_file = \"c.pem\"\n", "registry.tls_cert_file", "go together"),
+            ("[registry]\nelection_ttl_s = 1\n", "registry.election_ttl_s", "between"),
             ("[registry]\npath = \"\"\n", "registry.path", "must not be empty"),
             ("[registry]\npath = 5\n", "registry.path", "expected a string"),
         ])

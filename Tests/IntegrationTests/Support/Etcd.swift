@@ -1,0 +1,139 @@
+// Support: a real etcd cluster on loopback (Debian's etcd-server, installed by
+// scripts/install-deps.sh --test): three members with client and peer ports on 127.0.0.1, data in
+// a temporary folder. Members can be killed and the whole cluster stopped and started again on
+// the same data. Every process started here is stopped (SIGKILL in deinit at the latest).
+
+import Foundation
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+final class EtcdCluster: @unchecked Sendable {
+    struct Member {
+        var name: String
+        var clientPort: UInt16
+        var peerPort: UInt16
+        var process: Process?
+    }
+
+    let directory: URL
+    private(set) var members: [Member]
+
+    /// Client URLs of every member.
+    var endpoints: [String] { members.map { "http://127.0.0.1:\($0.clientPort)" } }
+
+    /// Starts `count` members and waits until the cluster has a leader.
+    init(count: Int = 3) async throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let ports = try Self.freePorts(2 * count)
+        members = (0..<count).map { Member(name: "m\($0)", clientPort: ports[2 * $0], peerPort: ports[2 * $0 + 1]) }
+        try await start()
+    }
+
+    /// Starts every member that is not running (on its data folder, when it has one) and waits
+    /// until each answers and the cluster has a leader.
+    func start() async throws {
+        let initial = members.map { "\($0.name)=http://127.0.0.1:\($0.peerPort)" }.joined(separator: ",")
+        for index in members.indices where members[index].process?.isRunning != true {
+            let member = members[index]
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = [
+                "etcd", "--name", member.name, "--data-dir", directory.appendingPathComponent(member.name).path,
+                "--listen-client-urls", "http://127.0.0.1:\(member.clientPort)",
+                "--advertise-client-urls", "http://127.0.0.1:\(member.clientPort)",
+                "--listen-peer-urls", "http://127.0.0.1:\(member.peerPort)",
+                "--initial-advertise-peer-urls", "http://127.0.0.1:\(member.peerPort)",
+                "--initial-cluster", initial, "--initial-cluster-token", directory.lastPathComponent,
+                "--initial-cluster-state", "new", "--heartbeat-interval", "50", "--election-timeout", "500",
+                "--log-level", "warn",
+            ]
+            let log = directory.appendingPathComponent("\(member.name).log")
+            if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
+            let handle = try FileHandle(forWritingTo: log)
+            handle.seekToEndOfFile()
+            process.standardOutput = handle
+            process.standardError = handle
+            process.standardInput = FileHandle.nullDevice
+            try process.run()
+            members[index].process = process
+        }
+        try await waitUntil("etcd to have a leader", timeout: .seconds(30), interval: .milliseconds(100)) { [self] in
+            await healthy()
+        }
+    }
+
+    /// Whether every running member says the cluster is healthy.
+    func healthy() async -> Bool {
+        for member in members where member.process?.isRunning == true {
+            guard let url = URL(string: "http://127.0.0.1:\(member.clientPort)/health"),
+                let (data, _) = try? await URLSession.shared.data(from: url),
+                String(decoding: data, as: UTF8.self).contains("\"true\"")
+            else { return false }
+        }
+        return true
+    }
+
+    /// SIGKILL to one member.
+    func kill(_ index: Int) {
+        guard let process = members[index].process, process.isRunning else { return }
+        Glibc.kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// Stops every member (SIGTERM, SIGKILL after 5 s); the data stays for `start`.
+    func stop() {
+        for member in members {
+            guard let process = member.process, process.isRunning else { continue }
+            Glibc.kill(process.processIdentifier, SIGTERM)
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(5)
+            while process.isRunning, clock.now < deadline { usleep(10_000) }
+            if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
+    }
+
+    /// Stops the cluster and removes its data.
+    func remove() {
+        stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    deinit {
+        for member in members where member.process?.isRunning == true {
+            if let process = member.process { Glibc.kill(process.processIdentifier, SIGKILL) }
+        }
+    }
+
+    /// Ports free on 127.0.0.1 now (bound at once, then released).
+    static func freePorts(_ count: Int) throws -> [UInt16] {
+        var sockets: [Int32] = []
+        defer { for descriptor in sockets { close(descriptor) } }
+        var ports: [UInt16] = []
+        for _ in 0..<count {
+            let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            sockets.append(descriptor)
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else { throw POSIXTestError(call: "bind", code: errno) }
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+            }
+            ports.append(UInt16(bigEndian: address.sin_port))
+        }
+        return ports
+    }
+}
