@@ -190,9 +190,15 @@ struct Stats: AsyncParsableCommand {
                 + "\(stats.cache.entries) entries, \(Cache.size(stats.cache.bytes))"),
             ("memory", "\(Cache.size(stats.memoryBytes)) resident, \(stats.openSockets) sockets"),
             ("upstream", "\(stats.upstream.servers) servers in \(stats.upstream.zones) zones, \(stats.upstream.down) down"),
-            ("members", "\(stats.registry.healthy) healthy, \(stats.registry.unhealthy) unhealthy"),
+            ("members", "\(stats.registry.healthy) healthy, \(stats.registry.unhealthy) unhealthy" + Self.registryNote(stats.registry)),
         ]
         for (key, value) in lines { print(key.padding(toLength: 12, withPad: " ", startingAt: 0) + value) }
+    }
+
+    /// " (etcd, runs the checks)" for a shared registry; nothing for the embedded one.
+    static func registryNote(_ registry: StatsResponse.Registry) -> String {
+        guard let backend = registry.backend, backend != "sqlite" else { return "" }
+        return " (\(backend), \(registry.runsChecks == true ? "runs the checks" : "another instance runs the checks"))"
     }
 }
 

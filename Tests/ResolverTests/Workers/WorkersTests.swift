@@ -171,3 +171,40 @@ final class Collected<Value: Sendable>: @unchecked Sendable {
 
     func mutate(_ body: (inout Value) -> Void) { lock.withLock { body(&stored) } }
 }
+
+@Suite("EtcdPieces")
+struct EtcdPiecesTests {
+    @Test("a prefix's range ends at its last byte plus one")
+    func rangeEnd() {
+        #expect(EtcdClient.rangeEnd("/resolverd/groups/") == "/resolverd/groups0")
+        #expect(EtcdClient.rangeEnd("a") == "b")
+    }
+
+    @Test("the gateway's key-values decode: base64 keys and values, 64-bit numbers as strings")
+    func keyValue() throws {
+        let object: [String: Any] = [
+            "key": Data("/r/groups/web/members/a".utf8).base64EncodedString(),
+            "value": Data("{}".utf8).base64EncodedString(), "mod_revision": "42", "lease": "7587889381138442532",
+        ]
+        let item = try #require(EtcdClient.keyValue(object))
+        #expect(item.key == "/r/groups/web/members/a" && item.value == Array("{}".utf8))
+        #expect(item.modRevision == 42 && item.lease == 7_587_889_381_138_442_532)
+        #expect(EtcdClient.keyValue(["value": "e30="]) == nil)
+        #expect(EtcdClient.revision(["header": ["revision": "9"]]) == 9)
+    }
+
+    @Test("listing again shows the difference: observers hear what went and what changed")
+    func mirrorAllDiff() {
+        let registry = ServiceRegistry(store: MirrorStore(), policy: RegistryPolicy())
+        let a = WorkersUnitTests.member("a")
+        var b = WorkersUnitTests.member("b")
+        registry.mirror(all: [a, b])
+        let heard = Collected<[RegistryChange]>([])
+        registry.observe { changes in heard.mutate { $0 += changes } }
+        b.ttlSeconds = 99
+        let c = WorkersUnitTests.member("c")
+        registry.mirror(all: [b, c])
+        #expect(Set(heard.value.map { "\($0)" }) == Set([RegistryChange.delete(group: "web", id: "a"), .put(b), .put(c)].map { "\($0)" }))
+        #expect(registry.members(of: "web")?.map(\.id) == ["b", "c"])
+    }
+}
