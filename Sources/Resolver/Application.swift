@@ -139,7 +139,7 @@ public final class ResolverApplication: Service {
         var link: WorkerLink? = nil
         switch role {
         case .single, .supervisor:
-            try await registry.load()
+            try await loadRegistry()
         case .worker(let index, let descriptor):
             // The registry comes from the supervisor, before the DNS sockets open; when the
             // supervisor is gone, this worker stops.
@@ -195,6 +195,24 @@ public final class ResolverApplication: Service {
             throw error
         }
         await closeAll()
+    }
+
+    /// Loads the registry; a shared store that cannot be reached yet (etcd starting with the
+    /// host) is asked again for up to 30 s before the start fails.
+    private func loadRegistry() async throws(RegistryError) {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .seconds(shared == nil ? 0 : 30)
+        var pause: Duration = .milliseconds(250)
+        while true {
+            do {
+                return try await registry.load()
+            } catch {
+                guard clock.now + pause < deadline else { throw error }
+                logger.warning("registry not reachable yet; trying again", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(4))
+            }
+        }
     }
 
     /// Runs the API beside the bound DNS listeners until graceful shutdown.

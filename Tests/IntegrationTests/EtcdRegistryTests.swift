@@ -157,3 +157,43 @@ struct EtcdRegistryTests {
         try await b.stop()
     }
 }
+
+extension EtcdRegistryTests {
+    @Test("an instance that was away while etcd compacted its history lists again and catches up")
+    func catchUpAfterCompaction() async throws {
+        let cluster = try await EtcdCluster()
+        defer { cluster.remove() }
+        let prefix = "/test-\(UUID().uuidString.prefix(8))/"
+        let away = try await Daemon(config: etcdConfig(cluster, prefix: prefix))
+        let writer = try await Daemon(config: etcdConfig(cluster, prefix: prefix))
+        let api = APIClient(base: writer.apiURL)
+        try await api.register("web", "old", #"{"address": "127.0.4.1", "ttl_s": 600}"#)
+        try await waitUntil("the first member everywhere") { try groupAddresses("web.cluster.internal", at: away) == ["127.0.4.1"] }
+
+        // Frozen, it loses its connection (etcd restarts) and misses changes, which etcd then
+        // forgets (compaction): its watch must start again from a revision that is gone.
+        kill(away.process.processIdentifier, SIGSTOP)
+        cluster.stop()
+        try await cluster.start()
+        try await api.register("web", "new", #"{"address": "127.0.4.2", "ttl_s": 600}"#)
+        #expect(try await api.send("DELETE", "/v1/groups/web/members/old").status == 204)
+        try await etcdCompact(cluster)
+        kill(away.process.processIdentifier, SIGCONT)
+        try await waitUntil("the frozen instance to catch up", timeout: .seconds(15)) {
+            try groupAddresses("web.cluster.internal", at: away) == ["127.0.4.2"]
+        }
+        #expect(away.log.contains("compacted"))
+        try await writer.stop()
+        try await away.stop()
+    }
+}
+
+/// Compacts etcd's history up to its current revision.
+private func etcdCompact(_ cluster: EtcdCluster) async throws {
+    let base = try #require(cluster.endpoints.first)
+    let range = APIClient(base: base)
+    let current = try await range.send("POST", "/v3/kv/range", body: #"{"key": "AA=="}"#).json
+    let revision = try #require((current["header"] as? [String: Any])?["revision"] as? String)
+    let compacted = try await range.send("POST", "/v3/kv/compaction", body: #"{"revision": "\#(revision)", "physical": true}"#)
+    #expect(compacted.status == 200, "\(String(decoding: compacted.body, as: UTF8.self))")
+}
