@@ -173,11 +173,15 @@ struct ForwardingTests {
             })
         let daemon = try await Daemon(config: forwardingConfig([(".", [tricklerAddress])], timeoutMs: 500))
         let client = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 5000)
-        let clock = ContinuousClock()
-        let start = clock.now
-        let reply = try #require(try await offPool { try client.ask(query("www.example.test")) })
-        #expect(reply.rcode == .servFail)
-        #expect(clock.now - start < .seconds(3), "waited \(clock.now - start)")
+        // Timed on the asking thread: getting back onto a busy cooperative pool is not resolverd's time.
+        let (reply, waited) = try await offPool { () throws -> (DNSMessage?, Duration) in
+            let clock = ContinuousClock()
+            let start = clock.now
+            let reply = try client.ask(query("www.example.test"))
+            return (reply, clock.now - start)
+        }
+        #expect(try #require(reply).rcode == .servFail)
+        #expect(waited < .seconds(3), "waited \(waited)")
         #expect(trickler.tcpQueryCount == 1)
         #expect(try client.ask(query("localhost"))?.rcode == .noError)
         try await daemon.stop()
