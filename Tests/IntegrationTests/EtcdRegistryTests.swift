@@ -25,6 +25,16 @@ private func etcdConfig(_ cluster: EtcdCluster, prefix: String) -> String {
         """
 }
 
+/// A fresh etcd cluster and a key prefix of its own; `instance()` starts a resolverd on them.
+private struct SharedRegistryFixture {
+    let cluster: EtcdCluster
+    let prefix = "/test-\(UUID().uuidString.prefix(8))/"
+
+    static func start() async throws -> SharedRegistryFixture { SharedRegistryFixture(cluster: try await EtcdCluster()) }
+
+    func instance() async throws -> Daemon { try await Daemon(config: etcdConfig(cluster, prefix: prefix)) }
+}
+
 /// The A addresses of `name` answered by `daemon`, or nil without an answer.
 private func groupAddresses(_ name: String, at daemon: Daemon) throws -> Set<String>? {
     let client = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 1000)
@@ -42,11 +52,11 @@ private func runsChecks(_ daemon: Daemon) async throws -> Bool {
 struct EtcdRegistryTests {
     @Test("two instances share one registry: a write on either is answered by the other within 1 s")
     func sharedAnswers() async throws {
-        let cluster = try await EtcdCluster()
+        let shared = try await SharedRegistryFixture.start()
+        let cluster = shared.cluster
         defer { cluster.remove() }
-        let prefix = "/test-\(UUID().uuidString.prefix(8))/"
-        let a = try await Daemon(config: etcdConfig(cluster, prefix: prefix))
-        let b = try await Daemon(config: etcdConfig(cluster, prefix: prefix))
+        let a = try await shared.instance()
+        let b = try await shared.instance()
         let apiA = APIClient(base: a.apiURL)
         let apiB = APIClient(base: b.apiURL)
         let clock = ContinuousClock()
@@ -83,11 +93,11 @@ struct EtcdRegistryTests {
 
     @Test("killing the instance that runs the checks moves them to the other; killing an etcd member loses nothing")
     func failover() async throws {
-        let cluster = try await EtcdCluster()
+        let shared = try await SharedRegistryFixture.start()
+        let cluster = shared.cluster
         defer { cluster.remove() }
-        let prefix = "/test-\(UUID().uuidString.prefix(8))/"
-        let first = try await Daemon(config: etcdConfig(cluster, prefix: prefix))
-        let second = try await Daemon(config: etcdConfig(cluster, prefix: prefix))
+        let first = try await shared.instance()
+        let second = try await shared.instance()
         var leader = first
         var follower = second
         try await waitUntil("one instance to lead the checks") {
@@ -120,7 +130,7 @@ struct EtcdRegistryTests {
         // One etcd member dies: writes and answers go on through the others, nothing is lost.
         cluster.kill(0)
         try await apiFollower.register("svc", "late", #"{"address": "127.0.2.3", "ttl_s": 600}"#)
-        let newcomer = try await Daemon(config: etcdConfig(cluster, prefix: prefix))
+        let newcomer = try await shared.instance()
         try await waitUntil("a new instance to see every member", timeout: .seconds(10)) {
             try groupAddresses("svc.cluster.internal", at: newcomer) == ["127.0.2.2", "127.0.2.3"]
         }
@@ -132,11 +142,11 @@ struct EtcdRegistryTests {
 
     @Test("stopping everything (both instances and the etcd cluster) and starting it again finds the registry intact")
     func restartEverything() async throws {
-        let cluster = try await EtcdCluster()
+        let shared = try await SharedRegistryFixture.start()
+        let cluster = shared.cluster
         defer { cluster.remove() }
-        let prefix = "/test-\(UUID().uuidString.prefix(8))/"
-        var a = try await Daemon(config: etcdConfig(cluster, prefix: prefix))
-        var b = try await Daemon(config: etcdConfig(cluster, prefix: prefix))
+        var a = try await shared.instance()
+        var b = try await shared.instance()
         let api = APIClient(base: a.apiURL)
         for index in 1...20 {
             try await api.register("g\(index % 4)", "m\(index)", #"{"address": "127.0.3.\#(index)", "ttl_s": 600}"#)
@@ -146,8 +156,8 @@ struct EtcdRegistryTests {
         cluster.stop()
 
         try await cluster.start()
-        a = try await Daemon(config: etcdConfig(cluster, prefix: prefix))
-        b = try await Daemon(config: etcdConfig(cluster, prefix: prefix))
+        a = try await shared.instance()
+        b = try await shared.instance()
         for daemon in [a, b] {
             let groups = try await APIClient(base: daemon.apiURL).send("GET", "/v1/groups").json["groups"] as? [[String: Any]] ?? []
             #expect(groups.reduce(0) { $0 + ($1["members"] as? Int ?? 0) } == 20)
@@ -161,11 +171,11 @@ struct EtcdRegistryTests {
 extension EtcdRegistryTests {
     @Test("an instance that was away while etcd compacted its history lists again and catches up")
     func catchUpAfterCompaction() async throws {
-        let cluster = try await EtcdCluster()
+        let shared = try await SharedRegistryFixture.start()
+        let cluster = shared.cluster
         defer { cluster.remove() }
-        let prefix = "/test-\(UUID().uuidString.prefix(8))/"
-        let away = try await Daemon(config: etcdConfig(cluster, prefix: prefix))
-        let writer = try await Daemon(config: etcdConfig(cluster, prefix: prefix))
+        let away = try await shared.instance()
+        let writer = try await shared.instance()
         let api = APIClient(base: writer.apiURL)
         try await api.register("web", "old", #"{"address": "127.0.4.1", "ttl_s": 600}"#)
         try await waitUntil("the first member everywhere") { try groupAddresses("web.cluster.internal", at: away) == ["127.0.4.1"] }
