@@ -198,7 +198,8 @@ public final class ResolverApplication: Service {
     }
 
     /// Loads the registry; a shared store that cannot be reached yet (etcd starting with the
-    /// host) is asked again for up to 30 s before the start fails.
+    /// host) is asked again for up to 30 s before the start fails. A refusal (a wrong password)
+    /// fails at once.
     private func loadRegistry() async throws(RegistryError) {
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(shared == nil ? 0 : 30)
@@ -207,7 +208,7 @@ public final class ResolverApplication: Service {
             do {
                 return try await registry.load()
             } catch {
-                guard clock.now + pause < deadline else { throw error }
+                guard error.unreachable, clock.now + pause < deadline else { throw error }
                 logger.warning("registry not reachable yet; trying again", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: pause)
                 pause = min(pause * 2, .seconds(4))

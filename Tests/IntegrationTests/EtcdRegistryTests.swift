@@ -207,3 +207,35 @@ private func etcdCompact(_ cluster: EtcdCluster) async throws {
     let compacted = try await range.send("POST", "/v3/kv/compaction", body: #"{"revision": "\#(revision)", "physical": true}"#)
     #expect(compacted.status == 200, "\(String(decoding: compacted.body, as: UTF8.self))")
 }
+
+extension EtcdRegistryTests {
+    @Test("with etcd's authentication on: the right user and password work; a wrong password stops the start at once, naming the registry")
+    func authentication() async throws {
+        let shared = try await SharedRegistryFixture.start()
+        let cluster = shared.cluster
+        defer { cluster.remove() }
+        try await cluster.enableAuth(password: "s3cret")
+        let credentials = "username = \"root\"\npassword = \"s3cret\"\n"
+        let config = etcdConfig(cluster, prefix: shared.prefix) + credentials
+        let a = try await Daemon(config: config)
+        let b = try await Daemon(config: config)
+        try await APIClient(base: a.apiURL).register("web", "n1", #"{"address": "127.0.5.1", "ttl_s": 600}"#)
+        try await waitUntil("B to answer A's registration") { try groupAddresses("web.cluster.internal", at: b) == ["127.0.5.1"] }
+        try await a.stop()
+        try await b.stop()
+
+        let path = try writeTemporaryConfig(config.replacingOccurrences(of: "s3cret", with: "wrong"))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let wrong = try runCommand([Binaries.path("resolverd"), "--config", path], timeout: .seconds(20))
+        #expect(wrong.status == 1)
+        #expect(wrong.stderr.contains("registry (etcd)") && wrong.stderr.contains("authentication failed"), "\(wrong.stderr.suffix(600))")
+        #expect(wrong.elapsed < .seconds(10))
+    }
+}
+
+/// Writes a config (with a registry folder of its own) to a temporary file; returns its path.
+private func writeTemporaryConfig(_ text: String) throws -> String {
+    let url = FileManager.default.temporaryDirectory.appendingPathComponent("resolverd-\(UUID().uuidString).toml")
+    try text.write(to: url, atomically: true, encoding: .utf8)
+    return url.path
+}

@@ -149,6 +149,7 @@ final class EtcdClient: Sendable {
             throw EtcdError("watch \(endpoint): \(error)", unreachable: true)
         }
         guard response.status == .ok else {
+            if response.status == .unauthorized || response.status == .badRequest { token.withLock { $0 = nil } }
             throw EtcdError("watch \(endpoint): HTTP \(response.status.code)")
         }
         var pending: [UInt8] = []
@@ -160,7 +161,9 @@ final class EtcdClient: Sendable {
                     pending.removeSubrange(...end)
                     guard let object = (try? JSONSerialization.jsonObject(with: Data(line))) as? [String: Any] else { continue }
                     if let error = object["error"] as? [String: Any] {
-                        throw EtcdError("watch: \(error["message"] as? String ?? "error")")
+                        let message = error["message"] as? String ?? "error"
+                        if message.contains("token") { token.withLock { $0 = nil } }  // fetched again next time
+                        throw EtcdError("watch: \(message)")
                     }
                     guard let result = object["result"] as? [String: Any] else { continue }
                     if let compacted = Self.int64(result["compact_revision"]), compacted > 0 {

@@ -5,8 +5,13 @@
 /// Why the store could not do what was asked.
 public struct RegistryError: Error, Sendable, CustomStringConvertible {
     public var message: String
+    /// The store could not be reached (asking again later may work), rather than refused.
+    public var unreachable: Bool
 
-    public init(_ message: String) { self.message = message }
+    public init(_ message: String, unreachable: Bool = false) {
+        self.message = message
+        self.unreachable = unreachable
+    }
 
     public var description: String { message }
 }

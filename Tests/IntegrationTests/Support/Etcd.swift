@@ -81,6 +81,19 @@ final class EtcdCluster: @unchecked Sendable {
         return true
     }
 
+    /// Turns etcd's authentication on with a root user (etcd's API: add the user and the root
+    /// role, grant it, enable).
+    func enableAuth(password: String) async throws {
+        let api = APIClient(base: try #require(endpoints.first))
+        for (path, body) in [
+            ("/v3/auth/user/add", #"{"name": "root", "password": "\#(password)"}"#), ("/v3/auth/role/add", #"{"name": "root"}"#),
+            ("/v3/auth/user/grant", #"{"user": "root", "role": "root"}"#), ("/v3/auth/enable", "{}"),
+        ] {
+            let response = try await api.send("POST", path, body: body)
+            #expect(response.status == 200, "\(path): \(String(decoding: response.body, as: UTF8.self))")
+        }
+    }
+
     /// SIGKILL to one member.
     func kill(_ index: Int) {
         guard let process = members[index].process, process.isRunning else { return }
