@@ -136,6 +136,16 @@ public final class ResolverApplication: Service {
     }
 
     public func run() async throws {
+        do {
+            try await runParts()
+        } catch {
+            // A start that failed early (the registry, a port) still releases the etcd client.
+            try? await shared?.http.shutdown()
+            throw error
+        }
+    }
+
+    private func runParts() async throws {
         var link: WorkerLink? = nil
         switch role {
         case .single, .supervisor:

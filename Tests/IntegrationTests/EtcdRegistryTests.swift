@@ -239,3 +239,23 @@ private func writeTemporaryConfig(_ text: String) throws -> String {
     try text.write(to: url, atomically: true, encoding: .utf8)
     return url.path
 }
+
+extension EtcdRegistryTests {
+    @Test("over TLS: etcd's certificate checked against tls_ca_file, resolverd's client certificate accepted")
+    func tls() async throws {
+        let cluster = try await EtcdCluster(tls: true)
+        defer { cluster.remove() }
+        let config = etcdConfig(cluster, prefix: "/tls/") + """
+            tls_ca_file = "\(cluster.file("ca.pem"))"
+            tls_cert_file = "\(cluster.file("client.pem"))"
+            tls_key_file = "\(cluster.file("client.key"))"
+
+            """
+        let a = try await Daemon(config: config)
+        let b = try await Daemon(config: config)
+        try await APIClient(base: a.apiURL).register("web", "n1", #"{"address": "127.0.6.1", "ttl_s": 600}"#)
+        try await waitUntil("B to answer A's registration") { try groupAddresses("web.cluster.internal", at: b) == ["127.0.6.1"] }
+        try await a.stop()
+        try await b.stop()
+    }
+}

@@ -24,17 +24,52 @@ final class EtcdCluster: @unchecked Sendable {
 
     let directory: URL
     private(set) var members: [Member]
+    /// Clients speak https and must show a certificate signed by `ca.pem` (files in `directory`:
+    /// ca.pem, server.pem/.key, client.pem/.key).
+    let tls: Bool
 
     /// Client URLs of every member.
-    var endpoints: [String] { members.map { "http://127.0.0.1:\($0.clientPort)" } }
+    var endpoints: [String] { members.map { "\(tls ? "https" : "http")://127.0.0.1:\($0.clientPort)" } }
+
+    func file(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
     /// Starts `count` members and waits until the cluster has a leader.
-    init(count: Int = 3) async throws {
+    init(count: Int = 3, tls: Bool = false) async throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("etcd-test-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        self.tls = tls
         let ports = try Self.freePorts(2 * count)
         members = (0..<count).map { Member(name: "m\($0)", clientPort: ports[2 * $0], peerPort: ports[2 * $0 + 1]) }
+        if tls { try makeCertificates() }
         try await start()
+    }
+
+    /// A CA, a server certificate for 127.0.0.1 and a client certificate, with openssl.
+    private func makeCertificates() throws {
+        let commands: [[String]] = [
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", file("ca.key"), "-out", file("ca.pem"),
+             "-days", "2", "-subj", "/CN=resolverd-test-ca"],
+        ]
+        for command in commands { try Self.run(command) }
+        // etcd's JSON gateway connects to etcd itself with the server's certificate: it needs
+        // both usages.
+        for (name, usage) in [("server", "serverAuth,clientAuth"), ("client", "clientAuth")] {
+            try "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=\(usage)\n".write(
+                toFile: file("\(name).ext"), atomically: true, encoding: .utf8)
+            try Self.run([
+                "openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", file("\(name).key"), "-out", file("\(name).csr"),
+                "-subj", "/CN=\(name == "server" ? "127.0.0.1" : "resolverd")",
+            ])
+            try Self.run([
+                "openssl", "x509", "-req", "-in", file("\(name).csr"), "-CA", file("ca.pem"), "-CAkey", file("ca.key"),
+                "-CAcreateserial", "-out", file("\(name).pem"), "-days", "2", "-extfile", file("\(name).ext"),
+            ])
+        }
+    }
+
+    private static func run(_ command: [String]) throws {
+        let result = try runCommand(command, timeout: .seconds(30))
+        guard result.status == 0 else { throw POSIXTestError(call: command.prefix(2).joined(separator: " ") + ": " + result.stderr, code: result.status) }
     }
 
     /// Starts every member that is not running (on its data folder, when it has one) and waits
@@ -47,14 +82,17 @@ final class EtcdCluster: @unchecked Sendable {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             process.arguments = [
                 "etcd", "--name", member.name, "--data-dir", directory.appendingPathComponent(member.name).path,
-                "--listen-client-urls", "http://127.0.0.1:\(member.clientPort)",
-                "--advertise-client-urls", "http://127.0.0.1:\(member.clientPort)",
+                "--listen-client-urls", "\(tls ? "https" : "http")://127.0.0.1:\(member.clientPort)",
+                "--advertise-client-urls", "\(tls ? "https" : "http")://127.0.0.1:\(member.clientPort)",
                 "--listen-peer-urls", "http://127.0.0.1:\(member.peerPort)",
                 "--initial-advertise-peer-urls", "http://127.0.0.1:\(member.peerPort)",
                 "--initial-cluster", initial, "--initial-cluster-token", directory.lastPathComponent,
                 "--initial-cluster-state", "new", "--heartbeat-interval", "50", "--election-timeout", "500",
                 "--log-level", "warn",
-            ]
+            ] + (tls ? [
+                "--cert-file", file("server.pem"), "--key-file", file("server.key"), "--trusted-ca-file", file("ca.pem"),
+                "--client-cert-auth",
+            ] : [])
             let log = directory.appendingPathComponent("\(member.name).log")
             if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
             let handle = try FileHandle(forWritingTo: log)
@@ -72,6 +110,16 @@ final class EtcdCluster: @unchecked Sendable {
 
     /// Whether every running member says the cluster is healthy.
     func healthy() async -> Bool {
+        if tls {
+            let urls = members.filter { $0.process?.isRunning == true }.map { "https://127.0.0.1:\($0.clientPort)/health" }
+            let files = (file("ca.pem"), file("client.pem"), file("client.key"))
+            return (try? await offPool {
+                try urls.allSatisfy { url in
+                    try runCommand(["curl", "-s", "--cacert", files.0, "--cert", files.1, "--key", files.2, url]).stdout
+                        .contains("\"true\"")
+                }
+            }) ?? false
+        }
         for member in members where member.process?.isRunning == true {
             guard let url = URL(string: "http://127.0.0.1:\(member.clientPort)/health"),
                 let (data, _) = try? await URLSession.shared.data(from: url),
