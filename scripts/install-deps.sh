@@ -4,12 +4,13 @@
 #   scripts/install-deps.sh --test   also the test clients (dig, drill, kdig, getent's netns tools,
 #                                    dnsperf for the load under worker kills), NSD (the real
 #                                    authoritative server of the recursion tests) and etcd (the
-#                                    shared registry's tests start a cluster of their own)
+#                                    shared registry's tests start a cluster of their own, with
+#                                    certificates made by openssl and checked with curl)
 set -euo pipefail
 
 packages=(libldns-dev libsqlite3-dev pkg-config)
 if [[ "${1:-}" == "--test" ]]; then
-    packages+=(dnsutils ldnsutils knot-dnsutils iproute2 libc-bin nsd dnsperf etcd-server)
+    packages+=(dnsutils ldnsutils knot-dnsutils iproute2 libc-bin nsd dnsperf etcd-server openssl curl)
 fi
 
 missing=()
