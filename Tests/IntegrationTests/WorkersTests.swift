@@ -118,6 +118,29 @@ struct WorkersTests {
         await fake.stop()
     }
 
+    @Test("a worker that keeps dying soon after starting is restarted after a growing pause (0.5 s, then 1 s)")
+    func backOff() async throws {
+        let (fake, upstream) = try await Fixtures.upstream()
+        let daemon = try await Daemon(
+            config: workersConfig(upstream: upstream, workers: 1), environment: ["RESOLVERD_CRASH_SWITCH": "1"])
+        let api = APIClient(base: daemon.apiURL)
+        let crash = try DNSCodec.encode(DNSMessage.query(
+            Question(name: try #require(DomainName("crash.resolverd.")), type: .txt, recordClass: .ch), id: 9, edns: false))
+        for round in 1...3 {
+            try RawUDPClient(server: daemon.address, receiveTimeoutMs: 100).send(crash)
+            let back = try await waitForRestart(api, index: 1, restarts: round)
+            #expect(back.lastExit == "signal 4" || back.lastExit == "signal 5")
+            // The first death is restarted at once; the next ones within 10 s of starting wait.
+            let pause: Double = [0, 500, 1000][round - 1]
+            #expect(try #require(back.lastRestartMs) >= pause, "round \(round): \(back.lastRestartMs ?? 0) ms")
+        }
+        #expect(daemon.log.contains("pause=\"0.5 seconds\"") && daemon.log.contains("pause=\"1.0 seconds\""))
+        // Between the deaths it answered; after the last restart it answers again.
+        #expect(try RawUDPClient(server: daemon.address).ask(query("localhost"))?.rcode == .noError)
+        try await daemon.stop()
+        await fake.stop()
+    }
+
     @Test("dnsperf load of hits and misses while a worker is killed every 5 s: ≥ 99.5 % answered, workers back within 1 s, registrations kept")
     func killUnderLoad() async throws {
         let (fake, upstream) = try await Fixtures.upstream(behavior: Fixtures.behavior { $0.wildcardA = [192, 0, 2, 99] })
