@@ -117,3 +117,24 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// Fuzz targets (Fuzz/, run by scripts/fuzz.sh): added only when RESOLVERD_FUZZ=1, so ordinary
+// builds and tests never see them. Each is a libFuzzer entry point (LLVMFuzzerTestOneInput)
+// without a main of its own; libFuzzer's runtime brings one when built with --sanitize=fuzzer.
+if Context.environment["RESOLVERD_FUZZ"] == "1" {
+    for name in ["fuzz-query-reader", "fuzz-codec", "fuzz-response", "fuzz-config", "fuzz-api-json"] {
+        package.targets.append(
+            .executableTarget(
+                name: name,
+                dependencies: [
+                    "Resolver",
+                    .product(name: "NIOCore", package: "swift-nio"),
+                    .product(name: "NIOPosix", package: "swift-nio"),
+                    .product(name: "Logging", package: "swift-log"),
+                ],
+                path: "Fuzz/\(name)",
+                swiftSettings: swiftSettings + [.unsafeFlags(["-parse-as-library"])]
+            )
+        )
+    }
+}

@@ -60,6 +60,9 @@ public struct TOMLParser {
     private var bytes: [UInt8]
     private var offset = 0
     private var line = 1
+    /// Arrays and inline tables open around the current value (bounded: no stack overflow).
+    private var depth = 0
+    static let maxDepth = 32
 
     public static func parse(_ text: String) throws(TOMLError) -> TOMLTable {
         var parser = TOMLParser(bytes: Array(text.utf8))
@@ -182,10 +185,12 @@ public struct TOMLParser {
         case UInt8(ascii: "'"):
             if matches("'''") { throw error("multi-line strings are not supported") }
             return .string(try literalString())
-        case UInt8(ascii: "["):
-            return try array()
-        case UInt8(ascii: "{"):
-            return try inlineTable()
+        case UInt8(ascii: "["), UInt8(ascii: "{"):
+            // Fuzzing finding F3: unbounded nesting overflowed the stack instead of failing.
+            guard depth < Self.maxDepth else { throw error("arrays and tables nested deeper than \(Self.maxDepth)") }
+            depth += 1
+            defer { depth -= 1 }
+            return byte == UInt8(ascii: "[") ? try array() : try inlineTable()
         case UInt8(ascii: "t"), UInt8(ascii: "f"):
             if matches("true") {
                 offset += 4

@@ -127,12 +127,18 @@ public struct Member: Sendable, Equatable {
 /// (RFC 1123 host name rules), compared in lower case.
 public enum ServiceLabel {
     /// The label in lower case, or an error naming `field` when `text` is not a valid label.
-    public static func validated(_ text: String, field: String) throws(FieldError) -> String {
-        guard let label = normalize(text) else {
-            throw FieldError(field, "'\(text)' is not a DNS label (letters, digits, hyphens; 1 to 63)")
+    public static func validated(
+        _ text: String, field: String, maxLength: Int = DomainName.maxLabelLength
+    ) throws(FieldError) -> String {
+        guard let label = normalize(text), label.utf8.count <= maxLength else {
+            throw FieldError(field, "'\(text)' is not a DNS label (letters, digits, hyphens; 1 to \(maxLength))")
         }
         return label
     }
+
+    /// Services and tags are asked for as `_<label>` (SRV, RFC 2782): one octet less than a label
+    /// (fuzzing finding F2: a 63-octet one was accepted and never answered).
+    public static let maxServiceLength = DomainName.maxLabelLength - 1
 
     /// The label in lower case, or nil when `text` is not a valid label.
     public static func normalize(_ text: String) -> String? {

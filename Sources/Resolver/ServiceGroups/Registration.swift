@@ -26,7 +26,15 @@ public enum JSONValue: Sendable, Equatable, Decodable {
     case array([JSONValue])
     case object([String: JSONValue])
 
+    /// Deeper bodies are refused: each level's failed tries cost in proportion to the depth
+    /// (fuzzing finding F4: 511 levels took a second of CPU).
+    static let maxDepth = 16
+
     public init(from decoder: any Decoder) throws {
+        guard decoder.codingPath.count <= Self.maxDepth else {
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: decoder.codingPath, debugDescription: "nested deeper than \(Self.maxDepth) levels"))
+        }
         let container = try decoder.singleValueContainer()
         if container.decodeNil() {
             self = .null
@@ -87,7 +95,7 @@ public enum Registration {
         let port = try integer(fields, "port", in: 1...65_535).map { UInt16($0) }
         guard let ttl = try integer(fields, "ttl_s", in: ttlRange) else { throw FieldError("ttl_s", "is required") }
         let service = try string(fields, "service").map { text throws(FieldError) in
-            try ServiceLabel.validated(text, field: "service")
+            try ServiceLabel.validated(text, field: "service", maxLength: ServiceLabel.maxServiceLength)
         }
         let proto = (try string(fields, "proto") ?? "tcp").lowercased()
         guard proto == "tcp" || proto == "udp" else { throw FieldError("proto", "must be \"tcp\" or \"udp\", not \"\(proto)\"") }
@@ -128,8 +136,10 @@ public enum Registration {
         guard elements.count <= maxTags else { throw FieldError("tags", "at most \(maxTags) tags") }
         var tags: [String] = []
         for (index, element) in elements.enumerated() {
-            guard case .string(let text) = element, let tag = ServiceLabel.normalize(text) else {
-                throw FieldError("tags[\(index)]", "expected a DNS label (letters, digits, hyphens; 1 to 63)")
+            guard case .string(let text) = element, let tag = ServiceLabel.normalize(text),
+                tag.utf8.count <= ServiceLabel.maxServiceLength
+            else {
+                throw FieldError("tags[\(index)]", "expected a DNS label (letters, digits, hyphens; 1 to 62)")
             }
             if !tags.contains(tag) { tags.append(tag) }
         }

@@ -105,6 +105,10 @@ public enum DNSCodec {
         let status = ldns_pkt2wire(&output, packet, &size)
         guard status == LDNS_STATUS_OK, let output else { throw CodecError(status: status) }
         defer { CLDNS_free(output) }
+        // A message cannot be longer than 65,535 octets (TCP's length field). ldns writes one
+        // anyway when records it re-encodes uncompressed (SRV targets) grow past that, with a
+        // broken RDLENGTH: refuse it (fuzzing finding F1).
+        guard size <= Int(UInt16.max) else { throw CodecError("the message would be \(size) octets, over 65,535") }
         return Array(UnsafeBufferPointer(start: output, count: size))
     }
 
