@@ -13,19 +13,9 @@ import NIOCore
 import NIOHTTP1
 import Synchronization
 
-/// Why etcd could not do what was asked.
-public struct EtcdError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    /// True when no endpoint could be reached (as opposed to etcd refusing the request).
-    public var unreachable: Bool
-
-    public init(_ message: String, unreachable: Bool = false) {
-        self.message = message
-        self.unreachable = unreachable
-    }
-
-    public var description: String { message }
-}
+/// Why etcd could not do what was asked: a registry error, `unreachable` when no endpoint could
+/// be reached (as opposed to etcd refusing the request).
+typealias EtcdError = RegistryError
 
 /// One key and its value as etcd returns them.
 struct EtcdKeyValue: Sendable {

@@ -52,12 +52,8 @@ public final class EtcdRegistryStore: RegistryStore {
                 for item in items { leases[item.key] = (item.lease, 0) }
             }
             return try items.map { item throws(RegistryError) in try Self.member(item) }
-        } catch let error as RegistryError {
-            throw error
-        } catch let error as EtcdError {
-            throw RegistryError("registry (etcd): cannot read: \(error)", unreachable: error.unreachable)
         } catch {
-            throw RegistryError("registry (etcd): cannot read: \(error)")
+            throw RegistryError("registry (etcd): cannot read: \(error.message)", unreachable: error.unreachable)
         }
     }
 
