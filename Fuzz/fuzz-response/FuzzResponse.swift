@@ -8,7 +8,8 @@
 //     the client's reply built from the classification, cached and served the same way.
 // Checks: classification keeps its bailiwick promises (nothing from outside the zone, referrals
 // strictly downwards, glue only for the referral's nameservers), and every served reply is a
-// message ldns reads, carrying the stored records (TTLs aside) or, over UDP, fitting the client.
+// message ldns reads, carrying the stored records (TTLs aside), fitting TCP's length field or,
+// over UDP, the client's limit.
 
 import NIOCore
 
@@ -159,6 +160,8 @@ private func checkServed(
     let bytes = Array(reply.readableBytesView)
     if transport == .udp {
         check(bytes.count <= ResponseBuilder.udpLimit(for: view.edns), "UDP reply over the client's limit")
+    } else {
+        check(bytes.count <= Int(UInt16.max), "TCP reply over 65,535 octets (the length field)")
     }
     let served: DNSMessage
     do {

@@ -51,6 +51,11 @@ public struct CachedAnswer: Sendable, Equatable {
             questions: [Question(name: question.name.lowercased, type: question.type, recordClass: question.recordClass)],
             answers: answer.answers, authorities: answer.authorities, additionals: answer.additionals, edns: nil)
         var bytes = try DNSCodec.encode(message)
+        // Served over TCP with our OPT record it must still fit the 2-octet length (fuzzing
+        // finding F7: 65,525–65,535 octets were cached and then could not be sent).
+        guard bytes.count <= Int(UInt16.max) - ResponseBuilder.optLength else {
+            throw CodecError("an answer of \(bytes.count) octets is too long to serve over TCP with EDNS")
+        }
         let scan: WireScan
         do throws(MalformedReason) {
             scan = try WireScan(bytes)

@@ -269,6 +269,42 @@ struct FuzzRegressionTests {
         }
     }
 
+    /// F7: 288 SRV records expanding as in F1, then a TXT record sized so that the stored answer
+    /// is 65,531 octets — under the codec's 65,535 — and an OPT record.
+    static func tcpEdgeResponse() -> [UInt8] {
+        let records = 288
+        var message = Self.header(flags: 0x8400, an: UInt16(records + 1), ar: 1)
+        message += TestWire.name("srv.example.com") + TestWire.u16(33) + TestWire.u16(1)
+        var target: [UInt8] = []
+        for letter in [UInt8(ascii: "a"), UInt8(ascii: "b"), UInt8(ascii: "c")] {
+            target += [63] + [UInt8](repeating: letter, count: 63)
+        }
+        target += [0xC0, 0x0C]
+        let targetOffset = message.count + 2 + 10 + 6
+        message += TestWire.record(owner: [0xC0, 0x0C], type: 33, rdata: TestWire.u16(0) + TestWire.u16(0) + TestWire.u16(1) + target)
+        for index in 1..<records {
+            let rdata = TestWire.u16(0) + TestWire.u16(0) + TestWire.u16(UInt16(index + 1))
+                + TestWire.u16(0xC000 | UInt16(targetOffset))
+            message += TestWire.record(owner: [0xC0, 0x0C], type: 33, rdata: rdata)
+        }
+        message += TestWire.record(owner: [0xC0, 0x0C], type: 16, rdata: [109] + [UInt8](repeating: 0x78, count: 109))
+        return message + TestWire.opt()
+    }
+
+    @Test func cachedAnswerWithOurOPTStillFitsTCP() throws {
+        // F7 (Fuzz/regressions/fuzz-response/F7-tcp-reply-past-65535): the answer re-encodes to
+        // 65,531 octets, which the codec allows, and is cached; served over TCP to a client with
+        // EDNS it gets our 11-octet OPT: 65,542 octets, past TCP's length field. NIO's
+        // LengthFieldPrepender then fails the write (promise nil): the client gets nothing and
+        // waits out its timeout, for as long as the answer is cached. Now it is not cached (the
+        // client gets SERVFAIL at once).
+        let message = try DNSCodec.decode(Self.tcpEdgeResponse())
+        let question = try #require(message.questions.first)
+        #expect(throws: CodecError.self) {
+            try CachedAnswer.make(answer: message, question: question, authenticated: false, settings: CacheSettings())
+        }
+    }
+
     @Test func responseSeedsSurviveEveryTruncation() throws {
         for (name, bytes) in try Self.seeds("fuzz-response") {
             let question = (try? DNSCodec.decode(bytes))?.questions.first ?? Question(name: .root, type: .a)
