@@ -150,10 +150,10 @@ public final class ResolverApplication: Service {
         switch role {
         case .single, .supervisor:
             try await loadRegistry()
-        case .worker(let index, let descriptor):
+        case .worker(_, let descriptor):
             // The registry comes from the supervisor, before the DNS sockets open; when the
             // supervisor is gone, this worker stops.
-            let worker = WorkerLink(index: index, descriptor: descriptor, logger: logger)
+            let worker = WorkerLink(descriptor: descriptor, logger: logger)
             try await worker.follow(registry) { kill(getpid(), SIGTERM) }
             link = worker
         }

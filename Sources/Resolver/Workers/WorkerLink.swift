@@ -22,14 +22,12 @@ struct MirrorStore: RegistryStore {
 
 /// The worker's end of its control channel.
 final class WorkerLink: Sendable {
-    let index: Int
     private let channel: ControlChannel
     private let logger: Logger
 
-    init(index: Int, descriptor: Int32, logger: Logger) {
+    init(descriptor: Int32, logger: Logger) {
         // A supervisor killed outright closes the channel too; this is the quicker word.
         _ = CBatchIO_signalWhenParentDies(SIGTERM)
-        self.index = index
         channel = ControlChannel(descriptor: descriptor)
         self.logger = logger
     }

@@ -231,23 +231,19 @@ public final class WorkerPool: Sendable {
         var quickDeaths = 0
         var everReady = false
         while !stopping.load(ordering: .relaxed) {
-            let spawned: Result<(pid_t, ControlChannel), WorkerStartError>
-            if let (channel, childEnd) = ControlChannel.pair() {
-                spawned = spawn(index, controlDescriptor: childEnd).map { ($0, channel) }
-                _ = close(childEnd)
-                if case .failure = spawned { channel.close() }
-            } else {
-                spawned = .failure(WorkerStartError(description: "cannot create a control channel: errno \(errno)"))
-            }
-            guard case .success(let (pid, channel)) = spawned else {
-                guard case .failure(let error) = spawned, everReady else {
-                    if case .failure(let error) = spawned { fail(index, error.description) }
+            let pid: pid_t
+            let channel: ControlChannel
+            switch start(index) {
+            case .success(let started):
+                (pid, channel) = started
+            case .failure(let error):
+                guard everReady else {
+                    fail(index, error.description)
                     return
                 }
                 // It ran before: keep trying (descriptors or processes may be short for a while).
                 logger.error("cannot start a worker; trying again", metadata: ["worker": "\(index + 1)", "error": "\(error)"])
-                let resume = clock.now + .seconds(1)
-                while clock.now < resume, !stopping.load(ordering: .relaxed) { usleep(10_000) }
+                pauseUnlessStopping(.seconds(1))
                 continue
             }
             let started = clock.now
@@ -298,10 +294,31 @@ public final class WorkerPool: Sendable {
             logger.error(
                 "worker died; starting it again",
                 metadata: ["worker": "\(index + 1)", "pid": "\(pid)", "exit": "\(exit)", "pause": "\(pause)"])
-            let resume = clock.now + pause
-            while clock.now < resume, !stopping.load(ordering: .relaxed) { usleep(10_000) }
+            pauseUnlessStopping(pause)
         }
         slots.withLock { $0[index].state = "stopped" }
+    }
+
+    /// Waits `pause` on the slot's thread, ending early when the pool stops.
+    private func pauseUnlessStopping(_ pause: Duration) {
+        let clock = ContinuousClock()
+        let resume = clock.now + pause
+        while clock.now < resume, !stopping.load(ordering: .relaxed) { usleep(10_000) }
+    }
+
+    /// A control channel and worker `index` started on its other end.
+    private func start(_ index: Int) -> Result<(pid_t, ControlChannel), WorkerStartError> {
+        guard let (channel, childEnd) = ControlChannel.pair() else {
+            return .failure(WorkerStartError(description: "cannot create a control channel: errno \(errno)"))
+        }
+        defer { _ = close(childEnd) }
+        switch spawn(index, controlDescriptor: childEnd) {
+        case .success(let pid):
+            return .success((pid, channel))
+        case .failure(let error):
+            channel.close()
+            return .failure(error)
+        }
     }
 
     private func fail(_ index: Int, _ message: String) {
