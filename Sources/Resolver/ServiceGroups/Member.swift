@@ -130,7 +130,7 @@ public enum ServiceLabel {
     public static func validated(
         _ text: String, field: String, maxLength: Int = DomainName.maxLabelLength
     ) throws(FieldError) -> String {
-        guard let label = normalize(text), label.utf8.count <= maxLength else {
+        guard let label = normalize(text, maxLength: maxLength) else {
             throw FieldError(field, "'\(text)' is not a DNS label (letters, digits, hyphens; 1 to \(maxLength))")
         }
         return label
@@ -140,10 +140,10 @@ public enum ServiceLabel {
     /// (fuzzing finding F2: a 63-octet one was accepted and never answered).
     public static let maxServiceLength = DomainName.maxLabelLength - 1
 
-    /// The label in lower case, or nil when `text` is not a valid label.
-    public static func normalize(_ text: String) -> String? {
+    /// The label in lower case, or nil when `text` is not a valid label of at most `maxLength`.
+    public static func normalize(_ text: String, maxLength: Int = DomainName.maxLabelLength) -> String? {
         let bytes = Array(text.utf8)
-        guard (1...DomainName.maxLabelLength).contains(bytes.count), bytes.first != UInt8(ascii: "-"),
+        guard (1...maxLength).contains(bytes.count), bytes.first != UInt8(ascii: "-"),
             bytes.last != UInt8(ascii: "-")
         else { return nil }
         var lower: [UInt8] = []

@@ -136,10 +136,11 @@ public enum Registration {
         guard elements.count <= maxTags else { throw FieldError("tags", "at most \(maxTags) tags") }
         var tags: [String] = []
         for (index, element) in elements.enumerated() {
-            guard case .string(let text) = element, let tag = ServiceLabel.normalize(text),
-                tag.utf8.count <= ServiceLabel.maxServiceLength
+            guard case .string(let text) = element,
+                let tag = ServiceLabel.normalize(text, maxLength: ServiceLabel.maxServiceLength)
             else {
-                throw FieldError("tags[\(index)]", "expected a DNS label (letters, digits, hyphens; 1 to 62)")
+                throw FieldError(
+                    "tags[\(index)]", "expected a DNS label (letters, digits, hyphens; 1 to \(ServiceLabel.maxServiceLength))")
             }
             if !tags.contains(tag) { tags.append(tag) }
         }
