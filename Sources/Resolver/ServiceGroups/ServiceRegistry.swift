@@ -34,7 +34,7 @@ public final class ServiceRegistry: Sendable {
     public func load() async throws(RegistryError) {
         let members = try await store.loadAll()
         view.withLock { view in
-            view = Dictionary(grouping: members, by: \.group).mapValues { $0.sorted { $0.id < $1.id } }
+            view = Self.grouped(members)
         }
     }
 
@@ -49,7 +49,7 @@ public final class ServiceRegistry: Sendable {
     /// Replaces the whole view with `members` (a worker's first snapshot, a shared store listed
     /// again). Nothing is stored; observers hear the difference.
     public func mirror(all members: [Member]) {
-        let fresh = Dictionary(grouping: members, by: \.group).mapValues { $0.sorted { $0.id < $1.id } }
+        let fresh = Self.grouped(members)
         let changes = view.withLock { view -> [RegistryChange] in
             var changes: [RegistryChange] = []
             for (group, old) in view {
@@ -70,10 +70,7 @@ public final class ServiceRegistry: Sendable {
     /// the others through a shared store). Nothing is stored; observers hear them too.
     public func mirror(_ changes: [RegistryChange]) {
         guard !changes.isEmpty else { return }
-        view.withLock { view in
-            for change in changes { Self.apply(change, to: &view) }
-        }
-        notify(changes)
+        show(changes)
     }
 
     // MARK: Reads
@@ -148,10 +145,7 @@ public final class ServiceRegistry: Sendable {
             guard !expired.isEmpty else { return [] }
             let changes = expired.map { RegistryChange.delete(group: $0.group, id: $0.id) }
             try await store.save(changes)
-            view.withLock { view in
-                for change in changes { Self.apply(change, to: &view) }
-            }
-            notify(changes)
+            show(changes)
             return expired
         }
     }
@@ -167,10 +161,22 @@ public final class ServiceRegistry: Sendable {
             let (change, result) = decide(existing)
             guard let change else { return result }
             try await store.save([change])
-            view.withLock { Self.apply(change, to: &$0) }
-            notify([change])
+            show([change])
             return result
         }
+    }
+
+    /// Applies stored changes to the view, then tells the observers.
+    private func show(_ changes: [RegistryChange]) {
+        view.withLock { view in
+            for change in changes { Self.apply(change, to: &view) }
+        }
+        notify(changes)
+    }
+
+    /// Members by group, each group sorted by id (the view's shape).
+    private static func grouped(_ members: [Member]) -> [String: [Member]] {
+        Dictionary(grouping: members, by: \.group).mapValues { $0.sorted { $0.id < $1.id } }
     }
 
     private func notify(_ changes: [RegistryChange]) {
