@@ -39,29 +39,30 @@ struct WorkerAdmin: Sendable {
         }
     }
 
+    /// Every ready worker's answer decoded as `Value` (answers that do not decode are left out).
     func decodeAll<Value: Decodable>(_ type: Value.Type, _ method: HTTPMethod, _ path: String, body: [UInt8] = []) async
-        -> [(index: Int, value: Value)]
+        -> [Value]
     {
         await ask(method, path, body: body).compactMap { answer in
-            (try? JSONDecoder().decode(Value.self, from: Data(buffer: answer.body))).map { (answer.index, $0) }
+            try? JSONDecoder().decode(Value.self, from: Data(buffer: answer.body))
         }
     }
 
     func cache() async -> CacheStatistics {
-        Self.sum(await decodeAll(CacheStatistics.self, .GET, "/v1/cache").map(\.value))
+        Self.sum(await decodeAll(CacheStatistics.self, .GET, "/v1/cache"))
     }
 
     func flush(body: [UInt8]) async -> FlushResponse {
-        FlushResponse(flushed: await decodeAll(FlushResponse.self, .POST, "/v1/cache/flush", body: body).reduce(0) { $0 + $1.value.flushed })
+        FlushResponse(flushed: await decodeAll(FlushResponse.self, .POST, "/v1/cache/flush", body: body).reduce(0) { $0 + $1.flushed })
     }
 
     func servers() async -> ServersResponse {
-        Self.merge(await decodeAll(ServersResponse.self, .GET, "/v1/servers").map(\.value))
+        Self.merge(await decodeAll(ServersResponse.self, .GET, "/v1/servers"))
     }
 
     /// The supervisor's own figures (uptime, registry) with the workers' DNS figures.
     func stats(own: StatsResponse) async -> StatsResponse {
-        let workers = await decodeAll(StatsResponse.self, .GET, "/v1/stats").map(\.value)
+        let workers = await decodeAll(StatsResponse.self, .GET, "/v1/stats")
         var merged = own
         let queries = workers.reduce(0) { $0 + $1.queriesTotal }
         merged.queriesTotal = queries
