@@ -116,7 +116,7 @@ public final class ResolverApplication: Service {
             local: LocalAnswers(version: "resolverd \(resolverdVersion)", identity: Self.hostname()),
             cluster: ClusterAnswers(domain: config.cluster.domain, registry: registry),
             cache: AnswerCache(settings: config.cache, shardCount: 4 * threads), metrics: metrics,
-            maxPending: config.server.maxPending, logger: logger)
+            maxPending: config.server.maxPending, clientPrefixes: config.server.clientPrefixes, logger: logger)
     }
 
     /// Where GET /metrics pulls its figures from.

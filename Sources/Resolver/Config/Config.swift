@@ -57,6 +57,16 @@ public struct Config: Sendable, Equatable {
         public var maxPending: Int = 10_000
         /// Queries one TCP connection may have outstanding at once (RFC 7766 §6.2.1.2 pipelining).
         public var maxTCPQueriesPerConnection: Int = 32
+        /// A query begun on a TCP connection must be complete within this (a client trickling
+        /// bytes never holds a connection open).
+        public var tcpQueryTimeoutMs: Int = 3_000
+        /// Reply bytes one TCP connection may have waiting for its client to read; past it the
+        /// connection's queries wait unread (as Unbound's stream-wait-size).
+        public var maxTCPQueuedBytesPerConnection: Int = 128 << 10
+        /// The same for all TCP connections together.
+        public var maxTCPQueuedBytes: Int = 16 << 20
+        /// The leading bits of a client's address that make it one client for the per-client caps.
+        public var clientPrefixes = ClientPrefixes()
         /// UDP through the hand-written recvmmsg/sendmmsg path (false: NIO's DatagramChannel).
         public var udpBatch = true
         /// Worker processes answering DNS under a supervisor (0: one process does everything).
@@ -194,6 +204,18 @@ public struct Config: Sendable, Equatable {
                 "max_pending_per_client", default: config.server.maxPendingPerClient, in: 1...1_000_000)
             config.server.maxTCPQueriesPerConnection = try section.integer(
                 "max_tcp_queries_per_connection", default: config.server.maxTCPQueriesPerConnection, in: 1...65_535)
+            config.server.tcpQueryTimeoutMs = try section.integer(
+                "tcp_query_timeout_ms", default: config.server.tcpQueryTimeoutMs, in: 100...600_000)
+            // At least one whole message (65,535 octets and its length) must fit.
+            config.server.maxTCPQueuedBytesPerConnection = try section.integer(
+                "max_tcp_queued_bytes_per_connection", default: config.server.maxTCPQueuedBytesPerConnection,
+                in: 65_537...(64 << 20))
+            config.server.maxTCPQueuedBytes = try section.integer(
+                "max_tcp_queued_bytes", default: config.server.maxTCPQueuedBytes, in: 65_537...(16 << 30))
+            config.server.clientPrefixes.ipv4 = try section.integer(
+                "client_ipv4_prefix", default: config.server.clientPrefixes.ipv4, in: 8...32)
+            config.server.clientPrefixes.ipv6 = try section.integer(
+                "client_ipv6_prefix", default: config.server.clientPrefixes.ipv6, in: 16...64)
             config.server.udpBatch = try section.boolean("udp_batch", default: config.server.udpBatch)
             config.server.workers = try section.integer("workers", default: config.server.workers, in: 0...64)
             try section.rejectUnknownKeys()

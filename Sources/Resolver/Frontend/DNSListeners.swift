@@ -1,8 +1,9 @@
 // Frontend/: the DNS server side on SwiftNIO. UDP: one socket per event loop on each listen
-// address, sharing the port with SO_REUSEPORT. TCP (RFC 7766): 2-byte framing, several queries
-// per connection answered as they complete, an idle timeout, and caps on connections and on
-// queries in flight per connection. Handlers catch their own errors: one bad client never
-// closes a listener.
+// address, sharing the port with SO_REUSEPORT. TCP (RFC 7766, TCPQueryHandler): 2-byte framing,
+// several queries per connection answered as they complete, an idle timeout, a deadline for each
+// query to arrive, caps on connections (all, per client network), on queries in flight and on
+// reply bytes queued per connection and in total. Handlers catch their own errors: one bad client
+// never closes a listener.
 
 import Logging
 import NIOCore
@@ -69,87 +70,6 @@ final class UDPQueryHandler: ChannelInboundHandler {
     }
 }
 
-/// Handles one TCP connection's framed queries.
-final class TCPQueryHandler: ChannelDuplexHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
-
-    private let pipeline: QueryPipeline
-    private let maxInFlight: Int
-    private let logger: Logger
-    private var inFlight = 0
-    private var readHeld = false
-    private var client: SocketAddress?
-
-    init(pipeline: QueryPipeline, maxInFlight: Int, logger: Logger) {
-        self.pipeline = pipeline
-        self.maxInFlight = maxInFlight
-        self.logger = logger
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        client = context.channel.remoteAddress
-        context.fireChannelActive()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let client else { return }
-        switch pipeline.process(unwrapInboundIn(data), client: client, transport: .tcp, allocator: context.channel.allocator) {
-        case .reply(let reply):
-            context.writeAndFlush(wrapOutboundOut(reply), promise: nil)
-        case .drop:
-            // Unreadable framing or a response sent to us: this stream cannot be trusted further.
-            context.close(promise: nil)
-        case .resolve(let pending):
-            inFlight += 1
-            let pipeline = self.pipeline
-            let allocator = context.channel.allocator
-            let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-            let eventLoop = context.eventLoop
-            Task {
-                let reply = await pipeline.resolve(pending, allocator: allocator)
-                eventLoop.execute {
-                    let (handler, context) = bound.value
-                    handler.finished(reply, context: context)
-                }
-            }
-        }
-    }
-
-    private func finished(_ reply: ByteBuffer, context: ChannelHandlerContext) {
-        inFlight -= 1
-        guard context.channel.isActive else { return }
-        context.writeAndFlush(wrapOutboundOut(reply), promise: nil)
-        if readHeld, inFlight < maxInFlight {
-            readHeld = false
-            context.read()
-        }
-    }
-
-    func read(context: ChannelHandlerContext) {
-        // Back-pressure: stop reading while this connection has its share of queries in flight.
-        if inFlight >= maxInFlight {
-            readHeld = true
-        } else {
-            context.read()
-        }
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent, inFlight == 0 {
-            context.close(promise: nil)  // RFC 7766 §6.2.3: the server closes idle connections
-        } else {
-            context.fireUserInboundEventTriggered(event)
-        }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.debug("tcp connection error", metadata: ["client": "\(client.map { "\($0)" } ?? "?")", "error": "\(error)"])
-        context.close(promise: nil)
-    }
-}
-
 /// Binds the UDP and TCP listeners for every configured address.
 public struct DNSListeners: Sendable {
     public let channels: [any Channel]
@@ -162,11 +82,13 @@ public struct DNSListeners: Sendable {
         _ settings: Config.Server, pipeline: QueryPipeline, group: MultiThreadedEventLoopGroup, logger: Logger
     ) async throws -> DNSListeners {
         var bound = DNSListeners(channels: [], batchListeners: [], addresses: [])
-        let limiter = SlotLimiter(limit: settings.maxTCPConnections)
+        let limiter = SlotLimiter(limit: settings.maxTCPConnections, prefixes: settings.clientPrefixes)
+        let budget = StreamBudget(limit: settings.maxTCPQueuedBytes)
         do {
             for address in settings.listen {
                 let part = try await bindAddress(
-                    address, settings: settings, pipeline: pipeline, group: group, limiter: limiter, logger: logger)
+                    address, settings: settings, pipeline: pipeline, group: group, limiter: limiter, budget: budget,
+                    logger: logger)
                 bound = DNSListeners(
                     channels: bound.channels + part.channels, batchListeners: bound.batchListeners + part.batchListeners,
                     addresses: bound.addresses + part.addresses)
@@ -188,7 +110,7 @@ public struct DNSListeners: Sendable {
     /// With port 0 the kernel picks the UDP port; when TCP cannot have the same one, try again.
     private static func bindAddress(
         _ address: ServerAddress, settings: Config.Server, pipeline: QueryPipeline, group: MultiThreadedEventLoopGroup,
-        limiter: SlotLimiter, logger: Logger
+        limiter: SlotLimiter, budget: StreamBudget, logger: Logger
     ) async throws -> DNSListeners {
         let loops = Array(group.makeIterator())
         var lastError: any Error = ChannelError.unknownLocalAddress
@@ -215,7 +137,8 @@ public struct DNSListeners: Sendable {
                     }
                 }
                 let tcp = try await bindTCP(
-                    boundAddress, settings: settings, pipeline: pipeline, group: group, limiter: limiter, logger: logger)
+                    boundAddress, settings: settings, pipeline: pipeline, group: group, limiter: limiter, budget: budget,
+                    logger: logger)
                 return DNSListeners(
                     channels: part.channels + [tcp], batchListeners: part.batchListeners, addresses: [boundAddress])
             } catch {
@@ -248,10 +171,12 @@ public struct DNSListeners: Sendable {
 
     private static func bindTCP(
         _ address: ServerAddress, settings: Config.Server, pipeline: QueryPipeline, group: MultiThreadedEventLoopGroup,
-        limiter: SlotLimiter, logger: Logger
+        limiter: SlotLimiter, budget: StreamBudget, logger: Logger
     ) async throws -> any Channel {
         let idle = TimeAmount.milliseconds(Int64(settings.tcpIdleTimeoutMs))
-        let perConnection = settings.maxTCPQueriesPerConnection
+        let limits = TCPQueryHandler.Limits(
+            maxInFlight: settings.maxTCPQueriesPerConnection, maxQueuedBytes: settings.maxTCPQueuedBytesPerConnection,
+            queryTimeout: .milliseconds(Int64(settings.tcpQueryTimeoutMs)))
         let perClient = settings.maxTCPConnectionsPerClient
         return try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -268,9 +193,7 @@ public struct DNSListeners: Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers(
                         IdleStateHandler(readTimeout: idle),
-                        ByteToMessageHandler(LengthFieldBasedFrameDecoder(lengthFieldBitLength: .twoBytes)),
-                        LengthFieldPrepender(lengthFieldBitLength: .twoBytes),
-                        TCPQueryHandler(pipeline: pipeline, maxInFlight: perConnection, logger: logger))
+                        TCPQueryHandler(pipeline: pipeline, limits: limits, budget: budget, logger: logger))
                 }
             }
             .bind(to: address.socketAddress()).get()

@@ -64,10 +64,10 @@ public final class QueryPipeline: Sendable {
     public init(
         policy: RuntimePolicy, forwarder: Forwarder, recursor: RecursiveResolver? = nil, local: LocalAnswers,
         cluster: ClusterAnswers?, cache: AnswerCache, metrics: ResolverMetrics? = nil, maxPending: Int = 10_000,
-        logger: Logger
+        clientPrefixes: ClientPrefixes = ClientPrefixes(), logger: Logger
     ) {
         self.policy = Live(policy)
-        pendingLimiter = SlotLimiter(limit: maxPending)
+        pendingLimiter = SlotLimiter(limit: maxPending, prefixes: clientPrefixes)
         self.forwarder = forwarder
         self.recursor = recursor
         self.local = local
@@ -235,9 +235,10 @@ public final class QueryPipeline: Sendable {
         switch await resolveUpstream(query) {
         case .answer(let upstream):
             do {
+                // resolverd does not validate DNSSEC yet: an upstream's AD bit is its own claim,
+                // made over a path nobody checked, and is never passed on (as dnsmasq does).
                 let answer = try CachedAnswer.make(
-                    answer: upstream, question: key.question,
-                    authenticated: upstream.flags.contains(.ad) && key.dnssecOK, settings: cache.settings)
+                    answer: upstream, question: key.question, authenticated: false, settings: cache.settings)
                 cache.insert(answer, key: key, now: .now())
                 return .answer(answer)
             } catch {

@@ -29,7 +29,7 @@ public enum RateLimitVerdict: Sendable, Equatable {
 /// Token buckets per client network, in a bounded table.
 final class ResponseRateLimiter: Sendable {
     private struct Bucket {
-        var network: UInt64 = .max
+        var network: ClientNetwork?
         var tokens = 0.0
         var last: UInt64 = 0
         var limited: UInt32 = 0
@@ -83,18 +83,8 @@ final class ResponseRateLimiter: Sendable {
         }
     }
 
-    /// The client's network as a number: the prefix bits, tagged with the family.
-    static func network(of address: IPAddress, settings: RateLimitSettings) -> UInt64 {
-        switch address {
-        case .v4(let value):
-            let bits = max(0, min(32, settings.ipv4Prefix))
-            let mask: UInt32 = bits == 0 ? 0 : ~UInt32(0) << (32 - bits)
-            return UInt64(value & mask) | (1 << 63)
-        case .v6(let bytes):
-            let bits = max(0, min(64, settings.ipv6Prefix))
-            let high = bytes.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-            let mask: UInt64 = bits == 0 ? 0 : ~UInt64(0) << (64 - bits)
-            return (high & mask) >> 1  // top bit clear: never equal to an IPv4 network
-        }
+    /// The client's network: the prefix bits and the family.
+    static func network(of address: IPAddress, settings: RateLimitSettings) -> ClientNetwork {
+        ClientPrefixes(ipv4: settings.ipv4Prefix, ipv6: settings.ipv6Prefix).network(of: address)
     }
 }

@@ -34,6 +34,8 @@ public final class ResolverMetrics: Sendable {
     private let checks: [Bool: CoreMetrics.Counter]
     private let limited: CoreMetrics.Counter
     private let slipped: CoreMetrics.Counter
+    /// TCP connections closed by resolverd, by reason.
+    private let tcpClosed: [TCPCloseReason: CoreMetrics.Counter]
 
     /// Pulled figures and the last value each counter was brought to.
     private let pulled = Mutex(PulledState())
@@ -69,6 +71,11 @@ public final class ResolverMetrics: Sendable {
         dropped = CoreMetrics.Counter(label: "resolverd_queries_dropped_total", factory: factory)
         limited = CoreMetrics.Counter(label: "resolverd_rate_limited_total", dimensions: [("action", "drop")], factory: factory)
         slipped = CoreMetrics.Counter(label: "resolverd_rate_limited_total", dimensions: [("action", "slip")], factory: factory)
+        let factory = self.factory
+        tcpClosed = Dictionary(
+            uniqueKeysWithValues: TCPCloseReason.allCases.map {
+                ($0, CoreMetrics.Counter(label: "resolverd_tcp_closed_total", dimensions: [("reason", $0.rawValue)], factory: factory))
+            })
         checks = [
             true: CoreMetrics.Counter(label: "resolverd_health_checks_total", dimensions: [("result", "healthy")], factory: factory),
             false: CoreMetrics.Counter(label: "resolverd_health_checks_total", dimensions: [("result", "unhealthy")], factory: factory),
@@ -135,6 +142,9 @@ public final class ResolverMetrics: Sendable {
 
     /// Counts one answer held back by response rate limiting.
     public func countRateLimited(_ verdict: RateLimitVerdict) { (verdict == .slip ? slipped : limited).increment() }
+
+    /// Counts one TCP connection closed by resolverd (idle, malformed, a query too slow to arrive).
+    func countTCPClose(_ reason: TCPCloseReason) { tcpClosed[reason]?.increment() }
 
     /// Counts one health check's result.
     public func countCheck(healthy: Bool) { checks[healthy]?.increment() }

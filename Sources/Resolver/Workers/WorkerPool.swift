@@ -48,12 +48,11 @@ public struct WorkerLaunch: Sendable {
         }
     }
 
-    /// The running executable's path (/proc/self/exe).
+    /// The running executable: /proc/self/exe, which names the file this process runs even after
+    /// an upgrade replaced or deleted it on disk (its target then ends in " (deleted)" and no
+    /// longer exists), so a restarted worker is always the supervisor's own version.
     public static var currentExecutable: String {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard count > 0 else { return CommandLine.arguments.first ?? "resolverd" }
-        return String(decoding: buffer[0..<count].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        access("/proc/self/exe", X_OK) == 0 ? "/proc/self/exe" : (CommandLine.arguments.first ?? "resolverd")
     }
 }
 
@@ -330,7 +329,9 @@ public final class WorkerPool: Sendable {
     }
 
     private func spawn(_ index: Int, controlDescriptor: Int32) -> Result<pid_t, WorkerStartError> {
-        let arguments = [launch.executable] + launch.arguments(index + 1)
+        // argv[0] as the supervisor's, so `ps` shows a name rather than /proc/self/exe.
+        let name = launch.executable == "/proc/self/exe" ? (CommandLine.arguments.first ?? "resolverd") : launch.executable
+        let arguments = [name] + launch.arguments(index + 1)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -339,10 +340,14 @@ public final class WorkerPool: Sendable {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        // The worker starts with no signal blocked and default handlers; it blocks its own.
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attributes, &none)
+        // The worker starts with default handlers and only the lifecycle signals blocked, as its
+        // main blocks them anyway: a SIGHUP (reload) or SIGTERM arriving before the worker has set
+        // up its signal readers stays pending for them instead of killing it with the default
+        // action.
+        var lifecycle = sigset_t()
+        sigemptyset(&lifecycle)
+        for signal in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&lifecycle, signal) }
+        posix_spawnattr_setsigmask(&attributes, &lifecycle)
         var defaults = sigset_t()
         sigemptyset(&defaults)
         for signal in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }

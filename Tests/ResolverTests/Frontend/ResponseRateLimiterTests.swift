@@ -38,11 +38,17 @@ struct ResponseRateLimiterTests {
 
     @Test func prefixesGroupAddresses() throws {
         let settings = RateLimitSettings()
-        let network = { (text: String) throws -> UInt64 in ResponseRateLimiter.network(of: try self.ip(text), settings: settings) }
+        let network = { (text: String) throws -> ClientNetwork in ResponseRateLimiter.network(of: try self.ip(text), settings: settings) }
         #expect(try network("192.0.2.1") == network("192.0.2.254"))
         #expect(try network("192.0.2.1") != network("192.0.3.1"))
         #expect(try network("2001:db8:0:100::1") == network("2001:db8:0:1ff::2"))  // the same /56
         #expect(try network("2001:db8:0:100::1") != network("2001:db8:0:200::1"))
         #expect(try network("0.0.0.0") != network("::"))
+        // Neighbouring networks stay apart at the longest prefix (the family tag once took a bit).
+        var longest = settings
+        longest.ipv6Prefix = 64
+        let exact = { (text: String) throws -> ClientNetwork in ResponseRateLimiter.network(of: try self.ip(text), settings: longest) }
+        #expect(try exact("2001:db8:0:2::1") != exact("2001:db8:0:3::1"))
+        #expect(try exact("fd00::1") != exact("0.0.0.0"))
     }
 }
