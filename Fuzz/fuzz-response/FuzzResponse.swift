@@ -43,7 +43,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let zone = question.name.keepingLast(depth)
     let classified = ServerResponse.classify(message, question: question, zone: zone)
     checkBailiwick(classified, question: question, zone: zone)
-    let records = RecordCache(maxEntries: 16, maxTTL: 86_400, maxNegativeTTL: 3_600, shardCount: 1)
+    let records = RecordCache(maxBytes: 1 << 20, maxTTL: 86_400, maxNegativeTTL: 3_600, shardCount: 1)
     if let reply = learn(classified, question: question, records: records) {
         store(reply, question: question, settings: settings)
     }

@@ -77,16 +77,18 @@ public final class ResolverApplication: Service {
         let threads = config.server.threads > 0 ? config.server.threads : System.coreCount
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
 
-        let policy = config.resolver.selectionPolicy
+        var policy = config.resolver.selectionPolicy
+        // The server tables (and their metric series) take a sixteenth of the cache's budget, beside it.
+        policy.maxTableBytes = max(SelectionPolicy.minimumTableBytes, config.cache.maxBytes / 16)
         selector = AdaptiveSelector(policy: policy)
         client = UpstreamClient(group: group, timeout: policy.timeout, logger: logger)
         let transactions = UpstreamTransactions(client: client, selector: selector, logger: logger)
         let forwarder = Forwarder(transactions: transactions)
         if config.resolver.mode == .recursive {
             // Recursion's records share the cache's TTL clamps and take an eighth of its budget
-            // (about 256 bytes per RRset).
+            // in bytes, beside it.
             let records = RecordCache(
-                maxEntries: max(1_000, config.cache.maxBytes / 8 / 256), maxTTL: config.cache.maxTTL,
+                maxBytes: config.cache.maxBytes / 8, maxTTL: config.cache.maxTTL,
                 maxNegativeTTL: config.cache.maxNegativeTTL, shardCount: 4 * threads)
             recursor = RecursiveResolver(
                 transactions: transactions, records: records, settings: config.resolver.recursion, logger: logger)

@@ -152,6 +152,34 @@ public final class FakeDNSServer: Sendable {
         throw lastError
     }
 
+    /// Starts plain UDP and TCP listeners (no forgers) on each of `hosts` at `port`: one server
+    /// with one set of records and one count answering on many addresses (a zone with hundreds
+    /// of nameservers).
+    public func listen(on hosts: [String], port: Int) async throws {
+        for host in hosts {
+            let udp = try await DatagramBootstrap(group: group)
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(FakeUDPHandler(server: self))
+                    }
+                }
+                .bind(host: host, port: port).get()
+            channels.withLock { $0.append(udp) }
+            let tcp = try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandlers(
+                            ByteToMessageHandler(LengthFieldBasedFrameDecoder(lengthFieldBitLength: .twoBytes)),
+                            FakeTCPHandler(server: self))
+                    }
+                }
+                .bind(host: host, port: port).get()
+            channels.withLock { $0.append(tcp) }
+        }
+    }
+
     public func stop() async {
         let open = channels.withLock { channels in
             defer { channels = [] }

@@ -7,7 +7,9 @@
 //   - pulled when scraped: the cache's figures, every upstream server's queries, errors and SRTT
 //     (from Selection/), in-flight resolutions, registry members by state, process RSS and open
 //     sockets. Monotonic figures kept elsewhere become counters by adding what grew since the
-//     last scrape.
+//     last scrape. A server's series live as long as its line in Selection/'s tables: when the
+//     server is forgotten (unused past `resolver.server_expiry_s`, or its zone evicted) its
+//     series are removed at the next scrape, so they are bounded with the tables.
 
 import CoreMetrics
 import Metrics
@@ -157,8 +159,10 @@ public final class ResolverMetrics: Sendable {
 
     // MARK: Pulled
 
-    /// Brings a counter named `label` with `dimensions` up to `value` (figures kept elsewhere).
-    func advance(_ label: String, _ dimensions: [(String, String)] = [], to value: Int) {
+    /// Brings a counter named `label` with `dimensions` up to `value` (figures kept elsewhere);
+    /// returns the series' key.
+    @discardableResult
+    func advance(_ label: String, _ dimensions: [(String, String)] = [], to value: Int) -> String {
         let key = Self.key(label, dimensions)
         pulled.withLock { state in
             var entry = state.counters[key] ?? (CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory), 0)
@@ -167,21 +171,71 @@ public final class ResolverMetrics: Sendable {
             entry.last = max(entry.last, target)
             state.counters[key] = entry
         }
+        return key
     }
 
-    /// Sets the gauge named `label` with `dimensions`.
-    func set(_ label: String, _ dimensions: [(String, String)] = [], to value: Double) {
+    /// Sets the gauge named `label` with `dimensions`; returns the series' key.
+    @discardableResult
+    func set(_ label: String, _ dimensions: [(String, String)] = [], to value: Double) -> String {
         let key = Self.key(label, dimensions)
         pulled.withLock { state in
             let gauge = state.gauges[key] ?? CoreMetrics.Gauge(label: label, dimensions: dimensions, factory: factory)
             state.gauges[key] = gauge
             gauge.record(value)
         }
+        return key
     }
+
+    /// Removes the pulled series whose label starts with `prefix` and whose key is not in `live`
+    /// (they leave the exposition and free their memory).
+    func retire(prefix: String, keeping live: Set<String>) {
+        let retired = pulled.withLock { state -> (counters: [CoreMetrics.Counter], gauges: [CoreMetrics.Gauge]) in
+            let counters = state.counters.keys.filter { $0.hasPrefix(prefix) && !live.contains($0) }
+            let gauges = state.gauges.keys.filter { $0.hasPrefix(prefix) && !live.contains($0) }
+            return (
+                counters.compactMap { state.counters.removeValue(forKey: $0)?.counter },
+                gauges.compactMap { state.gauges.removeValue(forKey: $0) }
+            )
+        }
+        retired.counters.forEach { $0.destroy() }
+        retired.gauges.forEach { $0.destroy() }
+    }
+
+    /// Pulled series held (counters and gauges).
+    var pulledSeries: Int { pulled.withLock { $0.counters.count + $0.gauges.count } }
 
     /// One pulled metric's identity: its label and dimensions.
     private static func key(_ label: String, _ dimensions: [(String, String)]) -> String {
         label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+    }
+
+    /// Every known server's series; those of servers no longer in `report` are removed.
+    func exposeServers(_ report: [(zone: DomainName, servers: [ServerReport])]) {
+        var live: Set<String> = []
+        for (zone, servers) in report {
+            for server in servers {
+                let labels = [("zone", zone.description), ("server", server.server.description)]
+                live.insert(advance("resolverd_upstream_queries_total", labels, to: server.stats.queries))
+                let errors = server.stats.errors
+                for (kind, count) in [
+                    ("timeout", errors.timeouts), ("refused", errors.refused), ("servfail", errors.servFail),
+                    ("mismatched", errors.mismatched), ("malformed", errors.malformed), ("unreachable", errors.unreachable),
+                ] {
+                    live.insert(advance("resolverd_upstream_errors_total", labels + [("kind", kind)], to: count))
+                }
+                if let estimate = server.stats.estimate {
+                    live.insert(set("resolverd_upstream_srtt_seconds", labels, to: Double(estimate.smoothed) / 1e9))
+                }
+                live.insert(set("resolverd_upstream_up", labels, to: server.state == "down" ? 0 : 1))
+            }
+        }
+        // Only the per-server series: resolverd_upstream_table_bytes has no server to outlive.
+        for family in [
+            "resolverd_upstream_queries_total", "resolverd_upstream_errors_total", "resolverd_upstream_srtt_seconds",
+            "resolverd_upstream_up",
+        ] {
+            retire(prefix: family + "|", keeping: live)
+        }
     }
 
     /// The Prometheus text exposition, after pulling the figures of `sources`.
@@ -196,26 +250,13 @@ public final class ResolverMetrics: Sendable {
         set("resolverd_cache_entries", to: Double(cache.entries))
         set("resolverd_cache_bytes", to: Double(cache.bytes))
         set("resolverd_cache_max_bytes", to: Double(cache.maxBytes))
-        if let records = sources.records { set("resolverd_recursion_records", to: Double(records.count)) }
-        set("resolverd_queries_in_flight", to: Double(sources.inFlight()))
-
-        for (zone, servers) in sources.selector.report() {
-            for server in servers {
-                let labels = [("zone", zone.description), ("server", server.server.description)]
-                advance("resolverd_upstream_queries_total", labels, to: server.stats.queries)
-                let errors = server.stats.errors
-                for (kind, count) in [
-                    ("timeout", errors.timeouts), ("refused", errors.refused), ("servfail", errors.servFail),
-                    ("mismatched", errors.mismatched), ("malformed", errors.malformed), ("unreachable", errors.unreachable),
-                ] {
-                    advance("resolverd_upstream_errors_total", labels + [("kind", kind)], to: count)
-                }
-                if let estimate = server.stats.estimate {
-                    set("resolverd_upstream_srtt_seconds", labels, to: Double(estimate.smoothed) / 1e9)
-                }
-                set("resolverd_upstream_up", labels, to: server.state == "down" ? 0 : 1)
-            }
+        if let records = sources.records {
+            set("resolverd_recursion_records", to: Double(records.count))
+            set("resolverd_recursion_records_bytes", to: Double(records.bytes))
         }
+        set("resolverd_queries_in_flight", to: Double(sources.inFlight()))
+        set("resolverd_upstream_table_bytes", to: Double(sources.selector.estimatedBytes))
+        exposeServers(sources.selector.report())
 
         var healthy = 0
         var unhealthy = 0

@@ -3,7 +3,9 @@
 // with its credibility (RFC 2181 §5.4.1), so glue never overwrites an authoritative answer. And
 // the negative facts: a name that does not exist (with RFC 8020, nothing below it does either)
 // and a type a name does not have (RFC 2308). The client-facing AnswerCache keeps whole replies;
-// this keeps the pieces the next resolution starts from.
+// this keeps the pieces the next resolution starts from. Memory is bounded in bytes, not entries
+// (one RRset may hold 64 KB): each entry's records and bookkeeping are counted, and a shard over
+// its share drops expired entries, then the oldest.
 
 import NIOCore
 import Synchronization
@@ -31,11 +33,29 @@ public final class RecordCache: Sendable {
         let type: RecordType
     }
 
+    /// Bytes an entry costs beyond its names and data: the dictionary slot, the key, the entry
+    /// and the record array's header.
+    static let entryOverhead = 128
+    /// Bytes a record costs beyond its owner name and RDATA (the struct and the RDATA array's header).
+    static let recordOverhead = 64
+
     struct Entry {
         var records: [ResourceRecord]
         var credibility: Credibility
         var stored: NIODeadline
         var expires: NIODeadline
+        /// What it costs, counted once when made.
+        var bytes: Int
+
+        init(records: [ResourceRecord], credibility: Credibility, stored: NIODeadline, expires: NIODeadline) {
+            self.records = records
+            self.credibility = credibility
+            self.stored = stored
+            self.expires = expires
+            bytes =
+                RecordCache.entryOverhead + (records.first?.name.wire.count ?? 0)
+                + records.reduce(0) { $0 + RecordCache.cost(of: $1) }
+        }
     }
 
     struct Negative {
@@ -43,16 +63,83 @@ public final class RecordCache: Sendable {
         var soa: ResourceRecord?
         var stored: NIODeadline
         var expires: NIODeadline
+        var bytes: Int
+
+        init(soa: ResourceRecord?, name: DomainName, stored: NIODeadline, expires: NIODeadline) {
+            self.soa = soa
+            self.stored = stored
+            self.expires = expires
+            bytes = RecordCache.entryOverhead + name.wire.count + (soa.map(RecordCache.cost(of:)) ?? 0)
+        }
     }
 
+    /// A record's bytes: its owner name, its RDATA and the overhead.
+    static func cost(of record: ResourceRecord) -> Int { recordOverhead + record.name.wire.count + record.rdata.count }
+
+    /// One shard's entries and what they cost; every change goes through its methods, so `bytes`
+    /// stays the sum of the entries' costs.
     struct Shard {
-        var rrsets: [Key: Entry] = [:]
+        private(set) var rrsets: [Key: Entry] = [:]
         /// Names that do not exist (RFC 8020: nor does anything below them).
-        var nxdomains: [DomainName: Negative] = [:]
+        private(set) var nxdomains: [DomainName: Negative] = [:]
         /// Names without records of a type.
-        var nodata: [Key: Negative] = [:]
+        private(set) var nodata: [Key: Negative] = [:]
+        private(set) var bytes = 0
 
         var count: Int { rrsets.count + nxdomains.count + nodata.count }
+
+        mutating func setRRset(_ entry: Entry?, at key: Key) {
+            if let old = rrsets.removeValue(forKey: key) { bytes -= old.bytes }
+            if let entry {
+                rrsets[key] = entry
+                bytes += entry.bytes
+            }
+        }
+
+        mutating func setNXDomain(_ fact: Negative?, at name: DomainName) {
+            if let old = nxdomains.removeValue(forKey: name) { bytes -= old.bytes }
+            if let fact {
+                nxdomains[name] = fact
+                bytes += fact.bytes
+            }
+        }
+
+        mutating func setNoData(_ fact: Negative?, at key: Key) {
+            if let old = nodata.removeValue(forKey: key) { bytes -= old.bytes }
+            if let fact {
+                nodata[key] = fact
+                bytes += fact.bytes
+            }
+        }
+
+        /// Removes every entry whose name (and, for RRsets, whose entry) `remove` picks.
+        mutating func removeAll(where remove: (DomainName, NIODeadline, NIODeadline) -> Bool) {
+            for (key, entry) in rrsets where remove(key.name, entry.stored, entry.expires) { setRRset(nil, at: key) }
+            for (name, fact) in nxdomains where remove(name, fact.stored, fact.expires) { setNXDomain(nil, at: name) }
+            for (key, fact) in nodata where remove(key.name, fact.stored, fact.expires) { setNoData(nil, at: key) }
+        }
+
+        /// Keeps the shard within `limit` bytes: expired entries go first, then the oldest
+        /// stored until an eighth of the limit is free again (so trimming is not paid per insert).
+        mutating func trim(limit: Int, now: NIODeadline) {
+            guard bytes > limit else { return }
+            removeAll { _, _, expires in expires <= now }
+            guard bytes > limit else { return }
+            let target = limit - limit / 8
+            enum Slot { case rrset(Key), nxdomain(DomainName), nodata(Key) }
+            var slots: [(stored: NIODeadline, slot: Slot)] = rrsets.map { ($0.value.stored, .rrset($0.key)) }
+            slots += nxdomains.map { ($0.value.stored, .nxdomain($0.key)) }
+            slots += nodata.map { ($0.value.stored, .nodata($0.key)) }
+            slots.sort { $0.stored < $1.stored }
+            for (_, slot) in slots {
+                guard bytes > target else { break }
+                switch slot {
+                case .rrset(let key): setRRset(nil, at: key)
+                case .nxdomain(let name): setNXDomain(nil, at: name)
+                case .nodata(let key): setNoData(nil, at: key)
+                }
+            }
+        }
     }
 
     /// One lock per shard, in a class because a `Mutex` cannot sit in an array.
@@ -62,20 +149,28 @@ public final class RecordCache: Sendable {
     }
 
     private let shards: [Locked]
-    private let maxEntriesPerShard: Int
+    private let maxBytesPerShard: Int
     private let maxTTL: UInt32
     private let maxNegativeTTL: UInt32
 
+    /// The smallest share of a shard: room for a 64 KB RRset and then some.
+    static let minimumShardBytes = 256 * 1024
+
     /// - Parameters:
-    ///   - maxEntries: the most RRsets and negative facts kept; past it, expired ones go first.
+    ///   - maxBytes: the most memory the entries may take, bookkeeping counted (each shard gets
+    ///     its share, at least `minimumShardBytes`); past it, expired entries go first, then the
+    ///     oldest. An RRset over a quarter of a shard's share is not kept.
     ///   - maxTTL, maxNegativeTTL: clamps, the same as the answer cache's.
-    public init(maxEntries: Int, maxTTL: UInt32, maxNegativeTTL: UInt32, shardCount: Int = 8) {
+    public init(maxBytes: Int, maxTTL: UInt32, maxNegativeTTL: UInt32, shardCount: Int = 8) {
         let count = max(1, shardCount)
         shards = (0..<count).map { _ in Locked() }
-        maxEntriesPerShard = max(16, maxEntries / count)
+        maxBytesPerShard = max(Self.minimumShardBytes, maxBytes / count)
         self.maxTTL = maxTTL
         self.maxNegativeTTL = maxNegativeTTL
     }
+
+    /// The most bytes the cache holds (the shards' shares together).
+    public var maxBytes: Int { maxBytesPerShard * shards.count }
 
     private func shard(_ name: DomainName) -> Locked {
         shards[Int(UInt(bitPattern: name.hashValue) % UInt(shards.count))]
@@ -98,11 +193,12 @@ public final class RecordCache: Sendable {
             let entry = Entry(
                 records: Self.deduplicated(set), credibility: credibility, stored: now,
                 expires: now + .seconds(Int64(ttl)))
+            guard entry.bytes <= maxBytesPerShard / 4 else { continue }
             shard(key.name).withLock { shard in
                 if let existing = shard.rrsets[key], existing.expires > now, existing.credibility > credibility { return }
-                shard.rrsets[key] = entry
-                shard.nodata[key] = nil
-                Self.trim(&shard, limit: maxEntriesPerShard, now: now)
+                shard.setRRset(entry, at: key)
+                shard.setNoData(nil, at: key)
+                shard.trim(limit: maxBytesPerShard, now: now)
             }
         }
     }
@@ -126,7 +222,7 @@ public final class RecordCache: Sendable {
     /// Forgets one RRset (a delegation whose servers all failed, to be asked for again).
     func remove(_ name: DomainName, _ type: RecordType) {
         let key = Key(name: name.lowercased, type: type)
-        shard(key.name).withLock { _ = $0.rrsets.removeValue(forKey: key) }
+        shard(key.name).withLock { $0.setRRset(nil, at: key) }
     }
 
     // MARK: Negative facts
@@ -138,8 +234,9 @@ public final class RecordCache: Sendable {
         guard let ttl = negativeTTL(soa), ttl > 0 else { return }
         let key = name.lowercased
         shard(key).withLock { shard in
-            shard.nxdomains[key] = Negative(soa: soa?.withTTL(ttl), stored: now, expires: now + .seconds(Int64(ttl)))
-            Self.trim(&shard, limit: maxEntriesPerShard, now: now)
+            shard.setNXDomain(
+                Negative(soa: soa?.withTTL(ttl), name: key, stored: now, expires: now + .seconds(Int64(ttl))), at: key)
+            shard.trim(limit: maxBytesPerShard, now: now)
         }
     }
 
@@ -148,8 +245,9 @@ public final class RecordCache: Sendable {
         guard let ttl = negativeTTL(soa), ttl > 0 else { return }
         let key = Key(name: name.lowercased, type: type)
         shard(key.name).withLock { shard in
-            shard.nodata[key] = Negative(soa: soa?.withTTL(ttl), stored: now, expires: now + .seconds(Int64(ttl)))
-            Self.trim(&shard, limit: maxEntriesPerShard, now: now)
+            shard.setNoData(
+                Negative(soa: soa?.withTTL(ttl), name: key.name, stored: now, expires: now + .seconds(Int64(ttl))), at: key)
+            shard.trim(limit: maxBytesPerShard, now: now)
         }
     }
 
@@ -188,9 +286,7 @@ public final class RecordCache: Sendable {
         return shards.reduce(0) { total, shard in
             total + shard.withLock { shard in
                 let before = shard.count
-                shard.rrsets = shard.rrsets.filter { !matches($0.key.name) }
-                shard.nxdomains = shard.nxdomains.filter { !matches($0.key) }
-                shard.nodata = shard.nodata.filter { !matches($0.key.name) }
+                shard.removeAll { name, _, _ in matches(name) }
                 return before - shard.count
             }
         }
@@ -198,6 +294,9 @@ public final class RecordCache: Sendable {
 
     /// RRsets and negative facts held (expired ones included until trimmed).
     public var count: Int { shards.reduce(0) { $0 + $1.withLock { $0.count } } }
+
+    /// What the entries held cost, bookkeeping counted.
+    public var bytes: Int { shards.reduce(0) { $0 + $1.withLock { $0.bytes } } }
 
     private func negativeTTL(_ soa: ResourceRecord?) -> UInt32? {
         guard let soa, soa.type == .soa, soa.rdata.count >= 4 else { return nil }
@@ -216,19 +315,6 @@ public final class RecordCache: Sendable {
     private static func deduplicated(_ records: [ResourceRecord]) -> [ResourceRecord] {
         var seen: Set<[UInt8]> = []
         return records.filter { seen.insert($0.rdata).inserted }
-    }
-
-    /// Keeps a shard under `limit`: expired entries go first, then an arbitrary eighth.
-    private static func trim(_ shard: inout Shard, limit: Int, now: NIODeadline) {
-        guard shard.count > limit else { return }
-        shard.rrsets = shard.rrsets.filter { $0.value.expires > now }
-        shard.nxdomains = shard.nxdomains.filter { $0.value.expires > now }
-        shard.nodata = shard.nodata.filter { $0.value.expires > now }
-        guard shard.count > limit else { return }
-        let excess = shard.count - limit + limit / 8
-        for key in shard.rrsets.keys.prefix(excess) { shard.rrsets[key] = nil }
-        for key in shard.nodata.keys.prefix(max(0, shard.count - limit)) { shard.nodata[key] = nil }
-        for key in shard.nxdomains.keys.prefix(max(0, shard.count - limit)) { shard.nxdomains[key] = nil }
     }
 }
 

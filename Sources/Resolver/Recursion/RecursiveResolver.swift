@@ -11,9 +11,12 @@
 //      up: that is a loop).
 //   4. An answer ending in a CNAME or DNAME leaving the zone is followed as a new question, at
 //      most `maxCNAMEChain` links.
-// Everything a client query causes is bounded: upstream queries, referrals, chain length, nested
-// lookups, and an overall deadline (checked before each upstream query, so an answer comes at
-// most one exchange past it); past any of them the client gets SERVFAIL.
+// Everything a client query causes is bounded: upstream packets (every one — hedges, probes,
+// failovers, TCP retries, nested lookups — taken from one budget per client query), the
+// nameservers and addresses taken from one zone cut, the servers asked per question, referrals,
+// chain length, nested lookups, and an overall deadline, kept while waiting too (the client gets
+// its SERVFAIL at the deadline even with upstream queries in flight); past any of them the client
+// gets SERVFAIL.
 
 import Logging
 import NIOCore
@@ -27,8 +30,17 @@ public struct RecursionSettings: Sendable, Equatable {
     public var qnameMinimisation = true
     /// A client query unanswered after this long gets SERVFAIL.
     public var deadline: TimeAmount = .seconds(10)
-    /// Upstream queries one client query may cause, nested lookups included.
+    /// Upstream packets one client query may cause: first sends, hedges, probes, failovers, TCP
+    /// and EDNS-less retries, nested lookups included.
     public var maxUpstreamQueries = 64
+    /// NS names of one zone cut whose addresses are used (PowerDNS's max-ns-per-resolve is 13,
+    /// BIND's NS_PROCESSING_LIMIT 20): a referral to 200 nameservers is a referral to 13.
+    public var maxNameserversPerCut = 13
+    /// Addresses used per NS name (one of each family when it has both).
+    public var maxAddressesPerNameserver = 2
+    /// Servers asked for one question at one zone cut — first choice, probe, hedges and failovers
+    /// (Knot Resolver retries a query at most 4 times, KR_QUERY_NSRETRY_LIMIT).
+    public var maxServersPerQuestion = 4
     /// Referrals followed for one name.
     public var maxReferrals = 30
     /// CNAME/DNAME links followed for one client query.
@@ -83,10 +95,12 @@ public final class RecursiveResolver: Sendable {
     }
 
     /// Resolves a client's question: the answer message (NOERROR with records, NXDOMAIN or NODATA
-    /// with the SOA), or a failure for SERVFAIL.
+    /// with the SOA), or a failure for SERVFAIL — at the deadline at the latest.
     public func resolve(_ query: UpstreamQuery) async -> Resolution {
         let budget = ResolutionBudget(settings: settings, now: .now())
-        let outcome = await lookup(query.question, budget: budget, depth: 0)
+        let outcome = await withDeadline(budget.deadline) { [self] in
+            await lookup(query.question, budget: budget, depth: 0)
+        }
         switch outcome {
         case .failure(let reason):
             return .failure(reason)
@@ -120,6 +134,24 @@ public final class RecursiveResolver: Sendable {
             credibility: .glue, now: now)
         logger.debug("primed the root", metadata: ["servers": "\(names.count)"])
         return true
+    }
+
+    /// `work`'s step, or a failure at `deadline` if it is not done by then. Transactions end at
+    /// the deadline themselves; this also covers waiting on work shared with another client query
+    /// (coalesced questions, priming), which keeps that query's deadline. Late work runs on to its
+    /// end but sends nothing more: the budget refuses every packet past the deadline.
+    private func withDeadline(_ deadline: NIODeadline, _ work: @escaping @Sendable () async -> Step) async -> Step {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Step, Never>) in
+            let once = ResumeOnce(continuation)
+            let timer = transactions.client.schedule(in: deadline - .now()) {
+                once.resume(.failure("deadline passed"))
+            }
+            Task {
+                let step = await work()
+                timer.cancel()
+                once.resume(step)
+            }
+        }
     }
 
     // MARK: - Resolution
@@ -224,8 +256,11 @@ public final class RecursiveResolver: Sendable {
             let response = ServerResponse.classify(message, question: asked, zone: cut.zone)
             switch response {
             case .referral(let child, let ns, let glue):
+                // Only the nameservers that will be used bring their glue (a referral to 200
+                // names stores 13 names' addresses).
+                let used = Set(ns.compactMap(\.targetName).prefix(settings.maxNameserversPerCut))
                 records.insert(ns, credibility: .referral, now: now)
-                records.insert(glue, credibility: .glue, now: now)
+                records.insert(glue.filter { used.contains($0.name) }, credibility: .glue, now: now)
                 cut = Cut(zone: child, nameservers: ns.compactMap(\.targetName), fixed: [])
                 known = child
                 cutFromCache = false
@@ -300,13 +335,10 @@ public final class RecursiveResolver: Sendable {
     /// nameserver names are looked up now. The fixed addresses (root hints) stand in when none is known.
     private func addresses(of cut: Cut, budget: ResolutionBudget, depth: Int) async -> [ServerAddress] {
         let now = NIODeadline.now()
-        var found: [ServerAddress] = []
-        var missing: [DomainName] = []
-        for name in cut.nameservers {
-            let addresses = Self.servers(
-                (records.rrset(name, .a, now: now) ?? []) + (records.rrset(name, .aaaa, now: now) ?? []))
-            if addresses.isEmpty { missing.append(name) } else { found += addresses }
+        let (known, missing) = Self.candidates(cut.nameservers, settings: settings) { name in
+            (records.rrset(name, .a, now: now) ?? [], records.rrset(name, .aaaa, now: now) ?? [])
         }
+        var found = known
         if !found.isEmpty { return found }
         if !cut.fixed.isEmpty { return cut.fixed }
         guard depth < settings.maxDependencyDepth else { return [] }
@@ -317,7 +349,9 @@ public final class RecursiveResolver: Sendable {
             guard budget.begin(question) else { continue }
             let step = await lookup(question, budget: budget, depth: depth + 1)
             budget.end(question)
-            if case .answer(_, let addresses) = step { found += Self.servers(addresses) }
+            if case .answer(_, let addresses) = step {
+                found += Self.servers(addresses).prefix(settings.maxAddressesPerNameserver)
+            }
             if !found.isEmpty { break }
         }
         return found
@@ -328,15 +362,42 @@ public final class RecursiveResolver: Sendable {
         records.compactMap(\.address).map { ServerAddress(ip: $0, port: 53) }
     }
 
+    /// The server addresses of a zone cut's first `maxNameserversPerCut` NS names, at most
+    /// `maxAddressesPerNameserver` each (IPv4 and IPv6 taken in turn), from what `known` gives
+    /// for a name (its A and AAAA records); and the names among them with no address known.
+    static func candidates(
+        _ nameservers: [DomainName], settings: RecursionSettings,
+        known: (DomainName) -> (a: [ResourceRecord], aaaa: [ResourceRecord])
+    ) -> (found: [ServerAddress], missing: [DomainName]) {
+        var found: [ServerAddress] = []
+        var missing: [DomainName] = []
+        var seen: Set<DomainName> = []
+        for name in nameservers where seen.insert(name).inserted {
+            guard seen.count <= settings.maxNameserversPerCut else { break }
+            let (a, aaaa) = known(name)
+            let v4 = servers(a)
+            let v6 = servers(aaaa)
+            var mixed: [ServerAddress] = []
+            for index in 0..<max(v4.count, v6.count) where mixed.count < settings.maxAddressesPerNameserver {
+                if index < v4.count { mixed.append(v4[index]) }
+                if index < v6.count, mixed.count < settings.maxAddressesPerNameserver { mixed.append(v6[index]) }
+            }
+            if mixed.isEmpty { missing.append(name) } else { found += mixed }
+        }
+        return (found, missing)
+    }
+
     /// One upstream question to a zone's servers, shared with identical ones in flight. A lame
-    /// response counts as that server's failure and the next server is asked.
+    /// response counts as that server's failure and the next server is asked, up to
+    /// `maxServersPerQuestion`; every packet is taken from `budget`.
     private func ask(_ question: Question, zone: DomainName, servers: [ServerAddress], budget: ResolutionBudget) async
         -> MessageOutcome
     {
-        if let exhausted = budget.spend() { return .failure(exhausted) }
+        if let exhausted = budget.exhausted(now: .now()) { return .failure(exhausted) }
         let outcome = await inFlight.run(UpstreamKey(zone: zone, question: question)) {
             await transactions.resolve(
                 UpstreamQuery(question: question, recursionDesired: false), zone: zone, servers: servers,
+                budget: budget, maxServers: settings.maxServersPerQuestion,
                 accept: { ServerResponse.classify($0, question: question, zone: zone).isUsable })
         }
         switch outcome {
@@ -358,17 +419,18 @@ public final class RecursiveResolver: Sendable {
     }
 }
 
-/// What one client query may still spend, shared by the nested lookups it causes.
-final class ResolutionBudget: Sendable {
+/// What one client query may still spend, shared by the nested lookups it causes: every upstream
+/// packet is taken from it, and nothing leaves past its deadline.
+final class ResolutionBudget: SendBudget {
     private struct State {
-        var queries = 0
+        var sent = 0
         /// Nameserver lookups under way (to detect loops).
         var lookups: Set<Question> = []
     }
 
     private let state = Mutex(State())
     private let maxQueries: Int
-    /// No upstream query leaves after this; the client gets SERVFAIL.
+    /// No upstream query leaves after this, and the client gets SERVFAIL then at the latest.
     let deadline: NIODeadline
 
     init(settings: RecursionSettings, now: NIODeadline) {
@@ -376,18 +438,44 @@ final class ResolutionBudget: Sendable {
         deadline = now + settings.deadline
     }
 
-    /// Why the next upstream query may not leave, or nil when it may (and is counted).
-    func spend() -> String? {
-        guard NIODeadline.now() < deadline else { return "deadline passed" }
+    /// Takes one packet; false when the budget is spent or the deadline has passed.
+    func spend() -> Bool { spend(now: .now()) }
+
+    func spend(now: NIODeadline) -> Bool {
+        guard now < deadline else { return false }
         return state.withLock { state in
-            guard state.queries < maxQueries else { return "more than \(maxQueries) upstream queries" }
-            state.queries += 1
-            return nil
+            guard state.sent < maxQueries else { return false }
+            state.sent += 1
+            return true
         }
+    }
+
+    /// Packets taken so far.
+    var sent: Int { state.withLock { $0.sent } }
+
+    /// Why no packet may leave any more, or nil while one may.
+    func exhausted(now: NIODeadline) -> String? {
+        guard now < deadline else { return "deadline passed" }
+        return state.withLock { $0.sent < maxQueries } ? nil : "more than \(maxQueries) upstream queries"
     }
 
     /// Marks a nameserver lookup as under way; false if it already is (a dependency loop).
     func begin(_ question: Question) -> Bool { state.withLock { $0.lookups.insert(question).inserted } }
 
     func end(_ question: Question) { _ = state.withLock { $0.lookups.remove(question) } }
+}
+
+/// Resumes a continuation once, from whichever of two racers comes first.
+private final class ResumeOnce<Value: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<Value, Never>?>
+
+    init(_ continuation: CheckedContinuation<Value, Never>) { self.continuation = Mutex(continuation) }
+
+    func resume(_ value: Value) {
+        let taken = continuation.withLock { stored in
+            defer { stored = nil }
+            return stored
+        }
+        taken?.resume(returning: value)
+    }
 }

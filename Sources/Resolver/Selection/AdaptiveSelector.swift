@@ -23,6 +23,9 @@ public final class AdaptiveSelector: ServerSelector {
         state.withLock { $0.record(feedback, server: server, zone: zone, now: now) }
     }
 
+    /// The server tables' estimated memory.
+    public var estimatedBytes: Int { state.withLock { $0.estimatedBytes } }
+
     /// Every zone's servers in selection order with their figures.
     public func report(now: NIODeadline = .now()) -> [(zone: DomainName, servers: [ServerReport])] {
         state.withLock { $0.report(now: now) }

@@ -23,6 +23,19 @@ public struct SelectionPolicy: Sendable, Equatable {
     public var warmUpSamples = 3
     /// The longest down period.
     public var backoffCeiling: TimeAmount = .minutes(2)
+    /// Memory the per-zone server tables may take, estimated (`zoneBytes` and `serverBytes`); past
+    /// it, the zones asked least recently are forgotten. resolverd gives a sixteenth of
+    /// `cache.max_bytes`.
+    public var maxTableBytes = 16 << 20
+
+    /// The least `maxTableBytes` resolverd gives (room for about 500 servers).
+    public static let minimumTableBytes = 1 << 20
+    /// A zone's table without its servers: the dictionary slot, the name and the table (plus the
+    /// name's wire bytes, counted apart).
+    public static let zoneBytes = 256
+    /// One server's line in one zone's table, with the nine metric series /metrics keeps for it
+    /// (a counter of queries, six of errors, SRTT and up; about 200 bytes each in the exporter).
+    public static let serverBytes = 2048
 
     public init() {}
 }

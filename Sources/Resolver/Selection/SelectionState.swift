@@ -5,6 +5,9 @@
 // server's retransmit time sets when the next one is asked too. Failures mark a server down with
 // exponential back-off; only probes reach it then, and its next answer starts its figures anew.
 // Time and randomness come in as arguments, so tests drive it with a manual clock and a seed.
+// Memory is bounded: servers unused past `expiry` leave their tables, zones unasked that long go
+// whole, and past `maxTableBytes` (estimated per zone and per server) the zones asked least
+// recently are forgotten.
 
 import NIOCore
 
@@ -34,8 +37,15 @@ public struct SelectionState: Sendable {
     public let policy: SelectionPolicy
     public private(set) var zones: [DomainName: ZoneSelection] = [:]
     private var lastSweep: NIODeadline?
+    /// The tables' estimated memory (`SelectionPolicy.zoneBytes` and `serverBytes`).
+    public private(set) var estimatedBytes = 0
 
     public init(policy: SelectionPolicy) { self.policy = policy }
+
+    /// What one zone's table is estimated to cost.
+    static func cost(_ zone: DomainName, servers: Int) -> Int {
+        SelectionPolicy.zoneBytes + zone.wire.count + servers * SelectionPolicy.serverBytes
+    }
 
     /// Plans one query to `zone` (servers in configured order).
     public mutating func plan(
@@ -92,7 +102,10 @@ public struct SelectionState: Sendable {
             table.lastProbe = now
         }
         table.lastQuery = now
+        estimatedBytes += Self.cost(zone, servers: table.servers.count)
+            - (zones[zone].map { Self.cost(zone, servers: $0.servers.count) } ?? 0)
         zones[zone] = table
+        if estimatedBytes > policy.maxTableBytes { evictLeastRecentlyUsed(keeping: zone) }
         return SelectionPlan(
             order: ranked.order, probe: probe, hedgeDelays: ranked.order.map { retransmitTimeout(table.servers[$0]) })
     }
@@ -207,12 +220,35 @@ public struct SelectionState: Sendable {
         stats.newsSince = now
     }
 
-    /// Forgets zones not asked for `expiry` (bounded memory). Runs every quarter of `expiry`, so an
-    /// idle zone is gone within 1.25 × `expiry`.
+    /// Forgets zones not asked for `expiry`, and servers of the others not used for that long
+    /// (bounded memory; their metric series go with them). Runs every quarter of `expiry`, so an
+    /// idle zone or server is gone within 1.25 × `expiry`.
     private mutating func sweepIfDue(now: NIODeadline) {
         if let lastSweep, now - lastSweep < .nanoseconds(policy.expiry.nanoseconds / 4) { return }
         lastSweep = now
-        zones = zones.filter { now - $0.value.lastQuery <= policy.expiry }
+        var kept: [DomainName: ZoneSelection] = [:]
+        var bytes = 0
+        for (zone, table) in zones where now - table.lastQuery <= policy.expiry {
+            var table = table
+            table.servers = table.servers.filter { now - $0.value.lastUsed <= policy.expiry }
+            kept[zone] = table
+            bytes += Self.cost(zone, servers: table.servers.count)
+        }
+        zones = kept
+        estimatedBytes = bytes
+    }
+
+    /// Forgets the zones asked least recently until an eighth of `maxTableBytes` is free (so
+    /// eviction is not paid per plan); `keeping` is the zone being planned, kept whatever it costs.
+    private mutating func evictLeastRecentlyUsed(keeping: DomainName) {
+        let target = policy.maxTableBytes - policy.maxTableBytes / 8
+        let oldestFirst = zones.filter { $0.key != keeping }.map { ($0.key, $0.value.lastQuery, $0.value.servers.count) }
+            .sorted { $0.1 < $1.1 }
+        for (zone, _, servers) in oldestFirst {
+            guard estimatedBytes > target else { break }
+            zones[zone] = nil
+            estimatedBytes -= Self.cost(zone, servers: servers)
+        }
     }
 
     /// Every zone's servers in selection order, for the admin view.

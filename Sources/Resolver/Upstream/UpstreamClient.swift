@@ -74,10 +74,11 @@ public struct UpstreamClient: Sendable {
     }
 
     /// The same with a callback, called once on whichever thread finished the exchange: the miss
-    /// path skips a task and a hop to the concurrency pool per upstream query.
+    /// path skips a task and a hop to the concurrency pool per upstream query. A retry (over TCP,
+    /// or without EDNS) is a packet of its own: it leaves only if `budget` allows it.
     public func exchange(
         _ query: UpstreamQuery, server: ServerAddress, transport: Transport = .udp, edns: Bool = true,
-        completion: @escaping Completion
+        budget: (any SendBudget)? = nil, completion: @escaping Completion
     ) {
         let wire: [UInt8]
         let expected: ExpectedAnswer
@@ -96,9 +97,11 @@ public struct UpstreamClient: Sendable {
             // RFC 6891 §7: a server that does not know EDNS answers FORMERR without an OPT record;
             // ask it again without one.
             if edns, answer.message.rcode == .formErr, answer.message.edns == nil {
-                return exchange(query, server: server, transport: transport, edns: false, completion: completion)
+                guard budget?.spend() ?? true else { return completion(.failure(.overBudget)) }
+                return exchange(query, server: server, transport: transport, edns: false, budget: budget, completion: completion)
             }
             guard answer.message.flags.contains(.tc) else { return completion(result) }
+            guard budget?.spend() ?? true else { return completion(.failure(.overBudget)) }
             logger.debug("truncated answer, retrying over TCP", metadata: ["server": "\(server)"])
             sendTCP(wire, expected: expected, completion: completion)
         }

@@ -12,6 +12,8 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
     /// An answer the zone's servers may not give (recursion: not authoritative, an upward
     /// referral): a lame server.
     case lame
+    /// Not sent: the client query's budget of upstream packets is spent, or its deadline passed.
+    case overBudget
 
     public var description: String {
         switch self {
@@ -20,16 +22,18 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
         case .malformed(let why): "malformed answer: \(why)"
         case .badQuery(let why): "query could not be built: \(why)"
         case .lame: "lame answer (not authoritative for the zone)"
+        case .overBudget: "not sent: the client query's upstream budget is spent"
         }
     }
 
-    /// The feedback this error means for server selection.
-    var feedback: ServerFeedback {
+    /// The feedback this error means for server selection; nil when the server was not asked.
+    var feedback: ServerFeedback? {
         switch self {
         case .timeout: .timeout
         case .unreachable, .badQuery: .unreachable
         case .malformed: .malformed
         case .lame: .refused
+        case .overBudget: nil
         }
     }
 }

@@ -3,6 +3,8 @@
 // delay, the next is asked as well while the first stays outstanding; a failure moves on at
 // once. The first usable answer is returned; slower attempts run on to their own end and report
 // their outcome to selection, so a probe's figures count without the client waiting for them.
+// Recursion caps the servers one transaction asks and hands it the client query's budget: each
+// packet is taken from it, and the transaction gives up at the budget's deadline.
 
 import Logging
 import NIOCore
@@ -28,13 +30,17 @@ public struct UpstreamTransactions: Sendable {
     private enum Event: Sendable {
         case outcome(attempt: Int, server: ServerAddress, Result<UpstreamAnswer, UpstreamError>)
         case hedgeTimer(attempt: Int)
+        case deadline
     }
 
     /// Asks `zone`'s `servers` for `query`. An answer `accept` turns down (recursion's lame
-    /// servers) counts as that server refusing, and the next server is asked.
+    /// servers) counts as that server refusing, and the next server is asked. At most
+    /// `maxServers` servers are asked, the probe included; with a `budget`, every packet is taken
+    /// from it and the transaction fails at its deadline even with queries still in flight (their
+    /// outcomes still reach selection).
     public func resolve(
-        _ query: UpstreamQuery, zone: DomainName, servers: [ServerAddress],
-        accept: @escaping @Sendable (DNSMessage) -> Bool = { _ in true }
+        _ query: UpstreamQuery, zone: DomainName, servers: [ServerAddress], budget: (any SendBudget)? = nil,
+        maxServers: Int = .max, accept: @escaping @Sendable (DNSMessage) -> Bool = { _ in true }
     ) async -> TransactionOutcome {
         let plan = selector.plan(zone: zone, servers: servers, now: .now())
         guard !plan.order.isEmpty else { return .failure("no servers for \(zone)") }
@@ -49,38 +55,52 @@ public struct UpstreamTransactions: Sendable {
         // no task per attempt, no dispatch timer or event-loop wakeup per hedge.
         var timers: [UpstreamTimer] = []
         defer { timers.forEach { $0.cancel() } }
+        if let budget {
+            timers.append(client.schedule(in: budget.deadline - .now()) { sink.yield(.deadline) })
+        }
 
-        func launch(_ server: ServerAddress, attempt: Int) {
+        /// Sends to `server` if the server cap and the budget allow it.
+        func launch(_ server: ServerAddress, attempt: Int) -> Bool {
+            guard asked.count < maxServers else { return false }
+            guard budget?.spend() ?? true else {
+                lastError = "the client query's upstream budget is spent"
+                return false
+            }
             outstanding += 1
             asked.insert(server)
-            client.exchange(query, server: server) { outcome in
+            client.exchange(query, server: server, budget: budget) { outcome in
                 var result = outcome
                 if case .success(let answer) = outcome, Self.isUsable(answer.message), !accept(answer.message) {
                     result = .failure(.lame)
                 }
-                selector.record(Self.feedback(for: result), server: server, zone: zone, now: .now())
+                if let feedback = Self.feedback(for: result) {
+                    selector.record(feedback, server: server, zone: zone, now: .now())
+                }
                 sink.yield(.outcome(attempt: attempt, server: server, result))
             }
+            return true
         }
         func launchNext() -> Bool {
             // A server already asked (as the probe) is not asked twice.
             while launched < plan.order.count, asked.contains(plan.order[launched]) { launched += 1 }
             guard launched < plan.order.count else { return false }
             let attempt = launched
+            guard launch(plan.order[attempt], attempt: attempt) else { return false }
             launched += 1
-            launch(plan.order[attempt], attempt: attempt)
-            if launched < plan.order.count {
+            if launched < plan.order.count, asked.count < maxServers {
                 timers.append(client.schedule(in: plan.hedgeDelays[attempt]) { sink.yield(.hedgeTimer(attempt: attempt)) })
             }
             return true
         }
 
-        _ = launchNext()
+        guard launchNext() else { return .failure(lastError) }
         if let probe = plan.probe, probe != plan.order[0] {
-            launch(probe, attempt: -1)
+            _ = launch(probe, attempt: -1)
         }
         for await event in events {
             switch event {
+            case .deadline:
+                return .failure("deadline passed waiting for \(zone)'s servers")
             case .hedgeTimer(let attempt):
                 // Only the newest attempt's timer hedges; older timers are stale.
                 guard attempt == launched - 1 else { continue }
@@ -112,7 +132,7 @@ public struct UpstreamTransactions: Sendable {
         message.rcode == .noError || message.rcode == .nxDomain
     }
 
-    static func feedback(for result: Result<UpstreamAnswer, UpstreamError>) -> ServerFeedback {
+    static func feedback(for result: Result<UpstreamAnswer, UpstreamError>) -> ServerFeedback? {
         switch result {
         case .success(let answer):
             switch answer.message.rcode {

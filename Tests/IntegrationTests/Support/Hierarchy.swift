@@ -109,6 +109,12 @@ struct HierarchyLayout {
         ]
     }
 
+    /// A delegation of `zone` (under test.) to `count` nameservers `ns1.zone.`… with glue at
+    /// hosts `firstHost`… of this hierarchy: records for test.'s server (host 2).
+    func wideDelegation(_ zone: String, count: Int, firstHost: Int) -> [String] {
+        (1...count).flatMap { ["\(zone) 86400 IN NS ns\($0).\(zone)", "ns\($0).\(zone) 86400 IN A \(address(firstHost + $0 - 1))"] }
+    }
+
     /// A resolverd config resolving from this hierarchy's root.
     func config(qnameMinimisation: Bool = true, timeoutMs: Int = 1000, extra: String = "") -> String {
         """
@@ -136,11 +142,13 @@ final class FakeHierarchy: @unchecked Sendable {
     let layout = HierarchyLayout()
     private(set) var servers: [Int: FakeDNSServer] = [:]
 
-    static func start() async throws -> FakeHierarchy {
+    /// Starts every server of the layout, `extra` records added to the hosts they are keyed by.
+    static func start(extra: (HierarchyLayout) -> [Int: [String]] = { _ in [:] }) async throws -> FakeHierarchy {
         let hierarchy = FakeHierarchy()
+        let added = extra(hierarchy.layout)
         do {
             for server in hierarchy.layout.servers {
-                let fake = try FakeDNSServer(zone: server.records, behavior: server.behavior)
+                let fake = try FakeDNSServer(zone: server.records + (added[server.host] ?? []), behavior: server.behavior)
                 hierarchy.servers[server.host] = fake
                 _ = try await fake.start(host: hierarchy.layout.address(server.host), port: 53)
             }

@@ -340,17 +340,20 @@ struct FuzzRegressionTests {
         let name = try #require(DomainName("odd.example."))
         // An SOA whose RDATA is too short for its MINIMUM field, and one with a TTL of 0.
         let shortSOA = ResourceRecord(name: name, type: .soa, ttl: 300, rdata: [0, 0, 1])
-        let records = RecordCache(maxEntries: 16, maxTTL: 86_400, maxNegativeTTL: 3_600, shardCount: 1)
+        let records = RecordCache(maxBytes: 1 << 20, maxTTL: 86_400, maxNegativeTTL: 3_600, shardCount: 1)
         records.insertNXDomain(name, soa: shortSOA, now: now)
         records.insertNoData(name, .a, soa: ResourceRecord(name: name, type: .soa, ttl: 0, rdata: [UInt8](repeating: 0, count: 22)), now: now)
         #expect(records.nxdomain(covering: name, now: now) == nil)
         #expect(records.noData(name, .a, now: now) == nil)
         // More RRsets than the shard holds: trimming, not growth.
-        for index in 0..<100 {
+        for index in 0..<5_000 {
             let owner = try #require(DomainName("n\(index).odd.example."))
-            records.insert([ResourceRecord(name: owner, type: .a, ttl: 60, rdata: [192, 0, 2, UInt8(index)])], credibility: .answer, now: now)
+            records.insert(
+                [ResourceRecord(name: owner, type: .a, ttl: 60, rdata: [192, 0, 2, UInt8(truncatingIfNeeded: index)])],
+                credibility: .answer, now: now)
         }
-        #expect(records.count <= 16)
+        #expect(records.bytes <= records.maxBytes)
+        #expect(records.count < 5_000)
         // A failure entry rendered to a query whose name differs in length from the stored one.
         let failure = CachedAnswer.failure(question: Question(name: name, type: .a), ttl: 5)
         let query = TestQuery(name: TestWire.name("x.example")).bytes

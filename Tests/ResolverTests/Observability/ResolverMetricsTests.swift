@@ -52,4 +52,29 @@ struct ResolverMetricsTests {
         #expect(text.contains("resolverd_test_total 8"))
         #expect(text.contains("resolverd_test_gauge{zone=\".\"} 2.5"))
     }
+
+    @Test func seriesOfForgottenServersAreRemoved() throws {
+        let metrics = ResolverMetrics()
+        let zone = try name("example.")
+        func report(_ hosts: [UInt32]) -> [(zone: DomainName, servers: [ServerReport])] {
+            [(zone, hosts.map { host in
+                var stats = ServerStats(now: .now())
+                stats.queries = 3
+                stats.health = .alive(RTTEstimate(firstSample: .milliseconds(5)))
+                return ServerReport(server: ServerAddress(ip: .v4(0xC000_0200 | host), port: 53), stats: stats, state: "alive")
+            })]
+        }
+        metrics.exposeServers(report(Array(1...100)))
+        #expect(metrics.pulledSeries == 100 * 9)
+        #expect(metrics.registry.emitToString().contains("server=\"192.0.2.100:53\""))
+        // 99 servers forgotten by selection (unused past server_expiry_s, or their zone evicted).
+        metrics.exposeServers(report([1]))
+        #expect(metrics.pulledSeries == 9)
+        let text = metrics.registry.emitToString()
+        #expect(!text.contains("192.0.2.100:53"))
+        #expect(text.contains("resolverd_upstream_queries_total{zone=\"example.\",server=\"192.0.2.1:53\"} 3"), "\(text)")
+        // A server met again starts a new series.
+        metrics.exposeServers(report([1, 100]))
+        #expect(metrics.pulledSeries == 18)
+    }
 }

@@ -1,6 +1,7 @@
 // Recursion/RecordCache: credibility ranking (RFC 2181 §5.4.1), TTLs counted down on a fake
-// clock, RFC 8020 NXDOMAIN cuts, NODATA, flush and the entry bound; the resolution budget and the
-// upstream timer heap. Recursion/LocalZones: RFC 6303's zones and the forward zones that
+// clock, RFC 8020 NXDOMAIN cuts, NODATA, flush and the byte bound (many names, huge RRsets); the
+// resolution budget, the caps on a zone cut's nameservers and addresses, and the upstream timer
+// heap. Recursion/LocalZones: RFC 6303's zones and the forward zones that
 // override them.
 
 import NIOCore
@@ -14,8 +15,16 @@ struct RecordCacheTests {
     let start = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
     let soa = "inb.test. 3600 IN SOA ns1.inb.test. nobody.invalid. 1 3600 1200 604800 60"
 
-    func cache(maxEntries: Int = 1000) -> RecordCache {
-        RecordCache(maxEntries: maxEntries, maxTTL: 86400, maxNegativeTTL: 3600, shardCount: 2)
+    func cache(maxBytes: Int = 1 << 20) -> RecordCache {
+        RecordCache(maxBytes: maxBytes, maxTTL: 86400, maxNegativeTTL: 3600, shardCount: 2)
+    }
+
+    /// An RRset of `count` A records at `owner` (about 88 bytes each as counted).
+    func bigRRset(_ text: String, count: Int) throws -> [ResourceRecord] {
+        let owner = try name(text)
+        return (0..<count).map { index in
+            ResourceRecord(name: owner, type: .a, ttl: 300, rdata: [10, 0, UInt8(index >> 8 & 0xFF), UInt8(index & 0xFF)])
+        }
     }
 
     @Test func glueNeverOverwritesAnAuthoritativeAnswer() throws {
@@ -81,13 +90,40 @@ struct RecordCacheTests {
         #expect(records.flush(.all) == 1)
     }
 
-    @Test func staysWithinItsEntryBound() throws {
-        let records = cache(maxEntries: 64)
-        for index in 0..<1000 {
-            records.insert([try rr("n\(index).inb.test. 300 IN A 192.0.2.1")], credibility: .answer, now: start)
+    @Test func staysWithinItsByteBoundWithManySmallEntries() throws {
+        let records = cache()
+        let soa = try rr(soa)
+        for index in 0..<20_000 {
+            let now = start + .milliseconds(Int64(index))
+            records.insert([try rr("n\(index).inb.test. 300 IN A 192.0.2.1")], credibility: .answer, now: now)
+            records.insertNoData(try name("n\(index).inb.test."), .aaaa, soa: soa, now: now)
+            records.insertNXDomain(try name("x\(index).inb.test."), soa: soa, now: now)
+            if index % 100 == 0 { #expect(records.bytes <= records.maxBytes) }
         }
-        #expect(records.count <= 64)
-        #expect(records.count > 16)
+        #expect(records.bytes <= records.maxBytes)
+        #expect(records.bytes > records.maxBytes / 2)
+        #expect(records.count > 1_000)
+        // The newest are kept, the oldest went.
+        #expect(records.rrset(try name("n19999.inb.test."), .a, now: start + .seconds(20)) != nil)
+    }
+
+    @Test func staysWithinItsByteBoundWithHugeRRsets() throws {
+        // 1 MiB in two shards of 512 KiB; RRsets of 1,000 records (about 88 KB each as counted)
+        // fit a quarter of a shard. The old bound counted entries: 64 of them could be 5.6 MB.
+        let records = cache()
+        for index in 0..<200 {
+            records.insert(try bigRRset("big\(index).inb.test.", count: 1_000), credibility: .answer, now: start + .seconds(Int64(index)))
+            #expect(records.bytes <= records.maxBytes, "\(records.bytes) bytes after \(index + 1) RRsets")
+        }
+        #expect(records.count >= 4)
+        #expect(records.rrset(try name("big199.inb.test."), .a, now: start + .seconds(200))?.count == 1_000)
+        // An RRset past a quarter of a shard (4,000 records, 64 KB on the wire) is not kept at all.
+        records.insert(try bigRRset("huge.inb.test.", count: 4_000), credibility: .answer, now: start)
+        #expect(records.rrset(try name("huge.inb.test."), .a, now: start) == nil)
+        // The count is exact: what goes out is taken off.
+        records.flush(.all)
+        #expect(records.bytes == 0)
+        #expect(records.count == 0)
     }
 }
 
@@ -136,17 +172,44 @@ struct BudgetAndTimerTests {
     @Test func theBudgetStopsAtItsQueryCountAndDeadline() {
         var settings = RecursionSettings()
         settings.maxUpstreamQueries = 3
-        let budget = ResolutionBudget(settings: settings, now: .now())
-        #expect((0..<3).allSatisfy { _ in budget.spend() == nil })
-        #expect(budget.spend()?.contains("more than 3") == true)
-        settings.deadline = .zero
-        #expect(ResolutionBudget(settings: settings, now: .now()).spend() == "deadline passed")
+        let now = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        let budget = ResolutionBudget(settings: settings, now: now)
+        #expect(budget.exhausted(now: now) == nil)
+        #expect((0..<3).allSatisfy { _ in budget.spend(now: now) })
+        #expect(!budget.spend(now: now))
+        #expect(budget.sent == 3)
+        #expect(budget.exhausted(now: now)?.contains("more than 3") == true)
+        // The deadline: nothing leaves at or past it, whatever is left.
+        settings.maxUpstreamQueries = 64
+        let timed = ResolutionBudget(settings: settings, now: now)
+        #expect(timed.spend(now: now + .milliseconds(9_999)))
+        #expect(!timed.spend(now: now + .seconds(10)))
+        #expect(timed.exhausted(now: now + .seconds(10)) == "deadline passed")
+        #expect(timed.sent == 1)
         // A nameserver lookup already under way is a loop.
         let question = Question(name: .root, type: .a)
         #expect(budget.begin(question))
         #expect(!budget.begin(question))
         budget.end(question)
         #expect(budget.begin(question))
+    }
+
+    @Test func aZoneCutTakesItsFirst13NameserversAndTwoAddressesEach() throws {
+        let settings = RecursionSettings()
+        let names = try (1...200).map { try name("ns\($0).wide.test.") }
+        // Each name has ten A and ten AAAA records: one of each family is taken.
+        let (found, missing) = RecursiveResolver.candidates(names + names, settings: settings) { owner in
+            let a = (0..<10).map { ResourceRecord(name: owner, type: .a, ttl: 300, rdata: [127, 0, 0, UInt8($0 + 1)]) }
+            let aaaa = (0..<10).map { ResourceRecord(name: owner, type: .aaaa, ttl: 300, rdata: [UInt8](repeating: 0, count: 15) + [UInt8($0 + 1)]) }
+            return (a, aaaa)
+        }
+        #expect(found.count == 26)
+        #expect(missing.isEmpty)
+        #expect(found.filter { !$0.ip.isV6 }.count == 13)
+        // Names without addresses: only the first 13 are candidates for a lookup.
+        let (none, unknown) = RecursiveResolver.candidates(names, settings: settings) { _ in ([], []) }
+        #expect(none.isEmpty)
+        #expect(unknown == Array(names.prefix(13)))
     }
 
     @Test func timersComeDueInDeadlineOrderAndCancelledOnesDoNotRun() {

@@ -420,4 +420,50 @@ struct SelectionStateTests {
         #expect(report[0].servers.allSatisfy { $0.state == "alive" && $0.stats.queries > 0 })
         #expect(report[0].servers[0].stats.queries > 40)
     }
+
+    @Test("the server tables stay within their byte bound: the zones asked least recently go first")
+    func tablesStayWithinTheirByteBound() throws {
+        var policy = SelectionPolicy()
+        policy.maxTableBytes = 256 * 1024
+        var state = SelectionState(policy: policy)
+        var clock = ManualClock()
+        var random = SplitMix64(seed: 99)
+        let busy = DomainName("busy.") ?? .root
+        let servers = (1...13).map { ServerAddress(ip: .v4(0x7F00_0100 | UInt32($0)), port: 53) }
+        // 5,000 zones of 13 servers each (26 KiB each as estimated; 127 MiB unbounded).
+        for index in 0..<5_000 {
+            let zone = try #require(DomainName("z\(index).example."))
+            _ = state.plan(zone: zone, servers: servers, now: clock.now, random: &random)
+            if index % 4 == 0 { _ = state.plan(zone: busy, servers: servers, now: clock.now, random: &random) }
+            clock.advance(.milliseconds(10))
+            #expect(state.estimatedBytes <= policy.maxTableBytes, "\(state.estimatedBytes) bytes after \(index + 1) zones")
+            #expect(state.zones[zone] != nil, "the zone just asked is kept")
+        }
+        // The estimate is the sum of the tables' costs, and the busy zone outlived thousands.
+        let recount = state.zones.reduce(0) { $0 + SelectionState.cost($1.key, servers: $1.value.servers.count) }
+        #expect(recount == state.estimatedBytes)
+        #expect(state.zones[busy] != nil)
+        #expect(state.zones.count < 12)
+        #expect(state.zones[DomainName("z0.example.") ?? .root] == nil)
+    }
+
+    @Test("servers unused past the expiry leave their zone's table (and the byte count)")
+    func idleServersLeaveTheirTables() {
+        var policy = SelectionPolicy()
+        policy.expiry = .minutes(10)
+        var state = SelectionState(policy: policy)
+        var clock = ManualClock()
+        var random = SplitMix64(seed: 5)
+        _ = state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random)
+        #expect(state.zones[Self.zone]?.servers.count == 4)
+        let full = state.estimatedBytes
+        // The zone's NS set changed: only the first server is named from now on.
+        for _ in 0..<13 {
+            clock.advance(.minutes(1))
+            _ = state.plan(zone: Self.zone, servers: [Self.servers[0]], now: clock.now, random: &random)
+            state.record(.answered(rtt: .milliseconds(5)), server: Self.servers[0], zone: Self.zone, now: clock.now)
+        }
+        #expect(state.zones[Self.zone]?.servers.keys.sorted { $0.description < $1.description } == [Self.servers[0]])
+        #expect(state.estimatedBytes == full - 3 * SelectionPolicy.serverBytes)
+    }
 }
