@@ -189,7 +189,7 @@ struct WorkersTests {
         // Nothing lost from the registry.
         let group = try await api.send("GET", "/v1/groups/web").json
         #expect((group["members"] as? [[String: Any]])?.count == 3)
-        #expect(try addresses(of: "web.cluster.internal", at: daemon.address) == ["10.2.0.1", "10.2.0.2", "10.2.0.3"])
+        #expect(try addresses(of: "web.cluster.internal", at: daemon.address) == ["127.2.0.1", "127.2.0.2", "127.2.0.3"])
         try await daemon.stop()
         await fake.stop()
     }
