@@ -6,9 +6,11 @@
 
 import AsyncHTTPClient
 import Hummingbird
+import HummingbirdTLS
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
@@ -58,6 +60,8 @@ public final class ResolverApplication: Service {
     let running: Mutex<Config>
     /// `cluster.check_concurrency`, which a reload changes.
     let checkConcurrency: Atomic<Int>
+    /// Where members may be (`registry.allowed_networks`, or this host's interfaces' networks).
+    let memberNetworks: MemberNetworks
 
     /// Opens the registry store (a bad `registry.path` fails here) and wires the rest.
     /// `reloadConfig` reads the config again for SIGHUP and POST /v1/reload.
@@ -96,15 +100,17 @@ public final class ResolverApplication: Service {
             recursor = nil
         }
         let store: any RegistryStore
+        memberNetworks = MemberNetworks(config.registry)
         if case .worker = role {
             store = MirrorStore()
             shared = nil
         } else if config.registry.backend == .etcd {
             let etcd = try SharedRegistry(config, group: group, identity: "\(Self.hostname()) pid \(getpid())")
-            store = etcd.store
+            store = AdmittingStore(store: etcd.store, networks: memberNetworks, logger: logger)
             shared = etcd
         } else {
-            store = try SQLiteRegistryStore(path: config.registry.path)
+            store = AdmittingStore(
+                store: try SQLiteRegistryStore(path: config.registry.path), networks: memberNetworks, logger: logger)
             shared = nil
         }
         registry = ServiceRegistry(store: store, policy: config.cluster.policy)
@@ -175,18 +181,22 @@ public final class ResolverApplication: Service {
             link != nil
             ? nil
             : HealthChecker(
-                registry: registry, probe: NetworkHealthProbe(group: group, http: http),
+                registry: registry, probe: NetworkHealthProbe(group: group, http: http), networks: memberNetworks,
                 concurrency: { [self] in checkConcurrency.load(ordering: .relaxed) }, logger: logger,
                 metrics: metrics, active: { [election = shared?.election] in election?.isLeader ?? true })
         let (apiBound, apiAddress) = AsyncStream<String>.makeStream()
+        let guardian = try apiGuard()
         let api = Hummingbird.Application(
             router: AdminAPI(
                 selector: selector, cache: pipeline.cache, records: recursor?.records, registry: registry,
-                token: config.api.token, metrics: (metrics, metricSources), reload: { [self] in reload() },
-                workers: pool.map { WorkerAdmin(pool: $0, http: http, token: config.api.token) }, groups: link == nil
+                guardian: guardian, memberNetworks: memberNetworks, metrics: (metrics, metricSources),
+                reload: { [self] in reload() },
+                workers: pool.map { WorkerAdmin(pool: $0, http: http, token: $0.launch.adminToken) }, groups: link == nil
             ).router(),
+            server: config.api.usesTLS ? try .tls(.http1(), tlsConfiguration: try apiTLS()) : .http1(),
             configuration: .init(address: .hostname(config.api.listen.ip.description, port: Int(config.api.listen.port))),
             onServerRunning: { channel in
+                if let port = channel.localAddress?.port { guardian.bound(port: port) }
                 apiAddress.yield(channel.localAddress.flatMap(ServerAddress.init).map(\.description) ?? "?")
                 apiAddress.finish()
             },
@@ -207,6 +217,54 @@ public final class ResolverApplication: Service {
             throw error
         }
         await closeAll()
+    }
+
+    /// The API's guard: the admin token (configured; else read from or made in the token file; a
+    /// worker's is its supervisor's per-run token), the group tokens and the names it answers to.
+    private func apiGuard() throws -> APIGuard {
+        var token = config.api.token
+        if case .worker = role {
+            guard !token.isEmpty else { throw APITokenError(path: "-", message: "a worker needs its supervisor's token") }
+        } else if token.isEmpty {
+            let path = config.apiTokenFile
+            let (kept, created) = try APIToken.loadOrCreate(path: path)
+            token = kept
+            logger.info("api token", metadata: ["file": "\(path)", "created": "\(created)"])
+            if APIToken.isExposed(path) {
+                logger.warning("api token file readable by others; chmod 600 it", metadata: ["file": "\(path)"])
+            }
+        }
+        if case .worker = role {
+            return APIGuard(adminToken: token, listen: config.api.listen)
+        }
+        logger.info(
+            "member networks",
+            metadata: [
+                "allowed": "\(memberNetworks)",
+                "source": "\(memberNetworks.configured ? "registry.allowed_networks" : "interfaces")",
+            ])
+        return APIGuard(
+            adminToken: token, groupTokens: config.api.groupTokens, allowedHosts: config.api.allowedHosts,
+            listen: config.api.listen, tls: config.api.usesTLS)
+    }
+
+    /// The API's HTTPS settings from `api.tls_certificate` and `api.tls_key`.
+    private func apiTLS() throws(ConfigError) -> TLSConfiguration {
+        let certificates: [NIOSSLCertificate]
+        do {
+            certificates = try NIOSSLCertificate.fromPEMFile(config.api.tlsCertificate)
+        } catch {
+            throw ConfigError(key: "api.tls_certificate", line: nil, message: "'\(config.api.tlsCertificate)': \(error)")
+        }
+        let key: NIOSSLPrivateKey
+        do {
+            key = try NIOSSLPrivateKey(file: config.api.tlsKey, format: .pem)
+        } catch {
+            throw ConfigError(key: "api.tls_key", line: nil, message: "'\(config.api.tlsKey)': \(error)")
+        }
+        return TLSConfiguration.makeServerConfiguration(
+            certificateChain: certificates.map { NIOSSLCertificateSource.certificate($0) },
+            privateKey: NIOSSLPrivateKeySource.privateKey(key))
     }
 
     /// Loads the registry; a shared store that cannot be reached yet (etcd starting with the

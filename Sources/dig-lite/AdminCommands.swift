@@ -1,5 +1,7 @@
-// dig-lite: admin verbs over resolverd's HTTP API. The API address and token come from flags or
-// the environment (RESOLVERD_API, RESOLVERD_TOKEN).
+// dig-lite: admin verbs over resolverd's HTTP API. The API address comes from --api or
+// RESOLVERD_API; the token from --token-file, RESOLVERD_TOKEN, RESOLVERD_TOKEN_FILE or resolverd's
+// default token file (data/api.token), in that order. --token still works, but a command line
+// shows in `ps` to every user of the host: the file or the environment keeps it private.
 
 import ArgumentParser
 import Foundation
@@ -14,8 +16,16 @@ struct APIOptions: ParsableArguments {
     @Option(help: "resolverd's API base URL (default: $RESOLVERD_API or http://127.0.0.1:8053).")
     var api: String?
 
-    @Option(help: "Bearer token (default: $RESOLVERD_TOKEN).")
+    @Option(help: "Bearer token (visible in ps: prefer --token-file or $RESOLVERD_TOKEN).")
     var token: String?
+
+    @Option(
+        name: .customLong("token-file"),
+        help: "File holding the token (default: $RESOLVERD_TOKEN_FILE, else \(APIOptions.defaultTokenFile) when it exists).")
+    var tokenFile: String?
+
+    /// resolverd's default token file (api.token beside the default registry path).
+    static let defaultTokenFile = Config().apiTokenFile
 
     @Flag(help: "Print the API's JSON instead of a table.")
     var json = false
@@ -42,7 +52,7 @@ struct APIOptions: ParsableArguments {
             request.httpBody = body
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         }
-        if let token = token ?? environment["RESOLVERD_TOKEN"], !token.isEmpty {
+        if let token = try bearerToken(environment) {
             request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
         }
         let (data, response): (Data, URLResponse)
@@ -59,6 +69,28 @@ struct APIOptions: ParsableArguments {
             throw ExitCode(1)
         }
         return (data, status)
+    }
+
+    /// The token to send: --token, --token-file, $RESOLVERD_TOKEN, $RESOLVERD_TOKEN_FILE, or the
+    /// default file when it exists; nil when there is none. A named file that cannot be read
+    /// prints a clear line and exits 1.
+    func bearerToken(_ environment: [String: String]) throws -> String? {
+        if let token, !token.isEmpty { return token }
+        if let path = tokenFile { return try Self.readToken(path) }
+        if let token = environment["RESOLVERD_TOKEN"], !token.isEmpty { return token }
+        if let path = environment["RESOLVERD_TOKEN_FILE"], !path.isEmpty { return try Self.readToken(path) }
+        return FileManager.default.fileExists(atPath: Self.defaultTokenFile) ? try Self.readToken(Self.defaultTokenFile) : nil
+    }
+
+    /// The first line of a token file.
+    static func readToken(_ path: String) throws -> String {
+        guard let text = readTextFile(path),
+            let line = text.split(whereSeparator: \.isNewline).first?.trimmingCharacters(in: .whitespaces), !line.isEmpty
+        else {
+            writeStandardError("dig-lite: cannot read a token from '\(path)'\n")
+            throw ExitCode(1)
+        }
+        return line
     }
 
     /// With `--json`, prints the API's answer and returns nil; otherwise decodes it.

@@ -17,7 +17,7 @@ struct DigLite: AsyncParsableCommand {
         abstract: "Query DNS servers (like dig) and manage resolverd.",
         usage: """
             dig-lite [@SERVER] [-p PORT] NAME [TYPE] [CLASS] [+tcp] [+short] [+norecurse] [-x ADDR] [+timeout=N] [+tries=N]
-            dig-lite servers|stats|cache|flush|reload|groups|group|register|heartbeat|deregister [--api URL] [--token TOKEN] [--json]
+            dig-lite servers|stats|cache|flush|reload|groups|group|register|heartbeat|deregister [--api URL] [--token-file PATH] [--json]
             """,
         version: resolverdVersion,
         subcommands: [

@@ -2,6 +2,7 @@
 // or SIGINT. Wiring only; everything else lives in the Resolver library.
 
 import ArgumentParser
+import Foundation
 import Logging
 import Resolver
 import ServiceLifecycle
@@ -123,6 +124,14 @@ struct ResolverdCommand: AsyncParsableCommand {
         if worker != nil, settings.server.workers > 0 {
             settings.cache.maxBytes /= settings.server.workers
             settings.server.maxPending = max(1, settings.server.maxPending / settings.server.workers)
+        }
+        if worker != nil {
+            // A worker's admin API is private (loopback, asked by its supervisor only): plain
+            // HTTP, and the supervisor's per-run token instead of the operators' tokens.
+            settings.api.token = ProcessInfo.processInfo.environment[WorkerLaunch.workerTokenVariable] ?? ""
+            settings.api.groupTokens = [:]
+            settings.api.tlsCertificate = ""
+            settings.api.tlsKey = ""
         }
         return settings
     }

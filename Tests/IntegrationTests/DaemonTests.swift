@@ -20,6 +20,8 @@ struct DaemonTests {
             ("[resolver]\nmode = \"recursive\"\nroot_hints = [\"127.0.0.1:5353\"]\n", "line 3: resolver.root_hints"),
             ("[cluster]\nanswer_ttl_s = -1\n", "line 2: cluster.answer_ttl_s: must be between 0 and 3600"),
             ("[registry]\nbackend = \"mysql\"\n", "line 2: registry.backend: must be \"sqlite\""),
+            ("[api]\nlisten = \"0.0.0.0:8053\"\n", "line 2: api.listen: 0.0.0.0:8053 is not a loopback address; set api.tls_certificate"),
+            ("[api]\ntoken = \"guessable\"\n", "line 2: api.token: must be at least 16 characters"),
         ])
     func badConfig(_ text: String, _ expected: String) throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).toml")

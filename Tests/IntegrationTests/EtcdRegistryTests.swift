@@ -44,7 +44,7 @@ private func groupAddresses(_ name: String, at daemon: Daemon) throws -> Set<Str
 
 /// Whether `daemon` runs the health checks now (GET /v1/stats).
 private func runsChecks(_ daemon: Daemon) async throws -> Bool {
-    let stats = try await APIClient(base: daemon.apiURL).send("GET", "/v1/stats").json
+    let stats = try await daemon.api.send("GET", "/v1/stats").json
     return (stats["registry"] as? [String: Any])?["runs_checks"] as? Bool == true
 }
 
@@ -57,8 +57,8 @@ struct EtcdRegistryTests {
         defer { cluster.remove() }
         let a = try await shared.instance()
         let b = try await shared.instance()
-        let apiA = APIClient(base: a.apiURL)
-        let apiB = APIClient(base: b.apiURL)
+        let apiA = a.api
+        let apiB = b.api
         let clock = ContinuousClock()
 
         try await apiA.register("web", "n1", #"{"address": "127.0.1.1", "ttl_s": 600}"#)
@@ -107,7 +107,7 @@ struct EtcdRegistryTests {
         }
         let closed = try TCPTarget()
         closed.close()  // connections to its port are refused: a failing TCP check
-        let apiFollower = APIClient(base: follower.apiURL)
+        let apiFollower = follower.api
         try await apiFollower.register(
             "svc", "before", #"{"address": "127.0.0.1", "port": \#(closed.port), "ttl_s": 1, "check": {"type": "tcp", "timeout_ms": 300}}"#)
         try await apiFollower.register("svc", "steady", #"{"address": "127.0.2.2", "ttl_s": 600}"#)
@@ -134,7 +134,7 @@ struct EtcdRegistryTests {
         try await waitUntil("a new instance to see every member", timeout: .seconds(10)) {
             try groupAddresses("svc.cluster.internal", at: newcomer) == ["127.0.2.2", "127.0.2.3"]
         }
-        let members = try await APIClient(base: newcomer.apiURL).send("GET", "/v1/groups/svc").json["members"] as? [[String: Any]]
+        let members = try await newcomer.api.send("GET", "/v1/groups/svc").json["members"] as? [[String: Any]]
         #expect(Set(members?.compactMap { $0["id"] as? String } ?? []) == ["before", "steady", "after", "late"])
         try await follower.stop()
         try await newcomer.stop()
@@ -147,7 +147,7 @@ struct EtcdRegistryTests {
         defer { cluster.remove() }
         var a = try await shared.instance()
         var b = try await shared.instance()
-        let api = APIClient(base: a.apiURL)
+        let api = a.api
         for index in 1...20 {
             try await api.register("g\(index % 4)", "m\(index)", #"{"address": "127.0.3.\#(index)", "ttl_s": 600}"#)
         }
@@ -159,7 +159,7 @@ struct EtcdRegistryTests {
         a = try await shared.instance()
         b = try await shared.instance()
         for daemon in [a, b] {
-            let groups = try await APIClient(base: daemon.apiURL).send("GET", "/v1/groups").json["groups"] as? [[String: Any]] ?? []
+            let groups = try await daemon.api.send("GET", "/v1/groups").json["groups"] as? [[String: Any]] ?? []
             #expect(groups.reduce(0) { $0 + ($1["members"] as? Int ?? 0) } == 20)
             #expect(try groupAddresses("g1.cluster.internal", at: daemon)?.count == 5)
         }
@@ -176,7 +176,7 @@ extension EtcdRegistryTests {
         defer { cluster.remove() }
         let away = try await shared.instance()
         let writer = try await shared.instance()
-        let api = APIClient(base: writer.apiURL)
+        let api = writer.api
         try await api.register("web", "old", #"{"address": "127.0.4.1", "ttl_s": 600}"#)
         try await waitUntil("the first member everywhere") { try groupAddresses("web.cluster.internal", at: away) == ["127.0.4.1"] }
 
@@ -219,7 +219,7 @@ extension EtcdRegistryTests {
         let config = etcdConfig(cluster, prefix: shared.prefix) + credentials
         let a = try await Daemon(config: config)
         let b = try await Daemon(config: config)
-        try await APIClient(base: a.apiURL).register("web", "n1", #"{"address": "127.0.5.1", "ttl_s": 600}"#)
+        try await a.api.register("web", "n1", #"{"address": "127.0.5.1", "ttl_s": 600}"#)
         try await waitUntil("B to answer A's registration") { try groupAddresses("web.cluster.internal", at: b) == ["127.0.5.1"] }
         try await a.stop()
         try await b.stop()
@@ -253,7 +253,7 @@ extension EtcdRegistryTests {
             """
         let a = try await Daemon(config: config)
         let b = try await Daemon(config: config)
-        try await APIClient(base: a.apiURL).register("web", "n1", #"{"address": "127.0.6.1", "ttl_s": 600}"#)
+        try await a.api.register("web", "n1", #"{"address": "127.0.6.1", "ttl_s": 600}"#)
         try await waitUntil("B to answer A's registration") { try groupAddresses("web.cluster.internal", at: b) == ["127.0.6.1"] }
         try await a.stop()
         try await b.stop()

@@ -110,7 +110,7 @@ struct ForwardingTests {
         #expect(silent.queryCount == 1)
         #expect(normal.queryCount == 1)
         try await waitUntil("the silent server to be marked down") {
-            let servers = try runCommand([Binaries.path("dig-lite"), "servers", "--api", daemon.apiURL, "--json"])
+            let servers = try runCommand([Binaries.path("dig-lite"), "servers", "--api", daemon.apiURL, "--token-file", daemon.tokenFile ?? "", "--json"])
             let report = try JSONDecoder().decode(ServersResponse.self, from: Data(servers.stdout.utf8))
             let line = report.zones.first?.servers.first { $0.address == silentAddress.description }
             return line?.state == "down" && line?.timeouts == 1

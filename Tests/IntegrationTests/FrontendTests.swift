@@ -201,7 +201,7 @@ struct FrontendTests {
         // dig over TCP (as a real client does after TC) is not limited either.
         let tcp = try runCommand(["dig", "@127.0.0.1", "-p", "\(daemon.port)", "www.example.test", "+tcp", "+short"])
         #expect(tcp.stdout == "192.0.2.10\n")
-        let metrics = String(decoding: try await APIClient(base: daemon.apiURL).send("GET", "/metrics").body, as: UTF8.self)
+        let metrics = String(decoding: try await daemon.api.send("GET", "/metrics").body, as: UTF8.self)
         #expect(metrics.contains("resolverd_rate_limited_total{action=\"slip\"} \(truncated)"))
         try await daemon.stop()
         await fake.stop()

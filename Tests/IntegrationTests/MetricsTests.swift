@@ -21,7 +21,7 @@ struct MetricsTests {
     func metricsMove() async throws {
         let (fake, upstream) = try await Fixtures.upstream()
         let daemon = try await Daemon(config: forwardingConfig([(".", [upstream])]))
-        let api = APIClient(base: daemon.apiURL)
+        let api = daemon.api
         func scrape() async throws -> String {
             let response = try await api.send("GET", "/metrics")
             #expect(response.status == 200)
@@ -71,7 +71,7 @@ struct MetricsTests {
         #expect(stats.upstream.servers == 1 && stats.upstream.down == 0)
         #expect(stats.registry.unhealthy == 1)
         #expect(stats.memoryBytes > 1_000_000)
-        let digLite = try runCommand([Binaries.path("dig-lite"), "stats", "--api", daemon.apiURL])
+        let digLite = try runCommand([Binaries.path("dig-lite"), "stats", "--api", daemon.apiURL, "--token-file", daemon.tokenFile ?? ""])
         #expect(digLite.status == 0, "\(digLite.stderr)")
         #expect(digLite.stdout.contains("mode        forward"))
         #expect(digLite.stdout.contains("queries     6 (1 dropped)"), "\(digLite.stdout)")
@@ -152,7 +152,7 @@ struct MetricsFailureTests {
             config: forwardingConfig(
                 [(".", [normalAddress]), ("dead.test.", [silentAddress]), ("corp.test.", [slowAddress])], timeoutMs: 1000,
                 cache: "max_bytes = 4096"))
-        let api = APIClient(base: daemon.apiURL)
+        let api = daemon.api
         func scrape() async throws -> String { String(decoding: try await api.send("GET", "/metrics").body, as: UTF8.self) }
 
         // A resolution waiting on the slow server shows as in flight.

@@ -168,7 +168,7 @@ struct RecursionTests {
         #expect(received[2] == total, "fastest got \(received[2]) of \(total): \(received)")
         #expect(received[0] + received[1] <= total / 4, "\(received)")
 
-        let servers = try await APIClient(base: daemon.apiURL).send("GET", "/v1/servers")
+        let servers = try await daemon.api.send("GET", "/v1/servers")
         let zones = try JSONDecoder().decode(ServersResponse.self, from: servers.body).zones
         let fast = try #require(zones.first { $0.zone == "fast.test." }, "zones: \(zones.map(\.zone))")
         #expect(fast.servers.first?.address == "\(hierarchy.layout.address(12)):53")
@@ -181,7 +181,7 @@ struct RecursionTests {
 extension Daemon {
     /// Flushes `name` from resolverd's caches through the API.
     func flush(name: String) async throws {
-        let response = try await APIClient(base: apiURL).send("POST", "/v1/cache/flush", body: "{\"name\": \"\(name)\"}")
+        let response = try await api.send("POST", "/v1/cache/flush", body: "{\"name\": \"\(name)\"}")
         #expect(response.status == 200)
     }
 }

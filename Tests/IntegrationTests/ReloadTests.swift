@@ -34,7 +34,8 @@ struct ReloadTests {
         let daemon = try await Daemon(config: config(forwardTo: firstAddress))
         let file = daemon.directory.appendingPathComponent("resolverd.toml")
         let registry = "\n[registry]\npath = \"\(daemon.directory.appendingPathComponent("registry.sqlite").path)\"\n"
-        let api = APIClient(base: daemon.apiURL)
+            + "allowed_networks = [\"127.0.0.0/8\", \"::1/128\"]\n"
+        let api = daemon.api
         let client = try RawUDPClient(server: daemon.address)
         #expect(addresses(in: try client.ask(query("www.example.test"))) == ["192.0.2.10"])
 
@@ -80,7 +81,7 @@ struct ReloadTests {
         #expect(daemon.log.contains("reload refused"))
 
         // 3. [cluster] timings: the answer TTL of a registered member follows the reload.
-        try await api.register("web", "n1", #"{"address": "192.0.2.77", "ttl_s": 300}"#)
+        try await api.register("web", "n1", #"{"address": "127.0.2.77", "ttl_s": 300}"#)
         #expect(try client.ask(query("web.cluster.internal"))?.answers.first?.ttl == 5)
         try (config(forwardTo: secondAddress, extra: "[cluster]\nanswer_ttl_s = 1\n") + registry)
             .write(to: file, atomically: true, encoding: .utf8)
@@ -91,7 +92,7 @@ struct ReloadTests {
         // 4. A restart-only key is reported and left as it was.
         try (config(forwardTo: secondAddress, extra: "[cluster]\nanswer_ttl_s = 1\n[cache]\nmax_bytes = 1000000\n") + registry)
             .write(to: file, atomically: true, encoding: .utf8)
-        let partial = try runCommand([Binaries.path("dig-lite"), "reload", "--api", daemon.apiURL])
+        let partial = try runCommand([Binaries.path("dig-lite"), "reload", "--api", daemon.apiURL, "--token-file", daemon.tokenFile ?? ""])
         #expect(partial.status == 0, "\(partial.stderr)")
         #expect(partial.stdout == "reloaded\nchanged but only applied after a restart: cache\n")
 

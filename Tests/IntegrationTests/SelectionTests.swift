@@ -114,7 +114,7 @@ struct SelectionTimingTests {
         // GET /v1/servers says what the servers saw: the fastest first, alive, with the queries
         // it received, and SRTTs in the servers' order.
         let view = try JSONDecoder().decode(
-            ServersResponse.self, from: try await APIClient(base: harness.daemon.apiURL).send("GET", "/v1/servers").body)
+            ServersResponse.self, from: try await harness.daemon.api.send("GET", "/v1/servers").body)
         let zone = try #require(view.zones.first { $0.zone == "." })
         #expect(zone.servers.map(\.address) == harness.addresses.map(\.description))
         #expect(zone.servers.allSatisfy { $0.state == "alive" })

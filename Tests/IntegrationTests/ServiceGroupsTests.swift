@@ -19,30 +19,30 @@ struct ServiceGroupsTests {
     @Test("the API answers 201, 200, 204, 400 naming the field, 404 and 413, and a rejected call changes nothing")
     func apiContract() async throws {
         let daemon = try await Daemon(config: groupsConfig())
-        let api = APIClient(base: daemon.apiURL)
-        let body = #"{"address": "192.0.2.1", "port": 8080, "ttl_s": 60, "tags": ["http"], "check": {"type": "tcp", "timeout_ms": 500}}"#
+        let api = daemon.api
+        let body = #"{"address": "127.0.2.1", "port": 8080, "ttl_s": 60, "tags": ["http"], "check": {"type": "tcp", "timeout_ms": 500}}"#
         let created = try await api.send("PUT", "/v1/groups/Web/members/Node-1", body: body)
         #expect(created.status == 201)
         #expect(created.json["group"] as? String == "web")
         #expect(created.json["id"] as? String == "node-1")
         #expect(created.json["health"] as? String == "healthy")
         #expect((created.json["check"] as? [String: Any])?["timeout_ms"] as? Int == 500)
-        let replaced = try await api.send("PUT", "/v1/groups/web/members/node-1", body: body.replacingOccurrences(of: "192.0.2.1", with: "192.0.2.2"))
+        let replaced = try await api.send("PUT", "/v1/groups/web/members/node-1", body: body.replacingOccurrences(of: "127.0.2.1", with: "127.0.2.2"))
         #expect(replaced.status == 200)
 
         let bad: [(path: String, body: String, field: String)] = [
             ("/v1/groups/we_b/members/n1", body, "group:"),
             ("/v1/groups/web/members/-n1", body, "id:"),
             ("/v1/groups/web/members/node-1", #"{"address": "300.1.1.1", "ttl_s": 5}"#, "address:"),
-            ("/v1/groups/web/members/node-1", #"{"address": "192.0.2.9"}"#, "ttl_s:"),
-            ("/v1/groups/web/members/node-1", #"{"address": "192.0.2.9", "ttl_s": 0}"#, "ttl_s:"),
-            ("/v1/groups/web/members/node-1", #"{"address": "192.0.2.9", "ttl_s": "60"}"#, "ttl_s:"),
-            ("/v1/groups/web/members/node-1", #"{"address": "192.0.2.9", "ttl_s": 5, "port": 70000}"#, "port:"),
-            ("/v1/groups/web/members/node-1", #"{"address": "192.0.2.9", "ttl_s": 5, "check": {"type": "tcp"}}"#, "port:"),
-            ("/v1/groups/web/members/node-1", #"{"address": "192.0.2.9", "ttl_s": 5, "port": 1, "check": {"type": "ping"}}"#, "check.type:"),
-            ("/v1/groups/web/members/node-1", #"{"address": "192.0.2.9", "ttl_s": 5, "tags": [1]}"#, "tags[0]:"),
-            ("/v1/groups/web/members/node-1", #"{"adress": "192.0.2.9", "ttl_s": 5}"#, "adress:"),
-            ("/v1/groups/web/members/node-1", #"{"address": "192.0.2.9", "ttl_s": 5"#, "body:"),
+            ("/v1/groups/web/members/node-1", #"{"address": "127.0.2.9"}"#, "ttl_s:"),
+            ("/v1/groups/web/members/node-1", #"{"address": "127.0.2.9", "ttl_s": 0}"#, "ttl_s:"),
+            ("/v1/groups/web/members/node-1", #"{"address": "127.0.2.9", "ttl_s": "60"}"#, "ttl_s:"),
+            ("/v1/groups/web/members/node-1", #"{"address": "127.0.2.9", "ttl_s": 5, "port": 70000}"#, "port:"),
+            ("/v1/groups/web/members/node-1", #"{"address": "127.0.2.9", "ttl_s": 5, "check": {"type": "tcp"}}"#, "port:"),
+            ("/v1/groups/web/members/node-1", #"{"address": "127.0.2.9", "ttl_s": 5, "port": 1, "check": {"type": "ping"}}"#, "check.type:"),
+            ("/v1/groups/web/members/node-1", #"{"address": "127.0.2.9", "ttl_s": 5, "tags": [1]}"#, "tags[0]:"),
+            ("/v1/groups/web/members/node-1", #"{"adress": "127.0.2.9", "ttl_s": 5}"#, "adress:"),
+            ("/v1/groups/web/members/node-1", #"{"address": "127.0.2.9", "ttl_s": 5"#, "body:"),
         ]
         for (path, text, field) in bad {
             let response = try await api.send("PUT", path, body: text)
@@ -53,9 +53,9 @@ struct ServiceGroupsTests {
         let group = try await api.send("GET", "/v1/groups/web")
         let members = group.json["members"] as? [[String: Any]] ?? []
         #expect(members.count == 1)
-        #expect(members.first?["address"] as? String == "192.0.2.2")
+        #expect(members.first?["address"] as? String == "127.0.2.2")
 
-        let big = #"{"address": "192.0.2.9", "ttl_s": 5, "tags": [""# + String(repeating: "a", count: 100_000) + #""]}"#
+        let big = #"{"address": "127.0.2.9", "ttl_s": 5, "tags": [""# + String(repeating: "a", count: 100_000) + #""]}"#
         #expect(try await api.send("PUT", "/v1/groups/web/members/n2", body: big).status == 413)
 
         let heartbeat = try await api.send("POST", "/v1/groups/web/members/node-1/heartbeat")
@@ -75,15 +75,15 @@ struct ServiceGroupsTests {
 
     @Test("with api.token set, a missing or wrong bearer token is a 401")
     func token() async throws {
-        let daemon = try await Daemon(config: groupsConfig(api: #"token = "s3cret""#))
-        var api = APIClient(base: daemon.apiURL)
-        let body = #"{"address": "192.0.2.1", "ttl_s": 60}"#
+        let daemon = try await Daemon(config: groupsConfig(api: #"token = "s3cret-s3cret-s3cret""#))
+        var api = daemon.api
+        let body = #"{"address": "127.0.2.1", "ttl_s": 60}"#
         let missing = try await api.send("PUT", "/v1/groups/web/members/n1", body: body)
         #expect(missing.status == 401)
         api.token = "wrong"
         #expect(try await api.send("PUT", "/v1/groups/web/members/n1", body: body).status == 401)
         #expect(try await api.send("GET", "/v1/groups").status == 401)
-        api.token = "s3cret"
+        api.token = "s3cret-s3cret-s3cret"
         #expect(try await api.send("PUT", "/v1/groups/web/members/n1", body: body).status == 201)
         try await daemon.stop()
     }
@@ -91,18 +91,18 @@ struct ServiceGroupsTests {
     @Test("A and AAAA rotate over the healthy members; SRV carries ports and targets; NXDOMAIN and NODATA carry the SOA")
     func answers() async throws {
         let daemon = try await Daemon(config: groupsConfig(cluster: "answer_ttl_s = 5"))
-        let api = APIClient(base: daemon.apiURL)
+        let api = daemon.api
         for index in 1...3 {
-            try await api.register("web", "n\(index)", #"{"address": "192.0.2.\#(index)", "port": 808\#(index), "ttl_s": 60, "service": "http"}"#)
+            try await api.register("web", "n\(index)", #"{"address": "127.0.2.\#(index)", "port": 808\#(index), "ttl_s": 60, "service": "http"}"#)
         }
-        try await api.register("db", "main", #"{"address": "192.0.2.20", "ttl_s": 60}"#)
+        try await api.register("db", "main", #"{"address": "127.0.2.20", "ttl_s": 60}"#)
         let client = try RawUDPClient(server: daemon.address)
 
         var firsts = Set<[UInt8]>()
         for _ in 0..<3 {
             let reply = try #require(try client.ask(query("WEB.cluster.internal.")))
             #expect(reply.rcode == .noError && reply.flags.contains(.aa))
-            #expect(Set(reply.answers.map(\.rdata)) == Set((1...3).map { [192, 0, 2, UInt8($0)] }))
+            #expect(Set(reply.answers.map(\.rdata)) == Set((1...3).map { [127, 0, 2, UInt8($0)] }))
             #expect(reply.answers.allSatisfy { $0.ttl == 5 })
             firsts.insert(reply.answers.first?.rdata ?? [])
         }
@@ -111,7 +111,7 @@ struct ServiceGroupsTests {
         // Registered just before it is asked for: its 4 s TTL must not run out under a busy suite
         // (and with no check, nothing is ever sent to its address).
         try await api.register(
-            "web", "n6", #"{"address": "2001:db8::6", "port": 8086, "ttl_s": 4, "tags": ["http"], "check": {"type": "none"}}"#)
+            "web", "n6", #"{"address": "::1", "port": 8086, "ttl_s": 4, "tags": ["http"], "check": {"type": "none"}}"#)
         let aaaa = try #require(try client.ask(query("web.cluster.internal.", .aaaa)))
         #expect(aaaa.answers.count == 1)
         #expect((aaaa.answers.first?.ttl ?? 99) <= 4, "TTL ≤ the registration's 4 s left")
@@ -122,7 +122,7 @@ struct ServiceGroupsTests {
         let srvOutput = try runCommand(["dig", "@127.0.0.1", "-p", "\(daemon.port)", "+short", "_http._tcp.web.cluster.internal", "SRV"])
         #expect(srvOutput.stdout.contains("0 1 8081 n1.web.cluster.internal."), "\(srvOutput.stdout)")
         let target = try #require(try client.ask(query("n2.web.cluster.internal.")))
-        #expect(target.answers.map(\.rdata) == [[192, 0, 2, 2]])
+        #expect(target.answers.map(\.rdata) == [[127, 0, 2, 2]])
 
         for (name, type, rcode) in [
             ("nope.cluster.internal.", RecordType.a, ResponseCode.nxDomain), ("x.nope.cluster.internal.", .a, .nxDomain),
@@ -151,14 +151,14 @@ struct ServiceGroupsTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let registry = folder.appendingPathComponent("registry.sqlite").path
         let first = try await Daemon(config: groupsConfig(), registryPath: registry)
-        let api = APIClient(base: first.apiURL)
+        let api = first.api
         let acknowledged = try await withThrowingTaskGroup(of: Int.self) { tasks in
             for worker in 0..<10 {
                 tasks.addTask {
                     var count = 0
                     for index in 0..<30 {
                         let response = try await api.send(
-                            "PUT", "/v1/groups/g\(worker)/members/m\(index)", body: #"{"address": "10.9.\#(worker).\#(index)", "ttl_s": 300}"#)
+                            "PUT", "/v1/groups/g\(worker)/members/m\(index)", body: #"{"address": "127.9.\#(worker).\#(index)", "ttl_s": 300}"#)
                         if response.status == 201 { count += 1 }
                     }
                     return count
@@ -170,7 +170,7 @@ struct ServiceGroupsTests {
         first.kill9()
 
         let second = try await Daemon(config: groupsConfig(), registryPath: registry)
-        let list = try await APIClient(base: second.apiURL).send("GET", "/v1/groups")
+        let list = try await second.api.send("GET", "/v1/groups")
         let groups = list.json["groups"] as? [[String: Any]] ?? []
         #expect(groups.count == 10)
         #expect(groups.reduce(0) { $0 + ($1["members"] as? Int ?? 0) } == 300)
@@ -183,7 +183,7 @@ struct ServiceGroupsTests {
     func tcpCheck() async throws {
         let target = try TCPTarget()
         let daemon = try await Daemon(config: groupsConfig())
-        let api = APIClient(base: daemon.apiURL)
+        let api = daemon.api
         try await api.register(
             "svc", "a", #"{"address": "127.0.0.1", "port": \#(target.port), "ttl_s": 1, "check": {"type": "tcp", "timeout_ms": 500}}"#)
         try await api.register("svc", "b", #"{"address": "127.0.0.2", "ttl_s": 600}"#)
@@ -224,7 +224,7 @@ struct ServiceGroupsTests {
     func httpCheckAndRemoval() async throws {
         let target = try await HTTPTarget()
         let daemon = try await Daemon(config: groupsConfig(cluster: "deregister_after_s = 3"))
-        let api = APIClient(base: daemon.apiURL)
+        let api = daemon.api
         try await api.register(
             "api", "h1",
             #"{"address": "127.0.0.1", "port": \#(target.port), "ttl_s": 1, "check": {"type": "http", "path": "/healthz", "timeout_ms": 500}}"#)
@@ -255,7 +255,7 @@ struct ServiceGroupsTests {
     @Test("1,000 members across 50 groups registered by parallel clients are all present, and answered consistently")
     func thousandMembers() async throws {
         let daemon = try await Daemon(config: groupsConfig())
-        let api = APIClient(base: daemon.apiURL)
+        let api = daemon.api
         let statuses = try await withThrowingTaskGroup(of: [Int].self) { tasks in
             for worker in 0..<20 {
                 tasks.addTask {
@@ -263,7 +263,7 @@ struct ServiceGroupsTests {
                     for index in stride(from: worker, to: 1000, by: 20) {
                         let response = try await api.send(
                             "PUT", "/v1/groups/grp\(index % 50)/members/m\(index)",
-                            body: #"{"address": "10.\#(index / 250).\#(index % 250).1", "port": 80, "ttl_s": 600}"#)
+                            body: #"{"address": "127.\#(index / 250).\#(index % 250).1", "port": 80, "ttl_s": 600}"#)
                         statuses.append(response.status)
                     }
                     return statuses
@@ -278,7 +278,7 @@ struct ServiceGroupsTests {
         let client = try RawUDPClient(server: daemon.address)
         for group in 0..<50 {
             let reply = try #require(try client.ask(query("grp\(group).cluster.internal.")))
-            let expected = Set(stride(from: group, to: 1000, by: 50).map { [10, UInt8($0 / 250), UInt8($0 % 250), 1] as [UInt8] })
+            let expected = Set(stride(from: group, to: 1000, by: 50).map { [127, UInt8($0 / 250), UInt8($0 % 250), 1] as [UInt8] })
             #expect(Set(reply.answers.map(\.rdata)) == expected, "grp\(group)")
         }
         try await daemon.stop()

@@ -47,14 +47,14 @@ struct WorkersTests {
     func crashAndKill() async throws {
         let (fake, upstream) = try await Fixtures.upstream(behavior: Fixtures.behavior { $0.wildcardA = [192, 0, 2, 99] })
         let daemon = try await Daemon(config: workersConfig(upstream: upstream), environment: ["RESOLVERD_CRASH_SWITCH": "1"])
-        let api = APIClient(base: daemon.apiURL)
+        let api = daemon.api
         let started = try await workers(api)
         #expect(started.count == 2 && started.allSatisfy { $0.state == "running" && $0.pid != nil })
-        try await api.register("web", "a", #"{"address": "10.1.0.1", "ttl_s": 300}"#)
-        try await api.register("web", "b", #"{"address": "10.1.0.2", "ttl_s": 300}"#)
+        try await api.register("web", "a", #"{"address": "127.1.0.1", "ttl_s": 300}"#)
+        try await api.register("web", "b", #"{"address": "127.1.0.2", "ttl_s": 300}"#)
         // Registrations reach both workers (queries from many source ports land on both).
         try await waitUntil("both members answered by every worker") {
-            try (0..<8).allSatisfy { _ in try addresses(of: "web.cluster.internal", at: daemon.address) == ["10.1.0.1", "10.1.0.2"] }
+            try (0..<8).allSatisfy { _ in try addresses(of: "web.cluster.internal", at: daemon.address) == ["127.1.0.1", "127.1.0.2"] }
         }
 
         // The packet of death: whichever worker reads it traps; only its own queries are lost.
@@ -72,10 +72,10 @@ struct WorkersTests {
         #expect(first.pid != started.first { $0.index == first.index }?.pid)
 
         // A registration after the restart reaches the new worker too.
-        try await api.register("web", "c", #"{"address": "10.1.0.3", "ttl_s": 300}"#)
+        try await api.register("web", "c", #"{"address": "127.1.0.3", "ttl_s": 300}"#)
         try await waitUntil("the third member answered by every worker") {
             try (0..<8).allSatisfy { _ in
-                try addresses(of: "web.cluster.internal", at: daemon.address) == ["10.1.0.1", "10.1.0.2", "10.1.0.3"]
+                try addresses(of: "web.cluster.internal", at: daemon.address) == ["127.1.0.1", "127.1.0.2", "127.1.0.3"]
             }
         }
 
@@ -123,7 +123,7 @@ struct WorkersTests {
         let (fake, upstream) = try await Fixtures.upstream()
         let daemon = try await Daemon(
             config: workersConfig(upstream: upstream, workers: 1), environment: ["RESOLVERD_CRASH_SWITCH": "1"])
-        let api = APIClient(base: daemon.apiURL)
+        let api = daemon.api
         let crash = try DNSCodec.encode(DNSMessage.query(
             Question(name: try #require(DomainName("crash.resolverd.")), type: .txt, recordClass: .ch), id: 9, edns: false))
         for round in 1...3 {
@@ -145,9 +145,9 @@ struct WorkersTests {
     func killUnderLoad() async throws {
         let (fake, upstream) = try await Fixtures.upstream(behavior: Fixtures.behavior { $0.wildcardA = [192, 0, 2, 99] })
         let daemon = try await Daemon(config: workersConfig(upstream: upstream))
-        let api = APIClient(base: daemon.apiURL)
+        let api = daemon.api
         for index in 1...3 {
-            try await api.register("web", "n\(index)", #"{"address": "10.2.0.\#(index)", "ttl_s": 600}"#)
+            try await api.register("web", "n\(index)", #"{"address": "127.2.0.\#(index)", "ttl_s": 600}"#)
         }
         // Half hits (50 names asked again and again, and the service group), half misses (new names).
         var lines: [String] = []
@@ -189,7 +189,7 @@ struct WorkersTests {
         // Nothing lost from the registry.
         let group = try await api.send("GET", "/v1/groups/web").json
         #expect((group["members"] as? [[String: Any]])?.count == 3)
-        #expect(try addresses(of: "web.cluster.internal", at: daemon.address) == ["10.2.0.1", "10.2.0.2", "10.2.0.3"])
+        #expect(try addresses(of: "web.cluster.internal", at: daemon.address) == ["127.2.0.1", "127.2.0.2", "127.2.0.3"])
         try await daemon.stop()
         await fake.stop()
     }

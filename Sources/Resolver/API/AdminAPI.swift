@@ -1,5 +1,5 @@
-// API/: the HTTP API on Hummingbird (JSON under /v1, on its own loopback port by default, bearer
-// token when configured). This file builds the router; each concern adds its routes in an
+// API/: the HTTP API on Hummingbird (JSON under /v1, on its own loopback port by default; every
+// request passes the APIGuard: Host, bearer token, group scope, JSON bodies). This file builds the router; each concern adds its routes in an
 // extension file: GET /v1/servers, the selection view of every zone, GET /v1/stats, the first
 // figures to look at, and GET /metrics, the Prometheus text (here); the cache's figures and flush (CacheRoutes); service group
 // registrations (GroupRoutes).
@@ -16,7 +16,10 @@ public struct AdminAPI: Sendable {
     /// Recursion's records, flushed with the cache; nil in forward mode.
     let records: RecordCache?
     let registry: ServiceRegistry
-    let token: String
+    /// Who may call; checked before every route.
+    let guardian: APIGuard
+    /// Where members may be registered (`registry.allowed_networks`).
+    let memberNetworks: MemberNetworks
     /// GET /metrics: the metrics and where their pulled figures come from; nil: no route.
     let metrics: (ResolverMetrics, MetricSources)?
     /// POST /v1/reload; nil: no route.
@@ -27,18 +30,19 @@ public struct AdminAPI: Sendable {
     let groups: Bool
 
     public init(
-        selector: AdaptiveSelector, cache: AnswerCache, records: RecordCache? = nil, registry: ServiceRegistry, token: String,
-        metrics: (ResolverMetrics, MetricSources)? = nil, reload: (@Sendable () -> ReloadResponse)? = nil
+        selector: AdaptiveSelector, cache: AnswerCache, records: RecordCache? = nil, registry: ServiceRegistry,
+        guardian: APIGuard, memberNetworks: MemberNetworks, metrics: (ResolverMetrics, MetricSources)? = nil,
+        reload: (@Sendable () -> ReloadResponse)? = nil
     ) {
         self.init(
-            selector: selector, cache: cache, records: records, registry: registry, token: token, metrics: metrics,
-            reload: reload, workers: nil, groups: true)
+            selector: selector, cache: cache, records: records, registry: registry, guardian: guardian,
+            memberNetworks: memberNetworks, metrics: metrics, reload: reload, workers: nil, groups: true)
     }
 
     init(
-        selector: AdaptiveSelector, cache: AnswerCache, records: RecordCache?, registry: ServiceRegistry, token: String,
-        metrics: (ResolverMetrics, MetricSources)?, reload: (@Sendable () -> ReloadResponse)?, workers: WorkerAdmin?,
-        groups: Bool
+        selector: AdaptiveSelector, cache: AnswerCache, records: RecordCache?, registry: ServiceRegistry, guardian: APIGuard,
+        memberNetworks: MemberNetworks, metrics: (ResolverMetrics, MetricSources)?, reload: (@Sendable () -> ReloadResponse)?,
+        workers: WorkerAdmin?, groups: Bool
     ) {
         self.workers = workers
         self.groups = groups
@@ -48,13 +52,14 @@ public struct AdminAPI: Sendable {
         self.cache = cache
         self.records = records
         self.registry = registry
-        self.token = token
+        self.guardian = guardian
+        self.memberNetworks = memberNetworks
     }
 
     /// The Hummingbird router with every route.
     public func router() -> Router<BasicRequestContext> {
         let router = Router()
-        router.add(middleware: BearerTokenMiddleware(token: token))
+        router.add(middleware: APIGuardMiddleware(guardian: guardian))
         let policy = selector.policy
         if let workers {
             router.get("/v1/servers") { _, _ in await workers.servers() }
@@ -90,20 +95,6 @@ public struct AdminAPI: Sendable {
             }
         }
         return router
-    }
-}
-
-/// Rejects requests without `Authorization: Bearer <token>` when a token is configured.
-struct BearerTokenMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
-    let token: String
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard !token.isEmpty else { return try await next(request, context) }
-        guard let header = request.headers[.authorization], header == "Bearer \(token)" else {
-            throw HTTPError(.unauthorized, message: "missing or wrong bearer token")
-        }
-        return try await next(request, context)
     }
 }
 

@@ -5,6 +5,8 @@
 //   GET    /v1/groups                                  every group with its member counts
 //   GET    /v1/groups/{group}                          one group's members, health and TTL left
 // Bad input is a 400 naming the field; a body over 64 KiB a 413. A 2xx means the change is on disk.
+// A member's address must lie in registry.allowed_networks (400, field `address`), checked
+// before the registry sees it: a refused address is never health-checked.
 
 import Foundation
 import HTTPTypes
@@ -107,6 +109,7 @@ extension AdminAPI {
     func addGroupRoutes(to router: Router<BasicRequestContext>) {
         let registry = self.registry
         let policy = registry.policy
+        let networks = memberNetworks
         let members = "/v1/groups/:group/members/:id"
 
         router.put(RouterPath(members)) { request, context -> EditedResponse<MemberView> in
@@ -114,9 +117,11 @@ extension AdminAPI {
             let now = registry.clock.now()
             // Registration checks the path's group and id along with the body's fields.
             let member = try Self.badRequest { () throws(FieldError) in
-                try Registration.member(
+                let member = try Registration.member(
                     group: context.parameters.get("group") ?? "", id: context.parameters.get("id") ?? "",
                     body: Data(buffer: body), now: now)
+                if let refusal = networks.refusal(member.address) { throw FieldError("address", refusal) }
+                return member
             }
             let outcome = try await Self.stored { () async throws(RegistryError) in try await registry.register(member) }
             let view = MemberView(member, policy: policy, now: now)

@@ -110,8 +110,21 @@ public struct Config: Sendable, Equatable {
     public struct API: Sendable, Equatable {
         /// The HTTP API's address (registrations and admin views).
         public var listen = ServerAddress(ip: .v4(0x7F00_0001), port: 8053)
-        /// Bearer token; empty means no authentication, allowed on loopback addresses only.
+        /// The admin bearer token; empty: a random one kept in `tokenFile` (made on first start).
         public var token = ""
+        /// Where the generated token is kept; empty: `api.token` beside the registry's file.
+        public var tokenFile = ""
+        /// Host names (besides the listener's own address and `localhost`) a request's `Host`
+        /// header may carry; others are refused (DNS rebinding).
+        public var allowedHosts: [String] = []
+        /// Group → a token that may only register, renew and remove that group's members.
+        public var groupTokens: [String: String] = [:]
+        /// PEM files: with both, the API speaks HTTPS (required off loopback).
+        public var tlsCertificate = ""
+        public var tlsKey = ""
+
+        /// Whether the API speaks HTTPS.
+        public var usesTLS: Bool { !tlsCertificate.isEmpty }
     }
 
     public struct Log: Sendable, Equatable {
@@ -153,6 +166,9 @@ public struct Config: Sendable, Equatable {
         /// etcd: the lease of the instance running health checks; when it dies another takes over
         /// within this many seconds.
         public var electionTTLSeconds = 5
+        /// Networks members may be registered (and so health-checked) in; nil: the networks of
+        /// this host's own non-loopback interfaces, read at start.
+        public var allowedNetworks: [IPNetwork]? = nil
     }
 
     public var server = Server()
@@ -166,6 +182,15 @@ public struct Config: Sendable, Equatable {
     public var rateLimit = RateLimitSettings()
 
     public init() {}
+
+    /// Where the generated API token is kept: `api.token_file`, or `api.token` in the registry
+    /// file's folder.
+    public var apiTokenFile: String {
+        guard api.tokenFile.isEmpty else { return api.tokenFile }
+        let path = registry.path
+        guard let slash = path.lastIndex(of: "/") else { return "api.token" }
+        return path[..<slash].isEmpty ? "/api.token" : "\(path[..<slash])/api.token"
+    }
 
     /// Reads and validates the config file at `path`.
     public static func load(path: String) throws(ConfigError) -> Config {
@@ -271,6 +296,25 @@ public struct Config: Sendable, Equatable {
             }
             config.api.listen = address
             config.api.token = try section.string("token", default: config.api.token)
+            if !config.api.token.isEmpty, !APIToken.isStrong(config.api.token) {
+                throw section.error(
+                    "token", "must be at least \(APIToken.minimumLength) characters without spaces (or empty: a generated one)")
+            }
+            config.api.tokenFile = try section.string("token_file", default: config.api.tokenFile)
+            if let hosts = try section.strings("allowed_hosts") {
+                for host in hosts where host.isEmpty || host.contains(where: { $0.isWhitespace || $0 == "/" }) {
+                    throw section.error("allowed_hosts", "'\(host)' is not a host name")
+                }
+                config.api.allowedHosts = hosts.map { $0.lowercased() }
+            }
+            config.api.groupTokens = try Self.groupTokens(&section)
+            config.api.tlsCertificate = try section.string("tls_certificate", default: "")
+            config.api.tlsKey = try section.string("tls_key", default: "")
+            guard config.api.tlsCertificate.isEmpty == config.api.tlsKey.isEmpty else {
+                throw section.error(
+                    config.api.tlsCertificate.isEmpty ? "tls_certificate" : "tls_key",
+                    "tls_certificate and tls_key go together (the API's certificate and its key)")
+            }
             try config.api.validate(key: "api.listen", line: section.line(of: "listen"))
             try section.rejectUnknownKeys()
         }
@@ -335,6 +379,9 @@ public struct Config: Sendable, Equatable {
             }
             config.registry.electionTTLSeconds = try section.integer(
                 "election_ttl_s", default: config.registry.electionTTLSeconds, in: 2...600)
+            if try section.strings("allowed_networks") != nil {
+                config.registry.allowedNetworks = try section.networks("allowed_networks", default: [])
+            }
             try section.rejectUnknownKeys()
         }
         if let rateLimit = try document.table("rate_limit") {
@@ -394,6 +441,32 @@ public struct Config: Sendable, Equatable {
         return cache
     }
 
+    /// `api.group_tokens = { web = "…", db = "…" }`: each group's token (a DNS label, a token of
+    /// at least 16 characters, no token shared by two groups).
+    private static func groupTokens(_ section: inout ConfigSection) throws(ConfigError) -> [String: String] {
+        guard let table = try section.inlineTable("group_tokens") else { return [:] }
+        var tokens: [String: String] = [:]
+        for entry in table.entries {
+            let key = "group_tokens.\(entry.key)"
+            guard let group = ServiceLabel.normalize(entry.key) else {
+                throw section.error("group_tokens", "'\(entry.key)' is not a group name (a DNS label)")
+            }
+            guard case .string(let token) = entry.value else {
+                throw ConfigError(key: section.path(key), line: entry.line, message: "expected a string, found \(entry.value.kind)")
+            }
+            guard APIToken.isStrong(token) else {
+                throw ConfigError(
+                    key: section.path(key), line: entry.line,
+                    message: "must be at least \(APIToken.minimumLength) characters without spaces")
+            }
+            guard !tokens.values.contains(token) else {
+                throw ConfigError(key: section.path(key), line: entry.line, message: "another group has the same token")
+            }
+            tokens[group] = token
+        }
+        return tokens
+    }
+
     /// The levels swift-log knows, as the config spells them.
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 }
@@ -448,6 +521,15 @@ struct ConfigSection {
         guard let entry = entry(key) else { return value }
         guard case .string(let text) = entry.value else { throw error(key, "expected a string, found \(entry.value.kind)") }
         return text
+    }
+
+    /// An inline table (`key = { a = "…" }`) or a `[section.key]`-less table value; nil when absent.
+    mutating func inlineTable(_ key: String) throws(ConfigError) -> TOMLTable? {
+        guard let entry = entry(key) else { return nil }
+        guard case .table(let table) = entry.value else {
+            throw error(key, "expected a table ({ name = \"value\", … }), found \(entry.value.kind)")
+        }
+        return table
     }
 
     mutating func boolean(_ key: String, default value: Bool) throws(ConfigError) -> Bool {
@@ -532,13 +614,13 @@ struct ConfigSection {
 }
 
 extension Config.API {
-    /// Without a token the API would let anyone who reaches it change the registry: then it
-    /// may only listen on loopback.
+    /// Off loopback the tokens would cross the network in clear: there the API needs TLS
+    /// (`api.tls_certificate` and `api.tls_key`).
     public func validate(key: String, line: Int?) throws(ConfigError) {
-        if token.isEmpty, !listen.ip.isLoopback {
+        if !listen.ip.isLoopback, !usesTLS {
             throw ConfigError(
                 key: key, line: line,
-                message: "\(listen) is not a loopback address; set api.token to listen there")
+                message: "\(listen) is not a loopback address; set api.tls_certificate and api.tls_key to listen there")
         }
     }
 }

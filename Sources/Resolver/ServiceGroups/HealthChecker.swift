@@ -2,7 +2,9 @@
 // times a second it removes expired members and starts the checks that are due (a member whose
 // TTL ran out without a heartbeat, an unhealthy member whose re-check time came), at most
 // `concurrency` at once; each result goes back through the registry. It stops on shutdown,
-// abandoning the checks in flight without recording them.
+// abandoning the checks in flight without recording them. A member outside
+// registry.allowed_networks (stored before the key existed, or by another instance) is never
+// probed: it is recorded unhealthy, so it leaves the answers and is removed in time.
 
 import AsyncHTTPClient
 import Logging
@@ -18,7 +20,9 @@ public protocol HealthProbe: Sendable {
 }
 
 /// TCP checks connect with NIO; HTTP checks GET with AsyncHTTPClient. Both within the check's
-/// timeout, to the member's address as a number (no name lookup).
+/// timeout, to the member's address as a number (no name lookup). The detail the API shows is
+/// one of a few fixed phrases and the status code: nothing the target sent (a body, a header, an
+/// error text) is echoed back.
 public struct NetworkHealthProbe: HealthProbe {
     let group: any EventLoopGroup
     let http: HTTPClient
@@ -45,7 +49,7 @@ public struct NetworkHealthProbe: HealthProbe {
             } catch ChannelError.connectTimeout {
                 return (false, "timed out after \(timeout) ms")
             } catch {
-                return (false, Self.describe(error))
+                return (false, Self.summary(error))
             }
         case .http:
             let host = member.address.isV6 ? "[\(member.address)]" : member.address.description
@@ -59,15 +63,32 @@ public struct NetworkHealthProbe: HealthProbe {
             } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
                 return (false, "timed out after \(timeout) ms")
             } catch {
-                return (false, Self.describe(error))
+                return (false, Self.summary(error))
             }
         }
     }
 
-    private static func describe(_ error: any Error) -> String {
-        if let error = error as? IOError { return error.description }
-        if let error = error as? NIOConnectionError, let first = error.connectionErrors.first { return describe(first.error) }
-        return "\(error)"
+    /// A fixed phrase for a failed check: the kind of failure, never text from the target.
+    static func summary(_ error: any Error) -> String {
+        if let error = error as? NIOConnectionError, let first = error.connectionErrors.first { return summary(first.error) }
+        if let error = error as? IOError {
+            switch error.errnoCode {
+            case ECONNREFUSED: return "connection refused"
+            case ECONNRESET, EPIPE: return "connection reset"
+            case ETIMEDOUT: return "timed out"
+            case EHOSTUNREACH, ENETUNREACH: return "unreachable"
+            default: return "network error (errno \(error.errnoCode))"
+            }
+        }
+        if error is ChannelError { return "connection failed" }
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .remoteConnectionClosed: return "connection closed before an answer"
+            case .connectTimeout, .deadlineExceeded, .readTimeout: return "timed out"
+            default: return "not a valid HTTP answer"
+            }
+        }
+        return "check failed"
     }
 }
 
@@ -86,12 +107,15 @@ public final class HealthChecker: Service {
 
     /// Whether this instance checks now (with etcd, only the elected instance does).
     let active: @Sendable () -> Bool
+    /// Members outside these are never probed.
+    let networks: MemberNetworks
 
     public init(
-        registry: ServiceRegistry, probe: any HealthProbe, concurrency: @escaping @Sendable () -> Int, logger: Logger,
-        tick: Duration = .milliseconds(250),
+        registry: ServiceRegistry, probe: any HealthProbe, networks: MemberNetworks,
+        concurrency: @escaping @Sendable () -> Int, logger: Logger, tick: Duration = .milliseconds(250),
         metrics: ResolverMetrics? = nil, active: @escaping @Sendable () -> Bool = { true }
     ) {
+        self.networks = networks
         self.active = active
         self.metrics = metrics
         self.registry = registry
@@ -143,8 +167,17 @@ public final class HealthChecker: Service {
         }
     }
 
+    /// What a member outside the allowed networks is recorded with, instead of a probe.
+    static let notChecked = "not checked: the address is outside registry.allowed_networks"
+
     private func check(_ member: Member) async {
-        let outcome = await probe.check(member)
+        let outcome: (healthy: Bool, detail: String)
+        if let refusal = networks.refusal(member.address) {
+            if member.isHealthy { logger.warning("member not checked", metadata: Self.metadata(member, ["reason": "\(refusal)"])) }
+            outcome = (false, Self.notChecked)
+        } else {
+            outcome = await probe.check(member)
+        }
         guard !Task.isCancelled else { return }  // shutting down: a cut-short check proves nothing
         let result = CheckResult(at: registry.clock.now(), healthy: outcome.healthy, detail: outcome.detail)
         metrics?.countCheck(healthy: result.healthy)

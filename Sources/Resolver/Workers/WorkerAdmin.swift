@@ -14,6 +14,7 @@ import NIOHTTP1
 struct WorkerAdmin: Sendable {
     let pool: WorkerPool
     let http: HTTPClient
+    /// The workers' per-run admin token (WorkerLaunch.adminToken).
     let token: String
 
     /// Every ready worker's answer to `method path` (workers that fail to answer are left out).
@@ -23,8 +24,11 @@ struct WorkerAdmin: Sendable {
                 tasks.addTask {
                     var request = HTTPClientRequest(url: "http://\(api)\(path)")
                     request.method = method
-                    if !token.isEmpty { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-                    if !body.isEmpty { request.body = .bytes(body) }
+                    request.headers.add(name: "Authorization", value: "Bearer \(token)")
+                    if !body.isEmpty {
+                        request.headers.add(name: "Content-Type", value: "application/json")
+                        request.body = .bytes(body)
+                    }
                     guard let response = try? await http.execute(request, timeout: .seconds(5)),
                         response.status == .ok, let bytes = try? await response.body.collect(upTo: 64 << 20)
                     else { return nil }

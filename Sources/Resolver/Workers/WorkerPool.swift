@@ -18,10 +18,20 @@ import Glibc
 public struct WorkerLaunch: Sendable {
     public var executable: String
     public var arguments: @Sendable (_ index: Int) -> [String]
+    /// The token of the workers' private admin APIs: random per run, handed to each worker in
+    /// its environment (`workerTokenVariable`), never on its command line.
+    public var adminToken: String
 
-    public init(executable: String = WorkerLaunch.currentExecutable, arguments: @escaping @Sendable (Int) -> [String]) {
+    /// The environment variable a worker reads its admin token from.
+    public static let workerTokenVariable = "RESOLVERD_WORKER_TOKEN"
+
+    public init(
+        executable: String = WorkerLaunch.currentExecutable, arguments: @escaping @Sendable (Int) -> [String],
+        adminToken: String = APIToken.random()
+    ) {
         self.executable = executable
         self.arguments = arguments
+        self.adminToken = adminToken
     }
 
     /// `addresses` with every port 0 replaced by a port free for both UDP and TCP, so that all
@@ -107,7 +117,7 @@ public final class WorkerPool: Sendable {
     }
 
     public let count: Int
-    private let launch: WorkerLaunch
+    let launch: WorkerLaunch
     private let registry: ServiceRegistry
     private let logger: Logger
     private let slots: Mutex<[Slot]>
@@ -360,6 +370,7 @@ public final class WorkerPool: Sendable {
         // message still reaches the log). An operator's own SWIFT_BACKTRACE setting is kept.
         var environment = ProcessInfo.processInfo.environment
         if environment["SWIFT_BACKTRACE"] == nil { environment["SWIFT_BACKTRACE"] = "enable=no" }
+        environment[WorkerLaunch.workerTokenVariable] = launch.adminToken
         var cEnvironment: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for variable in cEnvironment { free(variable) } }
         var pid: pid_t = 0

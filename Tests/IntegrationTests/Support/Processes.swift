@@ -97,6 +97,11 @@ final class Daemon: @unchecked Sendable {
     private(set) var addresses: [ServerAddress] = []
     /// The HTTP API's address from the readiness line.
     private(set) var apiAddress: ServerAddress?
+    /// The generated API token's file (from the `api token` log line); nil when the config set
+    /// `api.token`.
+    private(set) var tokenFile: String?
+    /// The admin token in `tokenFile`.
+    private(set) var token: String?
 
     /// The first listen address (127.0.0.1 with the real port).
     var address: ServerAddress { addresses[0] }
@@ -104,8 +109,10 @@ final class Daemon: @unchecked Sendable {
 
     /// Writes `config` to a temporary file and starts resolverd with it; returns once its
     /// readiness line has been logged. `prefix` runs it under another command (`ip netns exec …`).
-    /// The registry lives in the daemon's own temporary folder unless the config has a
-    /// `[registry]` table or `registryPath` names a file (to restart on the same registry).
+    /// The registry (and so the generated API token) lives in the daemon's own temporary folder
+    /// unless the config names a registry path or `registryPath` names a file (to restart on the
+    /// same registry). Members may be registered on loopback only, unless the config sets
+    /// `registry.allowed_networks` itself.
     init(
         config: String, prefix: [String] = [], extraArguments: [String] = [], registryPath: String? = nil,
         environment: [String: String] = [:]
@@ -120,9 +127,13 @@ final class Daemon: @unchecked Sendable {
             throw WaitTimeout(description: "a safe config")
         }
         var config = config
-        if !config.contains("[registry]") {
-            config += "\n[registry]\npath = \"\(registryPath ?? directory.appendingPathComponent("registry.sqlite").path)\"\n"
+        if !config.contains("[registry]") { config += "\n[registry]\n" }
+        var registryKeys = ""
+        if !config.contains("\npath = ") {
+            registryKeys += "path = \"\(registryPath ?? directory.appendingPathComponent("registry.sqlite").path)\"\n"
         }
+        if !config.contains("allowed_networks") { registryKeys += "allowed_networks = [\"127.0.0.0/8\", \"::1/128\"]\n" }
+        if let table = config.range(of: "[registry]\n") { config.insert(contentsOf: registryKeys, at: table.upperBound) }
         try config.write(to: configURL, atomically: true, encoding: .utf8)
         logURL = directory.appendingPathComponent("resolverd.log")
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
@@ -145,10 +156,19 @@ final class Daemon: @unchecked Sendable {
         }
         addresses = readinessAddresses() ?? []
         apiAddress = readinessField("api").flatMap { ServerAddress(String($0)) }
+        tokenFile = logField("api token", "file").map(String.init)
+        token = tokenFile.flatMap { try? String(contentsOfFile: $0, encoding: .utf8) }?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// The API's base URL (`http://127.0.0.1:PORT`).
     var apiURL: String { "http://\(apiAddress?.description ?? "127.0.0.1:8053")" }
+
+    /// A client of the API with the admin token.
+    var api: APIClient { APIClient(base: apiURL, token: token) }
+
+    /// dig-lite's arguments to reach this daemon's API with its token file.
+    var adminArguments: [String] { ["--api", apiURL] + (tokenFile.map { ["--token-file", $0] } ?? []) }
 
     /// Everything resolverd has logged so far.
     var log: String { (try? String(contentsOf: logURL, encoding: .utf8)) ?? "" }
@@ -158,12 +178,16 @@ final class Daemon: @unchecked Sendable {
     }
 
     /// A `key=value` field of the `msg=listening` line (or a key of it in a JSON log).
-    private func readinessField(_ key: String) -> Substring? {
-        for line in log.split(separator: "\n") where line.contains("\"msg\":\"listening\"") {
+    private func readinessField(_ key: String) -> Substring? { logField("listening", key) }
+
+    /// A `key=value` field of the first line with message `message` (logfmt or JSON).
+    func logField(_ message: String, _ key: String) -> Substring? {
+        let logfmt = message.contains(" ") ? "msg=\"\(message)\"" : "msg=\(message)"
+        for line in log.split(separator: "\n") where line.contains("\"msg\":\"\(message)\"") {
             let object = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
             if let value = object?[key] as? String { return Substring(value) }
         }
-        for line in log.split(separator: "\n") where line.contains("msg=listening") {
+        for line in log.split(separator: "\n") where line.contains(logfmt) {
             guard let field = line.split(separator: " ").first(where: { $0.hasPrefix("\(key)=") }) else { continue }
             return field.dropFirst(key.count + 1)
         }

@@ -571,3 +571,58 @@ struct ConfigTests {
         #expect(ConfigError(key: nil, line: nil, message: "bad").description == "bad")
     }
 }
+
+// MARK: - The API's and the registry's hardening keys
+
+extension ConfigTests {
+    @Test("api keys: token file, allowed hosts, group tokens, TLS; registry.allowed_networks")
+    func apiKeys() throws {
+        let config = try Config.parse(
+            Self.minimal + """
+
+                [api]
+                listen = "0.0.0.0:8443"
+                token_file = "/run/resolverd/token"
+                allowed_hosts = ["Resolver.Example.internal"]
+                group_tokens = { web = "web-token-0123456789", DB = "db-token-0123456789" }
+                tls_certificate = "/etc/resolverd/api.pem"
+                tls_key = "/etc/resolverd/api.key"
+                [registry]
+                path = "/var/lib/resolverd/registry.sqlite"
+                allowed_networks = ["10.0.0.0/8", "127.0.0.0/8"]
+                """)
+        #expect(config.api.tokenFile == "/run/resolverd/token" && config.apiTokenFile == "/run/resolverd/token")
+        #expect(config.api.allowedHosts == ["resolver.example.internal"])
+        #expect(config.api.groupTokens == ["web": "web-token-0123456789", "db": "db-token-0123456789"])
+        #expect(config.api.usesTLS)
+        #expect(config.registry.allowedNetworks == [IPNetwork("10.0.0.0/8"), IPNetwork("127.0.0.0/8")].compactMap { $0 })
+    }
+
+    @Test("defaults: a generated token beside the registry, no group tokens, the interfaces' networks")
+    func apiDefaults() throws {
+        let config = try Config.parse(Self.minimal + "\n[registry]\npath = \"/var/lib/resolverd/registry.sqlite\"\n")
+        #expect(config.api.token.isEmpty && config.apiTokenFile == "/var/lib/resolverd/api.token")
+        #expect(Config().apiTokenFile == "data/api.token")
+        #expect(config.api.groupTokens.isEmpty && !config.api.usesTLS)
+        #expect(config.registry.allowedNetworks == nil)
+    }
+
+    @Test(
+        "bad api and registry keys name the key and line",
+        arguments: [
+            ("[api]\nlisten = \"0.0.0.0:8053\"\n", "line 5: api.listen: 0.0.0.0:8053 is not a loopback address; set api.tls_certificate"),
+            ("[api]\nlisten = \"192.0.2.1:8053\"\ntoken = \"a-long-enough-token-0123\"\n", "api.tls_certificate and api.tls_key"),
+            ("[api]\ntoken = \"short\"\n", "line 5: api.token: must be at least 16"),
+            ("[api]\ntls_certificate = \"/x.pem\"\n", "line 4: api.tls_key: tls_certificate and tls_key go together"),
+            ("[api]\ngroup_tokens = { \"no good\" = \"web-token-0123456789\" }\n", "line 5: api.group_tokens: 'no good' is not a group name"),
+            ("[api]\ngroup_tokens = { web = \"short\" }\n", "line 5: api.group_tokens.web: must be at least 16"),
+            ("[api]\ngroup_tokens = { web = 7 }\n", "line 5: api.group_tokens.web: expected a string"),
+            ("[api]\ngroup_tokens = \"web\"\n", "line 5: api.group_tokens: expected a table"),
+            ("[api]\nallowed_hosts = [\"a b\"]\n", "line 5: api.allowed_hosts: 'a b' is not a host name"),
+            ("[registry]\nallowed_networks = [\"10.0.0.0/33\"]\n", "line 5: registry.allowed_networks: '10.0.0.0/33' is not a network"),
+        ])
+    func badAPIKeys(_ text: String, _ expected: String) throws {
+        let error = try #require(failure(Self.minimal + "\n" + text))
+        #expect(error.description.contains(expected), "\(error)")
+    }
+}
