@@ -245,7 +245,7 @@ def configs():
         '[[forward]]\nzone = "."\nservers = ["system", "9.9.9.9"]\n')
     yield "cluster-api-log.toml", (
         '[[forward]]\nzone = "."\nservers = ["1.1.1.1"]\n[cluster]\ndomain = "svc.example."\nanswer_ttl_s = 0\n'
-        '[api]\nlisten = "0.0.0.0:8053"\ntoken = "s3cr\\u00e9t\\t"\n[log]\nlevel = \'debug\'\nformat = "json"\n'
+        '[api]\nlisten = "[::1]:8053"\ntoken = "s3cr\\u0065t-0123456789abcdef"\n[log]\nlevel = \'debug\'\nformat = "json"\n'
         'queries = true\n[rate_limit]\nresponses_per_second = 50\nslip = 0\n[registry]\npath = "/tmp/r.sqlite"\n')
     yield "inline-table-and-floats.toml", (
         'extra = { a = 1, b = [1.5, -2e3, inf, nan], c = { d = "x" } }\nlist = [ [1, 2], ["a", \'b\'], ]\n'

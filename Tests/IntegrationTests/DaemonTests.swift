@@ -21,7 +21,7 @@ struct DaemonTests {
             ("[cluster]\nanswer_ttl_s = -1\n", "line 2: cluster.answer_ttl_s: must be between 0 and 3600"),
             ("[registry]\nbackend = \"mysql\"\n", "line 2: registry.backend: must be \"sqlite\""),
             ("[api]\nlisten = \"0.0.0.0:8053\"\n", "line 2: api.listen: 0.0.0.0:8053 is not a loopback address; set api.tls_certificate"),
-            ("[api]\ntoken = \"guessable\"\n", "line 2: api.token: must be at least 16 characters"),
+            ("[api]\ntoken = \"guessable\"\n", "line 2: api.token: must be at least 16 ASCII characters"),
         ])
     func badConfig(_ text: String, _ expected: String) throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("bad-\(UUID().uuidString).toml")

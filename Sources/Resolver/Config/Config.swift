@@ -298,7 +298,7 @@ public struct Config: Sendable, Equatable {
             config.api.token = try section.string("token", default: config.api.token)
             if !config.api.token.isEmpty, !APIToken.isStrong(config.api.token) {
                 throw section.error(
-                    "token", "must be at least \(APIToken.minimumLength) characters without spaces (or empty: a generated one)")
+                    "token", "must be at least \(APIToken.minimumLength) ASCII characters without spaces (or empty: a generated one)")
             }
             config.api.tokenFile = try section.string("token_file", default: config.api.tokenFile)
             if let hosts = try section.strings("allowed_hosts") {
@@ -457,7 +457,7 @@ public struct Config: Sendable, Equatable {
             guard APIToken.isStrong(token) else {
                 throw ConfigError(
                     key: section.path(key), line: entry.line,
-                    message: "must be at least \(APIToken.minimumLength) characters without spaces")
+                    message: "must be at least \(APIToken.minimumLength) ASCII characters without spaces")
             }
             guard !tokens.values.contains(token) else {
                 throw ConfigError(key: section.path(key), line: entry.line, message: "another group has the same token")
