@@ -108,26 +108,10 @@ public final class FakeDNSServer: Sendable {
         var lastError: any Error = ChannelError.unknownLocalAddress
         for _ in 0..<8 {
             do {
-                let udp = try await DatagramBootstrap(group: group)
-                    .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                    .channelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(FakeUDPHandler(server: self))
-                        }
-                    }
-                    .bind(host: host, port: port).get()
+                let udp = try await bindUDP(host: host, port: port)
                 guard let boundPort = udp.localAddress?.port else { throw ChannelError.unknownLocalAddress }
                 do {
-                    let tcp = try await ServerBootstrap(group: group)
-                        .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                        .childChannelInitializer { channel in
-                            channel.eventLoop.makeCompletedFuture {
-                                try channel.pipeline.syncOperations.addHandlers(
-                                    ByteToMessageHandler(LengthFieldBasedFrameDecoder(lengthFieldBitLength: .twoBytes)),
-                                    FakeTCPHandler(server: self))
-                            }
-                        }
-                        .bind(host: host, port: boundPort).get()
+                    let tcp = try await bindTCP(host: host, port: boundPort)
                     let forge = try await DatagramBootstrap(group: group).bind(host: host, port: 0).get()
                     // Another loopback address with the server's own port, for forgeries that
                     // get the port right and the address wrong.
@@ -157,27 +141,35 @@ public final class FakeDNSServer: Sendable {
     /// of nameservers).
     public func listen(on hosts: [String], port: Int) async throws {
         for host in hosts {
-            let udp = try await DatagramBootstrap(group: group)
-                .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(FakeUDPHandler(server: self))
-                    }
-                }
-                .bind(host: host, port: port).get()
+            let udp = try await bindUDP(host: host, port: port)
             channels.withLock { $0.append(udp) }
-            let tcp = try await ServerBootstrap(group: group)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandlers(
-                            ByteToMessageHandler(LengthFieldBasedFrameDecoder(lengthFieldBitLength: .twoBytes)),
-                            FakeTCPHandler(server: self))
-                    }
-                }
-                .bind(host: host, port: port).get()
+            let tcp = try await bindTCP(host: host, port: port)
             channels.withLock { $0.append(tcp) }
         }
+    }
+
+    private func bindUDP(host: String, port: Int) async throws -> any Channel {
+        try await DatagramBootstrap(group: group)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(FakeUDPHandler(server: self))
+                }
+            }
+            .bind(host: host, port: port).get()
+    }
+
+    private func bindTCP(host: String, port: Int) async throws -> any Channel {
+        try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(
+                        ByteToMessageHandler(LengthFieldBasedFrameDecoder(lengthFieldBitLength: .twoBytes)),
+                        FakeTCPHandler(server: self))
+                }
+            }
+            .bind(host: host, port: port).get()
     }
 
     public func stop() async {

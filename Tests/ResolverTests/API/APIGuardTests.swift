@@ -27,8 +27,8 @@ struct APITokenTests {
 
     @Test("a generated token is 64 hex digits from its generator: a seeded one repeats, the system's does not")
     func random() {
-        var first = SeededGenerator(seed: 7)
-        var second = SeededGenerator(seed: 7)
+        var first = SplitMix64(seed: 7)
+        var second = SplitMix64(seed: 7)
         let token = APIToken.random(using: &first)
         #expect(token.count == 64 && token.allSatisfy(\.isHexDigit))
         #expect(APIToken.random(using: &second) == token)
@@ -139,15 +139,3 @@ struct APIGuardTests {
     }
 }
 
-/// A splitmix64 generator: the same seed gives the same numbers.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
