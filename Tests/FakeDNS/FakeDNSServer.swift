@@ -49,6 +49,8 @@ public struct FakeBehavior: Sendable {
     public var hugeAnswer: Int? = nil
     /// Sends UDP answers whole whatever their size (up to 65,507 bytes), never truncated.
     public var oversizeUDP = false
+    /// Sets AD in every answer (an upstream claiming data it validated, or a forger saying so).
+    public var authenticData = false
 
     public init() {}
 }
@@ -192,6 +194,7 @@ public final class FakeDNSServer: Sendable {
         if reply.flags.contains(.aa), reply.rcode == .noError || reply.rcode == .nxDomain {
             reply.answers += behavior.extraAnswers
         }
+        if behavior.authenticData { reply.flags.insert(.ad) }
         return reply
     }
 

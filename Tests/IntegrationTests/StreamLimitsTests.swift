@@ -187,3 +187,21 @@ private final class ReplyCounter: ChannelInboundHandler {
         reader.add(complete)
     }
 }
+
+@Suite("Upstream AD bit", .timeLimit(.minutes(1)))
+struct UpstreamADTests {
+    @Test("forward mode: an upstream's AD bit is not passed on (resolverd validated nothing), from the network or the cache")
+    func adCleared() async throws {
+        let (fake, upstream) = try await Fixtures.upstream(behavior: Fixtures.behavior { $0.authenticData = true })
+        let daemon = try await Daemon(config: forwardingConfig([(".", [upstream])]))
+        for attempt in ["upstream", "cache"] {
+            let dig = try runCommand(["dig", "@127.0.0.1", "-p", "\(daemon.port)", "www.example.test", "+dnssec", "+adflag"])
+            #expect(dig.stdout.contains("ANSWER: 1"), "\(attempt): \(dig.stdout)")
+            let flags = dig.stdout.split(separator: "\n").first { $0.contains(";; flags:") } ?? ""
+            #expect(!flags.contains(" ad"), "\(attempt): \(flags)")
+        }
+        #expect(fake.queryCount == 1)
+        try await daemon.stop()
+        await fake.stop()
+    }
+}
