@@ -58,6 +58,8 @@ public final class ResolverApplication: Service {
     let running: Mutex<Config>
     /// `cluster.check_concurrency`, which a reload changes.
     let checkConcurrency: Atomic<Int>
+    /// Why the SQLite store could not be opened (the registry then starts degraded).
+    let storeFailure: RegistryError?
 
     /// Opens the registry store (a bad `registry.path` fails here) and wires the rest.
     /// `reloadConfig` reads the config again for SIGHUP and POST /v1/reload.
@@ -94,6 +96,8 @@ public final class ResolverApplication: Service {
             recursor = nil
         }
         let store: any RegistryStore
+        var storeFailure: RegistryError? = nil
+        var resettablePath: String? = nil
         if case .worker = role {
             store = MirrorStore()
             shared = nil
@@ -102,10 +106,24 @@ public final class ResolverApplication: Service {
             store = etcd.store
             shared = etcd
         } else {
-            store = try SQLiteRegistryStore(path: config.registry.path)
+            // A damaged or unusable file must not keep DNS down: the registry starts degraded.
+            resettablePath = config.registry.path
+            do {
+                store = try SQLiteRegistryStore(path: config.registry.path)
+            } catch {
+                store = UnavailableStore()
+                storeFailure = error
+            }
             shared = nil
         }
+        self.storeFailure = storeFailure
         registry = ServiceRegistry(store: store, policy: config.cluster.policy)
+        if let path = resettablePath {
+            registry.allowReset { () throws(RegistryError) -> (store: any RegistryStore, setAside: String) in
+                let aside = try SQLiteRegistryStore.setAside(path: path, now: WallClock.system.now())
+                return (try SQLiteRegistryStore(path: path), aside)
+            }
+        }
         if case .supervisor(let launch) = role {
             pool = WorkerPool(count: config.server.workers, launch: launch, registry: registry, logger: logger)
         } else {
@@ -147,9 +165,10 @@ public final class ResolverApplication: Service {
 
     private func runParts() async throws {
         var link: WorkerLink? = nil
+        var sharedToLoad = false
         switch role {
         case .single, .supervisor:
-            try await loadRegistry()
+            sharedToLoad = await loadRegistry()
         case .worker(_, let descriptor):
             // The registry comes from the supervisor, before the DNS sockets open; when the
             // supervisor is gone, this worker stops.
@@ -199,7 +218,9 @@ public final class ResolverApplication: Service {
             try? await group.shutdownGracefully()
         }
         do {
-            try await serve(api: api, checker: checker, listeners: listeners, pool: pool, link: link, bound: apiBound)
+            try await serve(
+                api: api, checker: checker, listeners: listeners, pool: pool, link: link, bound: apiBound,
+                sharedToLoad: sharedToLoad)
         } catch {
             await closeAll()
             throw error
@@ -207,18 +228,34 @@ public final class ResolverApplication: Service {
         await closeAll()
     }
 
-    /// Loads the registry; a shared store that cannot be reached yet (etcd starting with the
-    /// host) is asked again for up to 30 s before the start fails. A refusal (a wrong password)
-    /// fails at once.
-    private func loadRegistry() async throws(RegistryError) {
+    /// Loads the registry. Whatever fails, DNS comes up: a SQLite file that cannot be opened or
+    /// read leaves the registry degraded until an admin resets it (the file is kept as found); a
+    /// shared store (etcd) not reachable within `sharedStartWindow` leaves it degraded while
+    /// `loadShared` keeps trying in the background. Returns whether that is still to do.
+    private func loadRegistry() async -> Bool {
+        if let storeFailure {
+            degradeSQLite(storeFailure)
+            return false
+        }
         let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(shared == nil ? 0 : 30)
+        let deadline = clock.now + (shared == nil ? .zero : Self.sharedStartWindow)
         var pause: Duration = .milliseconds(250)
         while true {
             do {
-                return try await registry.load()
+                logDamaged(try await registry.load())
+                return false
             } catch {
-                guard error.unreachable, clock.now + pause < deadline else { throw error }
+                if shared == nil {
+                    degradeSQLite(error)
+                    return false
+                }
+                guard error.unreachable, clock.now + pause < deadline else {
+                    registry.degrade("the shared registry (etcd) cannot be read; retrying")
+                    logger.critical(
+                        "registry degraded: etcd cannot be read; DNS answers, cluster names SERVFAIL until it can",
+                        metadata: ["error": "\(error)"])
+                    return true
+                }
                 logger.warning("registry not reachable yet; trying again", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: pause)
                 pause = min(pause * 2, .seconds(4))
@@ -226,10 +263,44 @@ public final class ResolverApplication: Service {
         }
     }
 
+    /// How long the start waits for etcd before DNS comes up with the registry degraded (etcd
+    /// starting with the host is usually there by then).
+    static let sharedStartWindow: Duration = .seconds(5)
+
+    /// Keeps reading the shared store until it answers (back-off up to 5 s; 30 s after a refusal,
+    /// such as a wrong password); then the registry is ready and the watch starts.
+    private func loadShared() async {
+        var pause: Duration = .milliseconds(500)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: pause)
+            do {
+                logDamaged(try await registry.load())
+                logger.notice("registry ready: etcd answers again")
+                return
+            } catch {
+                pause = min(pause * 2, error.unreachable ? .seconds(5) : .seconds(30))
+                logger.warning("registry degraded: etcd still cannot be read", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    private func degradeSQLite(_ error: RegistryError) {
+        registry.degrade(
+            "the registry store could not be opened or read; POST /v1/registry/reset sets it aside and starts an empty one",
+            replacing: UnavailableStore())
+        logger.critical(
+            "registry degraded: the SQLite store cannot be used; DNS answers, cluster names SERVFAIL; the file is kept as it is until `dig-lite registry-reset`",
+            metadata: ["error": "\(error)"])
+    }
+
+    private func logDamaged(_ damaged: [RegistryError]) {
+        StoredMembers.log(damaged, logger: logger)
+    }
+
     /// Runs the API beside the bound DNS listeners until graceful shutdown.
     private func serve(
         api: some Service, checker: HealthChecker?, listeners: DNSListeners?, pool: WorkerPool?, link: WorkerLink?,
-        bound apiBound: AsyncStream<String>
+        bound apiBound: AsyncStream<String>, sharedToLoad: Bool
     ) async throws {
         try await withThrowingDiscardingTaskGroup { tasks in
             // Hummingbird stops by itself on graceful shutdown; an error (port in use) ends all.
@@ -240,7 +311,12 @@ public final class ResolverApplication: Service {
             if let shared {
                 let registry = self.registry
                 let logger = self.logger
-                tasks.addTask { await cancelWhenGracefulShutdown { await shared.store.follow(registry, logger: logger) } }
+                tasks.addTask { [self] in
+                    await cancelWhenGracefulShutdown {
+                        if sharedToLoad { await self.loadShared() }
+                        await shared.store.follow(registry, logger: logger)
+                    }
+                }
                 tasks.addTask { await cancelWhenGracefulShutdown { await shared.election.run(logger: logger) } }
             }
             // SIGHUP reloads the config (the supervisor's workers reload theirs).
@@ -252,15 +328,29 @@ public final class ResolverApplication: Service {
             // The query rate of GET /v1/stats: a sample a second; and systemd's watchdog, when
             // the unit has one, at half its interval.
             let metrics = self.metrics
+            let logger = self.logger
             let watchdog = link == nil ? SystemdNotify.watchdogInterval : nil
             tasks.addTask {
                 await cancelWhenGracefulShutdown {
                     let clock = ContinuousClock()
                     var nextPing = clock.now
+                    var looping = false
                     while !Task.isCancelled {
                         metrics.sample()
                         if let watchdog, clock.now >= nextPing {
-                            SystemdNotify.send("WATCHDOG=1")
+                            // Every worker crash-looping for long: no DNS is answered, so the
+                            // watchdog must not be told all is well.
+                            if let since = pool?.allCrashLoopingSince(), clock.now - since > WorkerPool.crashLoopLimit {
+                                if !looping {
+                                    logger.critical("every worker keeps crashing; no longer feeding the systemd watchdog")
+                                    SystemdNotify.send("STATUS=every worker has been crash-looping for over \(WorkerPool.crashLoopLimit)")
+                                }
+                                looping = true
+                            } else {
+                                if looping { SystemdNotify.send("STATUS=answering again") }
+                                looping = false
+                                SystemdNotify.send("WATCHDOG=1")
+                            }
                             nextPing = clock.now + watchdog
                         }
                         try? await Task.sleep(for: min(.seconds(1), watchdog ?? .seconds(1)))

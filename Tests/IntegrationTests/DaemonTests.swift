@@ -30,15 +30,18 @@ struct DaemonTests {
         #expect(result.stderr.contains(expected), "\(result.stderr)")
     }
 
-    @Test("an unusable registry.path stops the daemon at start with the path named, exit 1")
-    func badRegistryPath() throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("registry-\(UUID().uuidString).toml")
-        try (forwardingConfig([(".", [ServerAddress(ip: .v4(0x7F00_0001), port: 9)])])
-            + "\n[registry]\npath = \"/proc/resolverd/registry.sqlite\"\n").write(to: file, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: file) }
-        let result = try runCommand([Binaries.path("resolverd"), "--config", file.path])
-        #expect(result.status == 1)
-        #expect(result.stderr.contains("registry.path '/proc/resolverd/registry.sqlite'"), "\(result.stderr)")
+    @Test("an unusable registry.path leaves DNS up with the registry degraded, the path named in the log")
+    func badRegistryPath() async throws {
+        let daemon = try await Daemon(
+            config: forwardingConfig([(".", [ServerAddress(ip: .v4(0x7F00_0001), port: 9)])])
+                + "\n[registry]\npath = \"/proc/resolverd/registry.sqlite\"\n")
+        let client = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 1000)
+        #expect(try client.ask(query("localhost"))?.rcode == .noError)
+        #expect(try client.ask(query("web.cluster.internal"))?.rcode == .servFail)
+        #expect(daemon.log.contains("registry.path '/proc/resolverd/registry.sqlite'"), "\(daemon.log)")
+        // The reset tries and fails (the path stays unusable): the registry stays degraded.
+        #expect(try await APIClient(base: daemon.apiURL).send("POST", "/v1/registry/reset").status == 503)
+        try await daemon.stop()
     }
 
     @Test("a missing config file exits 2")
