@@ -289,7 +289,10 @@ public final class ResolverApplication: Service {
             "the registry store could not be opened or read; POST /v1/registry/reset sets it aside and starts an empty one",
             replacing: UnavailableStore())
         logger.critical(
-            "registry degraded: the SQLite store cannot be used; DNS answers, cluster names SERVFAIL; the file is kept as it is until `dig-lite registry-reset`",
+            """
+            registry degraded: the SQLite store cannot be used; DNS answers, cluster names SERVFAIL; \
+            the file is kept as it is until `dig-lite registry-reset`
+            """,
             metadata: ["error": "\(error)"])
     }
 
@@ -343,7 +346,8 @@ public final class ResolverApplication: Service {
                             if let since = pool?.allCrashLoopingSince(), clock.now - since > WorkerPool.crashLoopLimit {
                                 if !looping {
                                     logger.critical("every worker keeps crashing; no longer feeding the systemd watchdog")
-                                    SystemdNotify.send("STATUS=every worker has been crash-looping for over \(WorkerPool.crashLoopLimit)")
+                                    let limit = WorkerPool.crashLoopLimit
+                                    SystemdNotify.send("STATUS=every worker has been crash-looping for over \(limit)")
                                 }
                                 looping = true
                             } else {

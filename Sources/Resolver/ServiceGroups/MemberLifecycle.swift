@@ -49,7 +49,8 @@ public struct RegistryPolicy: Sendable, Equatable {
                 case .healthy: (result.at, 1)
                 case .unhealthy(let since, let failures, _): (since, min(failures, Int.max - 1) + 1)
                 }
-            let delay = min(recheckBaseMillis << min(max(failures - 1, 0), 20), Int64(0).adding(seconds: recheckMaxSeconds))
+            let cap = Int64(0).adding(seconds: recheckMaxSeconds)
+            let delay = min(recheckBaseMillis << min(max(failures - 1, 0), 20), cap)
             next.health = .unhealthy(since: since, failures: failures, nextCheck: result.at.adding(millis: delay))
         }
         return next

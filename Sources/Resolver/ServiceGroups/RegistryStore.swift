@@ -40,7 +40,9 @@ public struct StoredMembers: Sendable {
 extension StoredMembers {
     /// Logs each damaged record skipped (the first 100, then a count); nothing deletes them.
     static func log(_ damaged: [RegistryError], logger: Logger) {
-        for error in damaged.prefix(100) { logger.error("registry: a damaged member skipped", metadata: ["error": "\(error)"]) }
+        for error in damaged.prefix(100) {
+            logger.error("registry: a damaged member skipped", metadata: ["error": "\(error)"])
+        }
         if damaged.count > 100 {
             logger.error("registry: more damaged members skipped", metadata: ["count": "\(damaged.count - 100)"])
         }

@@ -41,7 +41,7 @@ public final class ServiceRegistry: Sendable {
     /// `currentStatus.isDegraded`, read on the DNS path without the lock.
     private let degraded = Atomic<Bool>(false)
     /// Sets the damaged store aside and opens a fresh one (nil: this store cannot be reset).
-    private let resetter = Mutex<(@Sendable () async throws(RegistryError) -> (store: any RegistryStore, setAside: String))?>(nil)
+    private let resetter = Mutex<Resetter?>(nil)
     /// Checker changes not stored yet, by `group/id`, and when to try again.
     private let pending = Mutex<PendingChanges>(PendingChanges())
     private let statusObservers = Mutex<[@Sendable (RegistryStatus) -> Void]>([])
@@ -105,9 +105,12 @@ public final class ServiceRegistry: Sendable {
     }
 
     /// How `reset` replaces a damaged store: set it aside, open a fresh one.
-    public func allowReset(_ reset: @escaping @Sendable () async throws(RegistryError) -> (store: any RegistryStore, setAside: String)) {
+    public func allowReset(_ reset: @escaping Resetter) {
         resetter.withLock { $0 = reset }
     }
+
+    /// Sets a damaged store aside and opens a fresh one; returns it and where the old one went.
+    public typealias Resetter = @Sendable () async throws(RegistryError) -> (store: any RegistryStore, setAside: String)
 
     /// Why a reset was refused.
     public enum ResetRefusal: Error, Sendable, Equatable {
@@ -264,8 +267,9 @@ public final class ServiceRegistry: Sendable {
     /// after a failure, doubling to 30 s); nil when nothing was due.
     public func persistPending(now: UnixMillis) async -> Persisted? {
         await writer.withLock { () async -> Persisted? in
-            let due = pending.withLock { pending in
-                pending.changes.isEmpty || now < pending.retryAt ? nil : pending.changes.sorted { $0.key < $1.key }.map(\.value)
+            let due = pending.withLock { pending -> [RegistryChange]? in
+                guard !pending.changes.isEmpty, now >= pending.retryAt else { return nil }
+                return pending.changes.sorted { $0.key < $1.key }.map(\.value)
             }
             guard let due, !isDegraded else { return nil }
             do throws(RegistryError) {

@@ -144,7 +144,8 @@ public final class WorkerPool: Sendable {
     /// Since when every worker has been in a crash loop (the latest of their loops' starts); nil
     /// when at least one is not.
     public func allCrashLoopingSince(now: ContinuousClock.Instant = ContinuousClock().now) -> ContinuousClock.Instant? {
-        slots.withLock { slots in Self.allLoopingSince(slots.map { $0.crashLoop.looping(now: now, readySince: $0.readyAt) }) }
+        let loops = slots.withLock { slots in slots.map { $0.crashLoop.looping(now: now, readySince: $0.readyAt) } }
+        return Self.allLoopingSince(loops)
     }
 
     /// The latest start of the slots' loops, when every slot loops.
