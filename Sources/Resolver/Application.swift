@@ -6,6 +6,7 @@
 
 import AsyncHTTPClient
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import NIOCore
@@ -62,6 +63,8 @@ public final class ResolverApplication: Service {
     let checkConcurrency: Atomic<Int>
     /// Where members may be (`registry.allowed_networks`, or this host's interfaces' networks).
     let memberNetworks: MemberNetworks
+    /// Why the SQLite store could not be opened (the registry then starts degraded).
+    let storeFailure: RegistryError?
 
     /// Opens the registry store (a bad `registry.path` fails here) and wires the rest.
     /// `reloadConfig` reads the config again for SIGHUP and POST /v1/reload.
@@ -101,6 +104,8 @@ public final class ResolverApplication: Service {
         }
         let store: any RegistryStore
         memberNetworks = MemberNetworks(config.registry)
+        var storeFailure: RegistryError? = nil
+        var resettablePath: String? = nil
         if case .worker = role {
             store = MirrorStore()
             shared = nil
@@ -109,11 +114,26 @@ public final class ResolverApplication: Service {
             store = AdmittingStore(store: etcd.store, networks: memberNetworks, logger: logger)
             shared = etcd
         } else {
-            store = AdmittingStore(
-                store: try SQLiteRegistryStore(path: config.registry.path), networks: memberNetworks, logger: logger)
+            // A damaged or unusable file must not keep DNS down: the registry starts degraded.
+            resettablePath = config.registry.path
+            do {
+                store = AdmittingStore(
+                    store: try SQLiteRegistryStore(path: config.registry.path), networks: memberNetworks, logger: logger)
+            } catch {
+                store = UnavailableStore()
+                storeFailure = error
+            }
             shared = nil
         }
+        self.storeFailure = storeFailure
         registry = ServiceRegistry(store: store, policy: config.cluster.policy)
+        if let path = resettablePath {
+            registry.allowReset { [memberNetworks, logger] () throws(RegistryError) -> (store: any RegistryStore, setAside: String) in
+                let aside = try SQLiteRegistryStore.setAside(path: path, now: WallClock.system.now())
+                let fresh = AdmittingStore(store: try SQLiteRegistryStore(path: path), networks: memberNetworks, logger: logger)
+                return (fresh, aside)
+            }
+        }
         if case .supervisor(let launch) = role {
             pool = WorkerPool(count: config.server.workers, launch: launch, registry: registry, logger: logger)
         } else {
@@ -155,9 +175,10 @@ public final class ResolverApplication: Service {
 
     private func runParts() async throws {
         var link: WorkerLink? = nil
+        var sharedToLoad = false
         switch role {
         case .single, .supervisor:
-            try await loadRegistry()
+            sharedToLoad = await loadRegistry()
         case .worker(_, let descriptor):
             // The registry comes from the supervisor, before the DNS sockets open; when the
             // supervisor is gone, this worker stops.
@@ -170,6 +191,9 @@ public final class ResolverApplication: Service {
             // still running, or fall back to the hints.
             Task { await recursor.prime() }
         }
+        // The API's settings first: nothing is bound (and no client made) when they fail.
+        let guardian = try apiGuard()
+        let apiServer: HTTPServerBuilder = config.api.usesTLS ? try .tls(.http1(), tlsConfiguration: try apiTLS()) : .http1()
         // The supervisor answers no DNS: its workers do.
         let listeners =
             pool == nil ? try await DNSListeners.bind(config.server, pipeline: pipeline, group: group, logger: logger) : nil
@@ -185,7 +209,6 @@ public final class ResolverApplication: Service {
                 concurrency: { [self] in checkConcurrency.load(ordering: .relaxed) }, logger: logger,
                 metrics: metrics, active: { [election = shared?.election] in election?.isLeader ?? true })
         let (apiBound, apiAddress) = AsyncStream<String>.makeStream()
-        let guardian = try apiGuard()
         let api = Hummingbird.Application(
             router: AdminAPI(
                 selector: selector, cache: pipeline.cache, records: recursor?.records, registry: registry,
@@ -193,7 +216,7 @@ public final class ResolverApplication: Service {
                 reload: { [self] in reload() },
                 workers: pool.map { WorkerAdmin(pool: $0, http: http, token: $0.launch.adminToken) }, groups: link == nil
             ).router(),
-            server: config.api.usesTLS ? try .tls(.http1(), tlsConfiguration: try apiTLS()) : .http1(),
+            server: apiServer,
             configuration: .init(address: .hostname(config.api.listen.ip.description, port: Int(config.api.listen.port))),
             onServerRunning: { channel in
                 if let port = channel.localAddress?.port { guardian.bound(port: port) }
@@ -211,7 +234,9 @@ public final class ResolverApplication: Service {
             try? await group.shutdownGracefully()
         }
         do {
-            try await serve(api: api, checker: checker, listeners: listeners, pool: pool, link: link, bound: apiBound)
+            try await serve(
+                api: api, checker: checker, listeners: listeners, pool: pool, link: link, bound: apiBound,
+                sharedToLoad: sharedToLoad)
         } catch {
             await closeAll()
             throw error
@@ -227,11 +252,20 @@ public final class ResolverApplication: Service {
             guard !token.isEmpty else { throw APITokenError(path: "-", message: "a worker needs its supervisor's token") }
         } else if token.isEmpty {
             let path = config.apiTokenFile
-            let (kept, created) = try APIToken.loadOrCreate(path: path)
-            token = kept
-            logger.info("api token", metadata: ["file": "\(path)", "created": "\(created)"])
-            if APIToken.isExposed(path) {
-                logger.warning("api token file readable by others; chmod 600 it", metadata: ["file": "\(path)"])
+            do {
+                let (kept, created) = try APIToken.loadOrCreate(path: path)
+                token = kept
+                logger.info("api token", metadata: ["file": "\(path)", "created": "\(created)"])
+                if APIToken.isExposed(path) {
+                    logger.warning("api token file readable by others; chmod 600 it", metadata: ["file": "\(path)"])
+                }
+            } catch {
+                // DNS must come up whatever the data folder's state: the API is locked instead
+                // (a token nobody knows) until api.token is set or the file can be written.
+                token = APIToken.random()
+                logger.critical(
+                    "api token file unusable: the API refuses every request; set api.token or fix the file",
+                    metadata: ["file": "\(path)", "error": "\(error)"])
             }
         }
         if case .worker = role {
@@ -267,18 +301,34 @@ public final class ResolverApplication: Service {
             privateKey: NIOSSLPrivateKeySource.privateKey(key))
     }
 
-    /// Loads the registry; a shared store that cannot be reached yet (etcd starting with the
-    /// host) is asked again for up to 30 s before the start fails. A refusal (a wrong password)
-    /// fails at once.
-    private func loadRegistry() async throws(RegistryError) {
+    /// Loads the registry. Whatever fails, DNS comes up: a SQLite file that cannot be opened or
+    /// read leaves the registry degraded until an admin resets it (the file is kept as found); a
+    /// shared store (etcd) not reachable within `sharedStartWindow` leaves it degraded while
+    /// `loadShared` keeps trying in the background. Returns whether that is still to do.
+    private func loadRegistry() async -> Bool {
+        if let storeFailure {
+            degradeSQLite(storeFailure)
+            return false
+        }
         let clock = ContinuousClock()
-        let deadline = clock.now + .seconds(shared == nil ? 0 : 30)
+        let deadline = clock.now + (shared == nil ? .zero : Self.sharedStartWindow)
         var pause: Duration = .milliseconds(250)
         while true {
             do {
-                return try await registry.load()
+                logDamaged(try await registry.load())
+                return false
             } catch {
-                guard error.unreachable, clock.now + pause < deadline else { throw error }
+                if shared == nil {
+                    degradeSQLite(error)
+                    return false
+                }
+                guard error.unreachable, clock.now + pause < deadline else {
+                    registry.degrade("the shared registry (etcd) cannot be read; retrying")
+                    logger.critical(
+                        "registry degraded: etcd cannot be read; DNS answers, cluster names SERVFAIL until it can",
+                        metadata: ["error": "\(error)"])
+                    return true
+                }
                 logger.warning("registry not reachable yet; trying again", metadata: ["error": "\(error)"])
                 try? await Task.sleep(for: pause)
                 pause = min(pause * 2, .seconds(4))
@@ -286,10 +336,47 @@ public final class ResolverApplication: Service {
         }
     }
 
+    /// How long the start waits for etcd before DNS comes up with the registry degraded (etcd
+    /// starting with the host is usually there by then).
+    static let sharedStartWindow: Duration = .seconds(5)
+
+    /// Keeps reading the shared store until it answers (back-off up to 5 s; 30 s after a refusal,
+    /// such as a wrong password); then the registry is ready and the watch starts.
+    private func loadShared() async {
+        var pause: Duration = .milliseconds(500)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: pause)
+            do {
+                logDamaged(try await registry.load())
+                logger.notice("registry ready: etcd answers again")
+                return
+            } catch {
+                pause = min(pause * 2, error.unreachable ? .seconds(5) : .seconds(30))
+                logger.warning("registry degraded: etcd still cannot be read", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    private func degradeSQLite(_ error: RegistryError) {
+        registry.degrade(
+            "the registry store could not be opened or read; POST /v1/registry/reset sets it aside and starts an empty one",
+            replacing: UnavailableStore())
+        logger.critical(
+            """
+            registry degraded: the SQLite store cannot be used; DNS answers, cluster names SERVFAIL; \
+            the file is kept as it is until `dig-lite registry-reset`
+            """,
+            metadata: ["error": "\(error)"])
+    }
+
+    private func logDamaged(_ damaged: [RegistryError]) {
+        StoredMembers.log(damaged, logger: logger)
+    }
+
     /// Runs the API beside the bound DNS listeners until graceful shutdown.
     private func serve(
         api: some Service, checker: HealthChecker?, listeners: DNSListeners?, pool: WorkerPool?, link: WorkerLink?,
-        bound apiBound: AsyncStream<String>
+        bound apiBound: AsyncStream<String>, sharedToLoad: Bool
     ) async throws {
         try await withThrowingDiscardingTaskGroup { tasks in
             // Hummingbird stops by itself on graceful shutdown; an error (port in use) ends all.
@@ -300,7 +387,12 @@ public final class ResolverApplication: Service {
             if let shared {
                 let registry = self.registry
                 let logger = self.logger
-                tasks.addTask { await cancelWhenGracefulShutdown { await shared.store.follow(registry, logger: logger) } }
+                tasks.addTask { [self] in
+                    await cancelWhenGracefulShutdown {
+                        if sharedToLoad { await self.loadShared() }
+                        await shared.store.follow(registry, networks: self.memberNetworks, logger: logger)
+                    }
+                }
                 tasks.addTask { await cancelWhenGracefulShutdown { await shared.election.run(logger: logger) } }
             }
             // SIGHUP reloads the config (the supervisor's workers reload theirs).
@@ -312,15 +404,30 @@ public final class ResolverApplication: Service {
             // The query rate of GET /v1/stats: a sample a second; and systemd's watchdog, when
             // the unit has one, at half its interval.
             let metrics = self.metrics
+            let logger = self.logger
             let watchdog = link == nil ? SystemdNotify.watchdogInterval : nil
             tasks.addTask {
                 await cancelWhenGracefulShutdown {
                     let clock = ContinuousClock()
                     var nextPing = clock.now
+                    var looping = false
                     while !Task.isCancelled {
                         metrics.sample()
                         if let watchdog, clock.now >= nextPing {
-                            SystemdNotify.send("WATCHDOG=1")
+                            // Every worker crash-looping for long: no DNS is answered, so the
+                            // watchdog must not be told all is well.
+                            if let since = pool?.allCrashLoopingSince(), clock.now - since > WorkerPool.crashLoopLimit {
+                                if !looping {
+                                    logger.critical("every worker keeps crashing; no longer feeding the systemd watchdog")
+                                    let limit = WorkerPool.crashLoopLimit
+                                    SystemdNotify.send("STATUS=every worker has been crash-looping for over \(limit)")
+                                }
+                                looping = true
+                            } else {
+                                if looping { SystemdNotify.send("STATUS=answering again") }
+                                looping = false
+                                SystemdNotify.send("WATCHDOG=1")
+                            }
                             nextPing = clock.now + watchdog
                         }
                         try? await Task.sleep(for: min(.seconds(1), watchdog ?? .seconds(1)))

@@ -223,7 +223,7 @@ struct Stats: AsyncParsableCommand {
             ("memory", "\(Cache.size(stats.memoryBytes)) resident, \(stats.openSockets) sockets"),
             ("upstream", "\(stats.upstream.servers) servers in \(stats.upstream.zones) zones, \(stats.upstream.down) down"),
             ("members", "\(stats.registry.healthy) healthy, \(stats.registry.unhealthy) unhealthy" + Self.registryNote(stats.registry)),
-        ]
+        ] + (stats.registry.degraded.map { [("registry", "DEGRADED: \($0)")] } ?? [])
         for (key, value) in lines { print(key.padding(toLength: 12, withPad: " ", startingAt: 0) + value) }
     }
 
@@ -356,6 +356,21 @@ struct Deregister: AsyncParsableCommand {
         let path = "/v1/groups/\(try pathLabel(group, "group"))/members/\(try pathLabel(id, "id"))"
         _ = try await options.send("DELETE", path)
         if !options.json { print("deregistered \(id.lowercased()) from \(group.lowercased())") }
+    }
+}
+
+/// `dig-lite registry-reset`: a degraded registry's damaged store is set aside, a fresh one started.
+struct RegistryReset: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "registry-reset",
+        abstract: "Set a degraded registry's damaged store aside (<path>.corrupt-<time>) and start an empty one.")
+
+    @OptionGroup var options: APIOptions
+
+    func run() async throws {
+        let data = try await options.post("/v1/registry/reset", json: Data("{}".utf8))
+        guard let reset = try options.decodeUnlessJSON(data, as: RegistryResetResponse.self) else { return }
+        print("registry reset: the damaged store is kept at \(reset.setAside); registrations start empty")
     }
 }
 

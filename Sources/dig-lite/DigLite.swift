@@ -17,12 +17,12 @@ struct DigLite: AsyncParsableCommand {
         abstract: "Query DNS servers (like dig) and manage resolverd.",
         usage: """
             dig-lite [@SERVER] [-p PORT] NAME [TYPE] [CLASS] [+tcp] [+short] [+norecurse] [-x ADDR] [+timeout=N] [+tries=N]
-            dig-lite servers|stats|cache|flush|reload|groups|group|register|heartbeat|deregister [--api URL] [--token-file PATH] [--json]
+            dig-lite servers|stats|cache|flush|reload|groups|group|register|heartbeat|deregister|registry-reset [--api URL] [--token-file PATH] [--json]
             """,
         version: resolverdVersion,
         subcommands: [
             Query.self, Servers.self, Stats.self, Workers.self, Cache.self, Flush.self, Reload.self, Groups.self, Group.self, Register.self, Heartbeat.self,
-            Deregister.self,
+            Deregister.self, RegistryReset.self,
         ],
         defaultSubcommand: Query.self)
 }

@@ -32,15 +32,29 @@ struct DaemonTests {
         #expect(result.stderr.contains(expected), "\(result.stderr)")
     }
 
-    @Test("an unusable registry.path stops the daemon at start with the path named, exit 1")
-    func badRegistryPath() throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("registry-\(UUID().uuidString).toml")
-        try (forwardingConfig([(".", [ServerAddress(ip: .v4(0x7F00_0001), port: 9)])])
-            + "\n[registry]\npath = \"/proc/resolverd/registry.sqlite\"\n").write(to: file, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: file) }
-        let result = try runCommand([Binaries.path("resolverd"), "--config", file.path])
-        #expect(result.status == 1)
-        #expect(result.stderr.contains("registry.path '/proc/resolverd/registry.sqlite'"), "\(result.stderr)")
+    @Test("an unusable registry.path leaves DNS up with the registry degraded, the path named in the log")
+    func badRegistryPath() async throws {
+        // The token file beside the registry cannot be written either: the API is locked (a
+        // critical line says so) while DNS answers; a configured token opens it.
+        let locked = try await Daemon(
+            config: forwardingConfig([(".", [ServerAddress(ip: .v4(0x7F00_0001), port: 9)])])
+                + "\n[registry]\npath = \"/proc/resolverd/registry.sqlite\"\n")
+        #expect(try RawUDPClient(server: locked.address, receiveTimeoutMs: 1000).ask(query("localhost"))?.rcode == .noError)
+        #expect(locked.log.contains("api token file unusable"))
+        #expect(try await locked.api.send("GET", "/v1/stats").status == 401)
+        try await locked.stop()
+        let token = "registry-path-test-token"
+        let daemon = try await Daemon(
+            config: forwardingConfig([(".", [ServerAddress(ip: .v4(0x7F00_0001), port: 9)])])
+                .replacingOccurrences(of: "[api]\n", with: "[api]\ntoken = \"\(token)\"\n")
+                + "\n[registry]\npath = \"/proc/resolverd/registry.sqlite\"\n")
+        let client = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 1000)
+        #expect(try client.ask(query("localhost"))?.rcode == .noError)
+        #expect(try client.ask(query("web.cluster.internal"))?.rcode == .servFail)
+        #expect(daemon.log.contains("registry.path '/proc/resolverd/registry.sqlite'"), "\(daemon.log)")
+        // The reset tries and fails (the path stays unusable): the registry stays degraded.
+        #expect(try await APIClient(base: daemon.apiURL, token: token).send("POST", "/v1/registry/reset").status == 503)
+        try await daemon.stop()
     }
 
     @Test("a missing config file exits 2")

@@ -4,7 +4,9 @@
 //   DELETE /v1/groups/{group}/members/{id}             deregister → 204, 404 when unknown
 //   GET    /v1/groups                                  every group with its member counts
 //   GET    /v1/groups/{group}                          one group's members, health and TTL left
-// Bad input is a 400 naming the field; a body over 64 KiB a 413. A 2xx means the change is on disk.
+//   POST   /v1/registry/reset                          a degraded registry: set the damaged store aside
+// Bad input is a 400 naming the field; a body over 64 KiB a 413. A 2xx means the change is on disk;
+// a 503 that nothing was changed (the store failed, or the registry is degraded), its reason generic.
 // A member's address must lie in registry.allowed_networks (400, field `address`), checked
 // before the registry sees it: a refused address is never health-checked.
 
@@ -79,7 +81,7 @@ public struct MemberView: Codable, Sendable, Equatable {
             health = "healthy"
         case .unhealthy(let since, _, _):
             health = "unhealthy"
-            removeAt = seconds(since + Int64(policy.deregisterAfterSeconds) * 1000)
+            removeAt = seconds(since.adding(seconds: policy.deregisterAfterSeconds))
         }
     }
 }
@@ -103,6 +105,18 @@ public struct GroupsView: ResponseEncodable, Decodable, Sendable {
 
 extension MemberView: ResponseEncodable {}
 
+/// `POST /v1/registry/reset`.
+public struct RegistryResetResponse: ResponseEncodable, Decodable, Sendable {
+    public var reset: Bool
+    /// Where the damaged store was moved.
+    public var setAside: String
+
+    enum CodingKeys: String, CodingKey {
+        case reset
+        case setAside = "set_aside"
+    }
+}
+
 extension AdminAPI {
     static let maxBodyBytes = 64 * 1024
 
@@ -123,7 +137,9 @@ extension AdminAPI {
                 if let refusal = networks.refusal(member.address) { throw FieldError("address", refusal) }
                 return member
             }
-            let outcome = try await Self.stored { () async throws(RegistryError) in try await registry.register(member) }
+            let outcome = try await Self.stored(registry, context) { () async throws(RegistryError) in
+                try await registry.register(member)
+            }
             let view = MemberView(member, policy: policy, now: now)
             switch outcome {
             case .created: return EditedResponse(status: .created, response: view)
@@ -133,7 +149,7 @@ extension AdminAPI {
 
         router.post(RouterPath(members + "/heartbeat")) { _, context -> MemberView in
             let (group, id) = try Self.memberPath(context)
-            let renewed = try await Self.stored { () async throws(RegistryError) in
+            let renewed = try await Self.stored(registry, context) { () async throws(RegistryError) in
                 try await registry.heartbeat(group: group, id: id)
             }
             guard let renewed else { throw HTTPError(.notFound, message: "member '\(id)' of group '\(group)' is not registered") }
@@ -142,20 +158,43 @@ extension AdminAPI {
 
         router.delete(RouterPath(members)) { _, context -> HTTPResponse.Status in
             let (group, id) = try Self.memberPath(context)
-            let removed = try await Self.stored { () async throws(RegistryError) in
+            let removed = try await Self.stored(registry, context) { () async throws(RegistryError) in
                 try await registry.deregister(group: group, id: id)
             }
             guard removed else { throw HTTPError(.notFound, message: "member '\(id)' of group '\(group)' is not registered") }
             return .noContent
         }
 
+        // Sets a damaged store aside (`<path>.corrupt-<time>`) and starts an empty one; only while
+        // the registry is degraded, so a working registry is never thrown away by mistake.
+        router.post("/v1/registry/reset") { _, context -> RegistryResetResponse in
+            do throws(ServiceRegistry.ResetRefusal) {
+                let aside = try await registry.reset()
+                context.logger.notice("registry reset: the damaged store was set aside", metadata: ["path": "\(aside)"])
+                return RegistryResetResponse(reset: true, setAside: aside)
+            } catch {
+                switch error {
+                case .notDegraded:
+                    throw HTTPError(.conflict, message: "the registry is not degraded: nothing to reset")
+                case .notSupported:
+                    throw HTTPError(.conflict, message: "this registry backend is not reset here (repair etcd instead)")
+                case .failed(let error):
+                    context.logger.error("registry reset failed", metadata: ["error": "\(error)"])
+                    throw HTTPError(
+                        .serviceUnavailable, message: "registry reset failed; the registry stays degraded (details in the log)")
+                }
+            }
+        }
+
         router.get("/v1/groups") { _, _ -> GroupsView in
-            GroupsView(groups: registry.snapshot().map { entry in
+            try Self.readable(registry)
+            return GroupsView(groups: registry.snapshot().map { entry in
                 .init(group: entry.group, members: entry.members.count, healthy: entry.members.filter(\.isHealthy).count)
             })
         }
 
         router.get("/v1/groups/:group") { _, context -> GroupView in
+            try Self.readable(registry)
             let group = try Self.badRequest { () throws(FieldError) in
                 try ServiceLabel.validated(context.parameters.get("group") ?? "", field: "group")
             }
@@ -186,12 +225,27 @@ extension AdminAPI {
         }
     }
 
-    /// Runs a registry change; a store failure is a 503 (nothing was changed).
-    private static func stored<Value>(_ body: () async throws(RegistryError) -> Value) async throws(HTTPError) -> Value {
+    /// Runs a registry change; a store failure is a 503 (nothing was changed) with a generic
+    /// reason: the store's own words (SQLite errors, etcd URLs) go to the log only.
+    private static func stored<Value>(
+        _ registry: ServiceRegistry, _ context: BasicRequestContext, _ body: () async throws(RegistryError) -> Value
+    ) async throws(HTTPError) -> Value {
         do {
             return try await body()
         } catch {
-            throw HTTPError(.serviceUnavailable, message: "registry: \(error.message); nothing was changed")
+            if case .degraded(let reason) = registry.status {
+                throw HTTPError(.serviceUnavailable, message: "registry degraded: \(reason); nothing was changed")
+            }
+            context.logger.error("registry: a change could not be stored", metadata: ["error": "\(error)"])
+            throw HTTPError(
+                .serviceUnavailable, message: "registry: the store is unavailable; nothing was changed (details in the log)")
+        }
+    }
+
+    /// A degraded registry's view is not the registry: reads are a 503 with the reason.
+    private static func readable(_ registry: ServiceRegistry) throws(HTTPError) {
+        if case .degraded(let reason) = registry.status {
+            throw HTTPError(.serviceUnavailable, message: "registry degraded: \(reason)")
         }
     }
 }

@@ -369,6 +369,14 @@ public struct Config: Sendable, Equatable {
             guard config.registry.username.isEmpty == config.registry.password.isEmpty else {
                 throw section.error(config.registry.username.isEmpty ? "password" : "username", "username and password go together")
             }
+            // A password over plain http is readable by anyone on the path; on loopback there is
+            // no path, so that is tolerated (a local etcd), and refused anywhere else.
+            if !config.registry.password.isEmpty,
+                let exposed = config.registry.endpoints.first(where: { Self.isPlainHTTPBeyondLoopback($0) })
+            {
+                throw section.error(
+                    "password", "would be sent in the clear to \(exposed): use https:// (or an etcd on loopback)")
+            }
             config.registry.tlsCAFile = try section.string("tls_ca_file", default: "")
             config.registry.tlsCertFile = try section.string("tls_cert_file", default: "")
             config.registry.tlsKeyFile = try section.string("tls_key_file", default: "")
@@ -469,6 +477,21 @@ public struct Config: Sendable, Equatable {
 
     /// The levels swift-log knows, as the config spells them.
     public static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+    /// Whether `endpoint` is an http:// URL whose host is not loopback (127.0.0.0/8, ::1, localhost).
+    static func isPlainHTTPBeyondLoopback(_ endpoint: String) -> Bool {
+        guard endpoint.hasPrefix("http://") else { return false }
+        let authority = endpoint.dropFirst("http://".count).prefix { $0 != "/" }
+        let hostAndPort = authority.split(separator: "@").last ?? authority
+        let host: Substring
+        if hostAndPort.hasPrefix("["), let end = hostAndPort.firstIndex(of: "]") {
+            host = hostAndPort[hostAndPort.index(after: hostAndPort.startIndex)..<end]
+        } else {
+            host = hostAndPort.split(separator: ":", maxSplits: 1).first ?? hostAndPort
+        }
+        if host.lowercased() == "localhost" { return false }
+        return !(IPAddress(String(host))?.isLoopback ?? false)
+    }
 }
 
 /// A table being read: typed getters that name the key and line on error, and a check that

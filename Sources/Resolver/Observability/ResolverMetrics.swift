@@ -138,7 +138,8 @@ public final class ResolverMetrics: Sendable {
             upstream: .init(zones: report.count, servers: servers.count, down: servers.filter { $0.state == "down" }.count),
             registry: .init(
                 healthy: members.filter(\.isHealthy).count, unhealthy: members.filter { !$0.isHealthy }.count,
-                backend: sources.registryBackend, runsChecks: sources.runsChecks()),
+                backend: sources.registryBackend, runsChecks: sources.runsChecks(),
+                degraded: { if case .degraded(let reason) = sources.registry.status { reason } else { nil } }()),
             inFlight: sources.inFlight())
     }
 
@@ -267,6 +268,10 @@ public final class ResolverMetrics: Sendable {
         }
         set("resolverd_registry_members", [("state", "healthy")], to: Double(healthy))
         set("resolverd_registry_members", [("state", "unhealthy")], to: Double(unhealthy))
+        // 1 while the store could not be opened or read (changes refused; POST /v1/registry/reset).
+        set("resolverd_registry_degraded", to: sources.registry.isDegraded ? 1 : 0)
+        // Health changes shown in answers that the store has not taken yet.
+        set("resolverd_registry_pending_changes", to: Double(sources.registry.pendingCount))
 
         let process = ProcessFigures.read()
         set("resolverd_process_resident_memory_bytes", to: Double(process.residentBytes))
@@ -355,9 +360,11 @@ public struct StatsResponse: Codable, Sendable, Equatable {
         public var backend: String?
         /// Whether this instance runs the health checks (with etcd, one instance does at a time).
         public var runsChecks: Bool?
+        /// Why the registry is degraded; absent when it works.
+        public var degraded: String?
 
         enum CodingKeys: String, CodingKey {
-            case healthy, unhealthy, backend
+            case healthy, unhealthy, backend, degraded
             case runsChecks = "runs_checks"
         }
     }

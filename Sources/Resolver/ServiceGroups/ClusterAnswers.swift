@@ -5,7 +5,8 @@
 //                                    those with a port
 //   <id>.<group>.<domain>            A / AAAA of one member while healthy (the SRV targets)
 //   _<service>._<proto>.<group>...   SRV of healthy members whose service or a tag is <service>
-// An unknown name is NXDOMAIN, a known one without data NODATA, both with the zone's SOA.
+// An unknown name is NXDOMAIN, a known one without data NODATA, both with the zone's SOA; while
+// the registry is degraded and knows no member, every name below the apex is SERVFAIL.
 // TTLs are min(cluster.answer_ttl_s, what is left of the member's registration).
 
 /// Answers for the cluster zone.
@@ -27,6 +28,11 @@ public struct ClusterAnswers: Sendable {
             String(decoding: $0.map(DomainName.lower), as: UTF8.self)
         }
         let now = registry.clock.now()
+        // A degraded registry knowing nothing cannot tell a name that does not exist from one
+        // it cannot read: SERVFAIL (resolvers retry; NXDOMAIN would be cached as a fact).
+        if !relative.isEmpty, registry.isDegraded, registry.isEmpty {
+            return LocalAnswer(rcode: .servFail)
+        }
         switch relative.count {
         case 0:
             return apex(question)
@@ -108,10 +114,12 @@ public struct ClusterAnswers: Sendable {
             rdata: member.address.bytes)
     }
 
-    /// `<id>.<group>.<domain>`.
+    /// `<id>.<group>.<domain>`; nil when a label cannot be one (the registry validates them, but
+    /// an answer must never trap on a long one).
     private func targetName(_ member: Member) -> DomainName? {
         var wire: [UInt8] = []
         for label in [member.id, member.group] {
+            guard (1...DomainName.maxLabelLength).contains(label.utf8.count) else { return nil }
             wire.append(UInt8(label.utf8.count))
             wire += label.utf8
         }

@@ -36,9 +36,16 @@ enum EtcdWatchMessage: Sendable {
     case events([EtcdEvent], revision: Int64)
     /// The revision asked for was compacted away: list again from `revision`.
     case compacted(revision: Int64)
+    /// A line of the stream passed `EtcdClient.maxWatchLine`: the stream was dropped unread; list
+    /// again (the listing's revision is past the oversized change).
+    case oversized
 }
 
 final class EtcdClient: Sendable {
+    /// The longest watch line buffered: a member's record is a few KB, so only a damaged or
+    /// hostile value gets near it (unbounded, it would take the memory of every instance).
+    static let maxWatchLine = 4 << 20
+
     let endpoints: [String]
     private let http: HTTPClient
     private let username: String
@@ -165,6 +172,10 @@ final class EtcdClient: Sendable {
                         return EtcdEvent(deleted: event["type"] as? String == "DELETE", item: item)
                     }
                     if !events.isEmpty { await deliver(.events(events, revision: Self.revision(result))) }
+                }
+                if pending.count > Self.maxWatchLine {
+                    await deliver(.oversized)
+                    return
                 }
             }
         } catch let error as EtcdError {

@@ -43,7 +43,7 @@ public final class EtcdRegistryStore: RegistryStore {
 
     // MARK: - RegistryStore
 
-    public func loadAll() async throws(RegistryError) -> [Member] {
+    public func loadAll() async throws(RegistryError) -> StoredMembers {
         do {
             let (items, at) = try await client.range(prefix: membersPrefix)
             revision.store(at, ordering: .relaxed)
@@ -51,7 +51,15 @@ public final class EtcdRegistryStore: RegistryStore {
                 leases = [:]
                 for item in items { leases[item.key] = (item.lease, 0) }
             }
-            return try items.map { item throws(RegistryError) in try Self.member(item) }
+            var stored = StoredMembers(members: [])
+            for item in items {
+                do {
+                    stored.members.append(try member(item))
+                } catch {
+                    stored.damaged.append(error)
+                }
+            }
+            return stored
         } catch {
             throw RegistryError("registry (etcd): cannot read: \(error.message)", unreachable: error.unreachable)
         }
@@ -97,22 +105,36 @@ public final class EtcdRegistryStore: RegistryStore {
 
     // MARK: - Following the other instances
 
-    /// Shows every change stored by anyone in `registry`'s view, until cancelled.
-    func follow(_ registry: ServiceRegistry, logger: Logger) async {
+    /// Shows every change stored by anyone in `registry`'s view, until cancelled. Members outside
+    /// `networks` (written by an instance with a wider `registry.allowed_networks`) are left out
+    /// as they are at load.
+    func follow(_ registry: ServiceRegistry, networks: MemberNetworks, logger: Logger) async {
         var pause: Duration = .milliseconds(100)
         while !Task.isCancelled {
             let from = revision.load(ordering: .relaxed) + 1
+            var oversized = false
             do {
                 try await client.watch(prefix: membersPrefix, from: from) { message in
                     switch message {
                     case .events(let events, let at):
                         pause = .milliseconds(100)
-                        apply(events, to: registry, logger: logger)
+                        apply(events, to: registry, networks: networks, logger: logger)
                         revision.store(max(at, revision.load(ordering: .relaxed)), ordering: .relaxed)
                     case .compacted(let at):
                         logger.notice("registry watch: revision compacted; listing again", metadata: ["revision": "\(at)"])
-                        await relist(registry, logger: logger)
+                        await relist(registry, networks: networks, logger: logger)
+                    case .oversized:
+                        logger.error(
+                            "registry watch: a line over \(EtcdClient.maxWatchLine >> 20) MiB dropped; listing again",
+                            metadata: ["from": "\(from)"])
+                        oversized = true
+                        await relist(registry, networks: networks, logger: logger)
                     }
+                }
+                if oversized {
+                    // Should the listing fail too, the same line comes again: not in a tight loop.
+                    try? await Task.sleep(for: pause)
+                    pause = min(pause * 2, .seconds(2))
                 }
             } catch {
                 if Task.isCancelled { return }
@@ -123,34 +145,56 @@ public final class EtcdRegistryStore: RegistryStore {
         }
     }
 
-    private func relist(_ registry: ServiceRegistry, logger: Logger) async {
+    private func relist(_ registry: ServiceRegistry, networks: MemberNetworks, logger: Logger) async {
         do {
-            registry.mirror(all: try await loadAll())
+            let stored = try await AdmittingStore(store: self, networks: networks, logger: logger).loadAll()
+            StoredMembers.log(stored.damaged, logger: logger)
+            registry.mirror(all: stored.members)
         } catch {
             logger.error("registry: cannot list again", metadata: ["error": "\(error)"])
         }
     }
 
-    private func apply(_ events: [EtcdEvent], to registry: ServiceRegistry, logger: Logger) {
+    private func apply(_ events: [EtcdEvent], to registry: ServiceRegistry, networks: MemberNetworks, logger: Logger) {
         var changes: [RegistryChange] = []
         for event in events {
+            let path = event.item.key.dropFirst(membersPrefix.count).split(separator: "/")
+            let named = path.count == 3 && path[1] == "members"
             if event.deleted {
-                let path = event.item.key.dropFirst(membersPrefix.count).split(separator: "/")
-                guard path.count == 3, path[1] == "members" else { continue }
+                guard named else { continue }
                 leases.withLock { _ = $0.removeValue(forKey: event.item.key) }
                 changes.append(.delete(group: String(path[0]), id: String(path[2])))
             } else {
                 do {
-                    changes.append(.put(try Self.member(event.item)))
+                    let stored = try member(event.item)
+                    if let refusal = networks.refusal(stored.address) {
+                        logger.warning(
+                            "stored member skipped",
+                            metadata: ["group": "\(stored.group)", "id": "\(stored.id)", "reason": "\(refusal)"])
+                        changes.append(.delete(group: stored.group, id: stored.id))
+                        continue
+                    }
+                    changes.append(.put(stored))
                     leases.withLock { leases in
                         if leases[event.item.key]?.id != event.item.lease { leases[event.item.key] = (event.item.lease, 0) }
                     }
                 } catch {
-                    logger.error("registry: a damaged member in etcd", metadata: ["key": "\(event.item.key)", "error": "\(error)"])
+                    // The key no longer holds a member: whatever it held before leaves the view.
+                    logger.error("registry: a damaged member in etcd skipped", metadata: ["error": "\(error)"])
+                    if named { changes.append(.delete(group: String(path[0]), id: String(path[2]))) }
                 }
             }
         }
         registry.mirror(changes)
+    }
+
+    /// The member a key holds, checked as a registration is; the key must be the member's own.
+    private func member(_ item: EtcdKeyValue) throws(RegistryError) -> Member {
+        let member = try Self.member(item)
+        guard item.key == key(group: member.group, id: member.id) else {
+            throw RegistryError("registry: key \(item.key.prefix(200)) holds member \(member.group)/\(member.id)")
+        }
+        return member
     }
 
     private static func member(_ item: EtcdKeyValue) throws(RegistryError) -> Member {
@@ -159,7 +203,7 @@ public final class EtcdRegistryStore: RegistryStore {
         } catch let error as RegistryError {
             throw error
         } catch {
-            throw RegistryError("registry: member \(item.key) is damaged: \(error)")
+            throw RegistryError("registry: member \(item.key.prefix(200)) is damaged: not a member record")
         }
     }
 }

@@ -139,13 +139,16 @@ public final class HealthChecker: Service {
                     continue
                 }
                 let now = registry.clock.now()
-                do {
-                    for member in try await registry.removeExpired(now: now) {
-                        logger.info("member removed", metadata: Self.metadata(member, ["reason": "\(Self.reason(member))"]))
-                    }
-                } catch {
-                    logger.error("registry", metadata: ["error": "\(error)"])
+                switch await registry.persistPending(now: now) {
+                case .stored?: logger.notice("registry: the waiting health changes are stored")
+                case .deferred(let error)?: logNotStored(error)
+                case nil: break
                 }
+                let (removed, persisted) = await registry.removeExpired(now: now)
+                for member in removed {
+                    logger.info("member removed", metadata: Self.metadata(member, ["reason": "\(Self.reason(member))"]))
+                }
+                if case .deferred(let error) = persisted { logNotStored(error) }
                 let limit = concurrency()
                 for member in registry.dueForCheck(now: now) {
                     let key = "\(member.group)/\(member.id)"
@@ -185,11 +188,14 @@ public final class HealthChecker: Service {
             logger.info(
                 result.healthy ? "member healthy" : "member unhealthy", metadata: Self.metadata(member, ["check": "\(result.detail)"]))
         }
-        do {
-            try await registry.record(result, of: member)
-        } catch {
-            logger.error("registry", metadata: ["error": "\(error)"])
-        }
+        if case .deferred(let error) = await registry.record(result, of: member) { logNotStored(error) }
+    }
+
+    /// A change the store did not take: the answers follow it all the same; saved again later.
+    private func logNotStored(_ error: RegistryError) {
+        logger.error(
+            "registry: cannot store health changes; answers follow them anyway, saving again with back-off",
+            metadata: ["pending": "\(registry.pendingCount)", "error": "\(error)"])
     }
 
     private static func reason(_ member: Member) -> String {

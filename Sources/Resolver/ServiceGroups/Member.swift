@@ -10,6 +10,27 @@ import Glibc
 /// Wall-clock time in milliseconds since 1970 (stored, so not a monotonic clock).
 public typealias UnixMillis = Int64
 
+extension UnixMillis {
+    /// `self + seconds` seconds, clamped to Int64's range instead of trapping: times and TTLs may
+    /// come from a damaged store or a peer, and arithmetic on them must never stop the process.
+    public func adding(seconds: Int) -> UnixMillis {
+        let (millis, overflow) = Int64(clamping: seconds).multipliedReportingOverflow(by: 1000)
+        return adding(millis: overflow ? (seconds < 0 ? .min : .max) : millis)
+    }
+
+    /// `self + millis`, clamped to Int64's range.
+    public func adding(millis: Int64) -> UnixMillis {
+        let (sum, overflow) = addingReportingOverflow(millis)
+        return overflow ? (millis < 0 ? .min : .max) : sum
+    }
+
+    /// `self - other`, clamped to Int64's range.
+    public func since(_ other: UnixMillis) -> Int64 {
+        let (difference, overflow) = subtractingReportingOverflow(other)
+        return overflow ? (other < 0 ? .max : .min) : difference
+    }
+}
+
 /// The wall clock, injectable for tests.
 public struct WallClock: Sendable {
     public let now: @Sendable () -> UnixMillis
@@ -109,7 +130,7 @@ public struct Member: Sendable, Equatable {
         self.ttlSeconds = ttlSeconds
         self.check = check
         self.registeredAt = registeredAt
-        self.expiresAt = registeredAt + Int64(ttlSeconds) * 1000
+        self.expiresAt = registeredAt.adding(seconds: ttlSeconds)
         self.health = health
         self.lastCheck = lastCheck
     }

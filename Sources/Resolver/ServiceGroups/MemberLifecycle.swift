@@ -30,7 +30,7 @@ public struct RegistryPolicy: Sendable, Equatable {
     public func isExpired(_ member: Member, now: UnixMillis) -> Bool {
         switch member.health {
         case .healthy: member.check.kind == .none && member.expiresAt <= now
-        case .unhealthy(let since, _, _): now - since >= Int64(deregisterAfterSeconds) * 1000
+        case .unhealthy(let since, _, _): now.since(since) >= Int64(0).adding(seconds: deregisterAfterSeconds)
         }
     }
 
@@ -38,18 +38,20 @@ public struct RegistryPolicy: Sendable, Equatable {
     /// unhealthy takes it out of the answers and schedules the next check with back-off.
     public func applying(_ result: CheckResult, to member: Member) -> Member {
         var next = member
-        next.lastCheck = result
+        // What a check saw is kept short: it is stored and carried to every worker.
+        next.lastCheck = CheckResult(at: result.at, healthy: result.healthy, detail: String(result.detail.prefix(512)))
         if result.healthy {
             next.health = .healthy
-            next.expiresAt = result.at + Int64(member.ttlSeconds) * 1000
+            next.expiresAt = result.at.adding(seconds: member.ttlSeconds)
         } else {
             let (since, failures): (UnixMillis, Int) =
                 switch member.health {
                 case .healthy: (result.at, 1)
-                case .unhealthy(let since, let failures, _): (since, failures + 1)
+                case .unhealthy(let since, let failures, _): (since, min(failures, Int.max - 1) + 1)
                 }
-            let delay = min(recheckBaseMillis << min(failures - 1, 20), Int64(recheckMaxSeconds) * 1000)
-            next.health = .unhealthy(since: since, failures: failures, nextCheck: result.at + delay)
+            let cap = Int64(0).adding(seconds: recheckMaxSeconds)
+            let delay = min(recheckBaseMillis << min(max(failures - 1, 0), 20), cap)
+            next.health = .unhealthy(since: since, failures: failures, nextCheck: result.at.adding(millis: delay))
         }
         return next
     }
@@ -58,19 +60,19 @@ public struct RegistryPolicy: Sendable, Equatable {
     public func renewing(_ member: Member, now: UnixMillis) -> Member {
         var next = member
         next.health = .healthy
-        next.expiresAt = now + Int64(member.ttlSeconds) * 1000
+        next.expiresAt = now.adding(seconds: member.ttlSeconds)
         return next
     }
 
     /// The TTL of a DNS answer naming the member: never longer than `answerTTLSeconds` nor than
     /// what is left of its registration (0 while its check is running).
     public func answerTTL(_ member: Member, now: UnixMillis) -> UInt32 {
-        let left = max(0, (member.expiresAt - now) / 1000)
-        return UInt32(min(Int64(answerTTLSeconds), left))
+        let left = max(0, member.expiresAt.since(now) / 1000)
+        return UInt32(clamping: min(Int64(answerTTLSeconds), left))
     }
 
     /// Seconds left of the registration TTL (0 once it ran out).
     public func secondsLeft(_ member: Member, now: UnixMillis) -> Double {
-        Double(max(0, member.expiresAt - now)) / 1000
+        Double(max(0, member.expiresAt.since(now))) / 1000
     }
 }

@@ -119,14 +119,16 @@ struct AdmittingStore: RegistryStore {
     let networks: MemberNetworks
     let logger: Logger
 
-    func loadAll() async throws(RegistryError) -> [Member] {
-        try await store.loadAll().filter { member in
+    func loadAll() async throws(RegistryError) -> StoredMembers {
+        var stored = try await store.loadAll()
+        stored.members = stored.members.filter { member in
             guard let refusal = networks.refusal(member.address) else { return true }
             logger.warning(
                 "stored member skipped",
                 metadata: ["group": "\(member.group)", "id": "\(member.id)", "reason": "\(refusal)"])
             return false
         }
+        return stored
     }
 
     func save(_ changes: [RegistryChange]) async throws(RegistryError) { try await store.save(changes) }

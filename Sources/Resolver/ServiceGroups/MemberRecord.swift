@@ -40,6 +40,17 @@ public struct MemberRecord: Codable, Sendable, Equatable {
         case lastCheckDetail = "last_check_detail"
     }
 
+    /// A record of stored fields, not checked yet (`member()` checks).
+    init(
+        group: String, id: String, address: String, port: UInt16?, service: String?, proto: String, tags: [String], ttlS: Int,
+        checkType: String, checkPath: String?, checkTimeoutMs: Int, registeredAt: UnixMillis, expiresAt: UnixMillis
+    ) {
+        (self.group, self.id, self.address, self.port, self.service, self.proto, self.tags) =
+            (group, id, address, port, service, proto, tags)
+        (self.ttlS, self.checkType, self.checkPath, self.checkTimeoutMs) = (ttlS, checkType, checkPath, checkTimeoutMs)
+        (self.registeredAt, self.expiresAt) = (registeredAt, expiresAt)
+    }
+
     public init(_ member: Member) {
         group = member.group
         id = member.id
@@ -62,22 +73,48 @@ public struct MemberRecord: Codable, Sendable, Equatable {
         lastCheckDetail = member.lastCheck?.detail
     }
 
-    /// The member, or an error naming what is damaged.
+    /// Stored times must lie between 1970 and the year 9999: anything else is damage.
+    static let timeRange: ClosedRange<UnixMillis> = 0...253_402_300_799_999
+    /// Failures counted of an unhealthy member.
+    static let failureRange = 1...1_000_000
+
+    /// The member, checked exactly as a registration through the API is (Registration), and its
+    /// stored state (times, failures) checked for range; or an error naming what is damaged. A
+    /// store or a channel is never trusted: a bad record is refused here, not trapped on later.
     public func member() throws(RegistryError) -> Member {
-        guard let ip = IPAddress(address), let kind = HealthCheck.Kind(rawValue: checkType) else {
-            throw RegistryError("registry: member \(group)/\(id) is damaged (address '\(address)', check '\(checkType)')")
+        var check: [String: JSONValue] = ["type": .string(checkType), "timeout_ms": .number(Double(checkTimeoutMs))]
+        if let checkPath { check["path"] = .string(checkPath) }
+        var fields: [String: JSONValue] = [
+            "address": .string(address), "ttl_s": .number(Double(ttlS)), "proto": .string(proto),
+            "tags": .array(tags.map { .string($0) }), "check": .object(check),
+        ]
+        if let port { fields["port"] = .number(Double(port)) }
+        if let service { fields["service"] = .string(service) }
+        var member: Member
+        do {
+            member = try Registration.member(group: group, id: id, fields: fields, now: registeredAt)
+        } catch {
+            throw damaged(error.description)
         }
-        var member = Member(
-            group: group, id: id, address: ip, port: port, service: service, proto: proto, tags: tags, ttlSeconds: ttlS,
-            check: HealthCheck(kind: kind, path: checkPath, timeoutMs: checkTimeoutMs), registeredAt: registeredAt)
+        var times = [registeredAt, expiresAt]
+        if let unhealthySince { times += [unhealthySince, nextCheck ?? unhealthySince] }
+        if let lastCheckAt { times.append(lastCheckAt) }
+        guard times.allSatisfy(Self.timeRange.contains) else { throw damaged("a time outside 1970–9999") }
         member.expiresAt = expiresAt
         if let unhealthySince {
-            member.health = .unhealthy(since: unhealthySince, failures: failures ?? 1, nextCheck: nextCheck ?? unhealthySince)
+            let failures = failures ?? 1
+            guard Self.failureRange.contains(failures) else { throw damaged("failures: \(failures)") }
+            member.health = .unhealthy(since: unhealthySince, failures: failures, nextCheck: nextCheck ?? unhealthySince)
         }
         if let lastCheckAt {
             member.lastCheck = CheckResult(at: lastCheckAt, healthy: lastCheckOK ?? false, detail: lastCheckDetail ?? "")
         }
         return member
+    }
+
+    /// An error naming the member (its names cut short: they may be the damage) and the fault.
+    private func damaged(_ fault: String) -> RegistryError {
+        RegistryError("registry: member \(group.prefix(64))/\(id.prefix(64)) is damaged: \(fault.prefix(200))")
     }
 }
 

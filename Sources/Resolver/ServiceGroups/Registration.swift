@@ -72,8 +72,6 @@ public enum Registration {
     /// The member a registration body describes, registered at `now`. `group` and `id` come from
     /// the path.
     public static func member(group: String, id: String, body: Data, now: UnixMillis) throws(FieldError) -> Member {
-        let group = try ServiceLabel.validated(group, field: "group")
-        let id = try ServiceLabel.validated(id, field: "id")
         let fields: [String: JSONValue]
         do {
             guard case .object(let object) = try JSONDecoder().decode(JSONValue.self, from: body) else {
@@ -85,6 +83,16 @@ public enum Registration {
         } catch {
             throw FieldError("body", "not valid JSON")
         }
+        return try member(group: group, id: id, fields: fields, now: now)
+    }
+
+    /// The member `fields` describe: the one check of a registration, for the API's bodies and for
+    /// what is read back from a store or a channel (a damaged record is refused, never trusted).
+    public static func member(group: String, id: String, fields: [String: JSONValue], now: UnixMillis) throws(FieldError)
+        -> Member
+    {
+        let group = try ServiceLabel.validated(group, field: "group")
+        let id = try ServiceLabel.validated(id, field: "id")
         let known: Set = ["address", "port", "ttl_s", "check", "tags", "service", "proto"]
         if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {
             throw FieldError(unknown, "unknown field (known: \(known.sorted().joined(separator: ", ")))")

@@ -5,6 +5,10 @@
 import Foundation
 import GRDB
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Members in an SQLite database at `path`.
 public final class SQLiteRegistryStore: RegistryStore {
     private let pool: DatabasePool
@@ -21,10 +25,37 @@ public final class SQLiteRegistryStore: RegistryStore {
             }
             configuration.busyMode = .timeout(5)
             pool = try DatabasePool(path: path, configuration: configuration)
+            // A damaged file is found now, at start, not by a later write into it.
+            let verdict = try pool.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+            guard verdict == ["ok"] else {
+                throw RegistryError("integrity check failed: \(verdict.prefix(3).joined(separator: "; ").prefix(300))")
+            }
             try Self.migrator.migrate(pool)
+        } catch let error as RegistryError {
+            throw RegistryError("registry.path '\(path)': \(error.message)")
         } catch {
             throw RegistryError("registry.path '\(path)': \(Self.describe(error))")
         }
+    }
+
+    /// Moves a damaged database (and its -wal and -shm files) to `<path>.corrupt-<UTC time>`,
+    /// kept for inspection, never deleted or written; returns the new path. Open no store on
+    /// `path` meanwhile.
+    public static func setAside(path: String, now: UnixMillis) throws(RegistryError) -> String {
+        var time = time_t(now / 1000)
+        var parts = tm()
+        gmtime_r(&time, &parts)
+        let stamp = String(
+            format: "%04d%02d%02dT%02d%02d%02dZ", Int(parts.tm_year) + 1900, Int(parts.tm_mon) + 1, Int(parts.tm_mday),
+            Int(parts.tm_hour), Int(parts.tm_min), Int(parts.tm_sec))
+        let aside = "\(path).corrupt-\(stamp)"
+        guard access(aside, F_OK) != 0 else { throw RegistryError("registry reset: \(aside) exists already") }
+        for suffix in ["", "-wal", "-shm"] where access(path + suffix, F_OK) == 0 {
+            guard rename(path + suffix, aside + suffix) == 0 else {
+                throw RegistryError("registry reset: cannot move \(path + suffix): \(String(cString: strerror(errno)))")
+            }
+        }
+        return aside
     }
 
     private static var migrator: DatabaseMigrator {
@@ -59,12 +90,18 @@ public final class SQLiteRegistryStore: RegistryStore {
         return migrator
     }
 
-    public func loadAll() async throws(RegistryError) -> [Member] {
+    public func loadAll() async throws(RegistryError) -> StoredMembers {
         do {
             return try await pool.read { db in
-                try Row.fetchAll(db, sql: "SELECT * FROM members ORDER BY grp, id").map { row throws(RegistryError) in
-                    try Self.member(row)
+                var stored = StoredMembers(members: [])
+                for row in try Row.fetchAll(db, sql: "SELECT * FROM members ORDER BY grp, id") {
+                    do throws(RegistryError) {
+                        stored.members.append(try Self.record(row).member())
+                    } catch {
+                        stored.damaged.append(error)
+                    }
                 }
+                return stored
             }
         } catch let error as RegistryError {
             throw error
@@ -111,33 +148,56 @@ public final class SQLiteRegistryStore: RegistryStore {
         ]
     }
 
-    private static func member(_ row: Row) throws(RegistryError) -> Member {
-        let group: String = row["grp"]
-        let id: String = row["id"]
-        let addressText: String = row["address"]
-        let kindText: String = row["check_type"]
-        guard let address = IPAddress(addressText), let kind = HealthCheck.Kind(rawValue: kindText) else {
-            throw RegistryError("registry: member \(group)/\(id) is damaged (address '\(addressText)', check '\(kindText)')")
+    /// A row as a record; every column converted without trapping (GRDB's typed subscripts stop
+    /// the process on a value of the wrong type), so a damaged row is an error, skipped.
+    private static func record(_ row: Row) throws(RegistryError) -> MemberRecord {
+        let group = String.fromDatabaseValue(row["grp"]) ?? "?"
+        let id = String.fromDatabaseValue(row["id"]) ?? "?"
+        func damaged(_ column: String) -> RegistryError {
+            RegistryError("registry: member \(group.prefix(64))/\(id.prefix(64)) is damaged: column \(column)")
         }
-        let tagsText: String = row["tags"]
-        let tags = (try? JSONDecoder().decode([String].self, from: Data(tagsText.utf8))) ?? []
-        let port: Int? = row["port"]
-        var member = Member(
-            group: group, id: id, address: address, port: port.flatMap { UInt16(exactly: $0) }, service: row["service"],
-            proto: row["proto"], tags: tags, ttlSeconds: row["ttl_s"],
-            check: HealthCheck(kind: kind, path: row["check_path"], timeoutMs: row["check_timeout_ms"]),
-            registeredAt: row["registered_at"])
-        member.expiresAt = row["expires_at"]
-        if let since: Int64 = row["unhealthy_since"] {
-            let next: Int64? = row["next_check"]
-            member.health = .unhealthy(since: since, failures: row["failures"], nextCheck: next ?? since)
+        func text(_ column: String) throws(RegistryError) -> String {
+            guard let value = String.fromDatabaseValue(row[column]) else { throw damaged(column) }
+            return value
         }
-        if let at: Int64 = row["last_check_at"] {
-            let ok: Int? = row["last_check_ok"]
-            let detail: String? = row["last_check_detail"]
-            member.lastCheck = CheckResult(at: at, healthy: ok == 1, detail: detail ?? "")
+        func optionalText(_ column: String) throws(RegistryError) -> String? {
+            let value: DatabaseValue = row[column]
+            if value.isNull { return nil }
+            guard let text = String.fromDatabaseValue(value) else { throw damaged(column) }
+            return text
         }
-        return member
+        func number(_ column: String) throws(RegistryError) -> Int64 {
+            guard let value = Int64.fromDatabaseValue(row[column]) else { throw damaged(column) }
+            return value
+        }
+        func optionalNumber(_ column: String) throws(RegistryError) -> Int64? {
+            let value: DatabaseValue = row[column]
+            if value.isNull { return nil }
+            guard let number = Int64.fromDatabaseValue(value) else { throw damaged(column) }
+            return number
+        }
+        guard let tags = try? JSONDecoder().decode([String].self, from: Data(try text("tags").utf8)) else {
+            throw damaged("tags")
+        }
+        let port = try optionalNumber("port")
+        guard port.map({ UInt16(exactly: $0) != nil }) ?? true else { throw damaged("port") }
+        guard let ttl = Int(exactly: try number("ttl_s")), let timeout = Int(exactly: try number("check_timeout_ms")),
+            let failures = Int(exactly: try number("failures"))
+        else { throw damaged("ttl_s, check_timeout_ms or failures") }
+        var record = MemberRecord(
+            group: try text("grp"), id: try text("id"), address: try text("address"), port: port.flatMap { UInt16(exactly: $0) },
+            service: try optionalText("service"), proto: try text("proto"), tags: tags, ttlS: ttl,
+            checkType: try text("check_type"), checkPath: try optionalText("check_path"), checkTimeoutMs: timeout,
+            registeredAt: try number("registered_at"), expiresAt: try number("expires_at"))
+        if let since = try optionalNumber("unhealthy_since") {
+            (record.unhealthySince, record.failures, record.nextCheck) = (since, failures, try optionalNumber("next_check"))
+        }
+        if let at = try optionalNumber("last_check_at") {
+            record.lastCheckAt = at
+            record.lastCheckOK = try optionalNumber("last_check_ok") == 1
+            record.lastCheckDetail = try optionalText("last_check_detail")
+        }
+        return record
     }
 
     private static func describe(_ error: any Error) -> String {

@@ -1,11 +1,34 @@
 // ServiceGroups/: the registry. An in-memory view (behind one short lock) serves DNS answers and
 // API reads; every change goes through one writer at a time: decide from the view, save to the
-// store (durable), then update the view. So the view always equals what is stored, an API call
-// is acknowledged only once its change is on disk, and a failed save changes nothing.
+// store (durable), then update the view. So an API call is acknowledged only once its change is
+// on disk, and a failed API change changes nothing. The one exception is the health checker's
+// news: a failed check takes the member out of the answers even when the store cannot be
+// written (disk full, etcd down); such changes are kept and saved again with back-off until the
+// store takes them (`persistPending`).
+// A store that cannot be opened or read at start leaves the registry degraded: DNS still runs
+// (cluster names SERVFAIL while nothing is known), changes are refused, and the damaged store is
+// replaced only by an explicit reset (`reset`, POST /v1/registry/reset).
 // Observers hear every change after it is shown, in order (the supervisor feeds worker
 // processes this way); a worker's registry is a mirror that only applies what it is told.
 
 import Synchronization
+
+/// Whether the registry's store works.
+public enum RegistryStatus: Sendable, Equatable {
+    case ready
+    /// The store could not be opened or read: changes are refused, cluster names answer from the
+    /// last state known (SERVFAIL without one). `reason` is generic (the detail is logged).
+    case degraded(reason: String)
+
+    public var isDegraded: Bool { self != .ready }
+}
+
+/// A registry change the checker made in memory that the store has not taken yet.
+public enum Persisted: Sendable, Equatable {
+    case stored
+    /// Shown in memory, not stored; saved again later.
+    case deferred(RegistryError)
+}
 
 /// Registered members by group, and the one way to change them.
 public final class ServiceRegistry: Sendable {
@@ -13,7 +36,15 @@ public final class ServiceRegistry: Sendable {
     public var policy: RegistryPolicy { currentPolicy.withLock { $0 } }
     private let currentPolicy: Mutex<RegistryPolicy>
     let clock: WallClock
-    private let store: any RegistryStore
+    private let store: Mutex<any RegistryStore>
+    private let currentStatus = Mutex<RegistryStatus>(.ready)
+    /// `currentStatus.isDegraded`, read on the DNS path without the lock.
+    private let degraded = Atomic<Bool>(false)
+    /// Sets the damaged store aside and opens a fresh one (nil: this store cannot be reset).
+    private let resetter = Mutex<Resetter?>(nil)
+    /// Checker changes not stored yet, by `group/id`, and when to try again.
+    private let pending = Mutex<PendingChanges>(PendingChanges())
+    private let statusObservers = Mutex<[@Sendable (RegistryStatus) -> Void]>([])
     /// group → members sorted by id.
     private let view = Mutex<[String: [Member]]>([:])
     private let writer = AsyncLock()
@@ -21,7 +52,7 @@ public final class ServiceRegistry: Sendable {
     private let observers = Mutex<[@Sendable ([RegistryChange]) -> Void]>([])
 
     public init(store: any RegistryStore, policy: RegistryPolicy, clock: WallClock = .system) {
-        self.store = store
+        self.store = Mutex(store)
         currentPolicy = Mutex(policy)
         self.clock = clock
     }
@@ -29,14 +60,90 @@ public final class ServiceRegistry: Sendable {
     /// Puts a reloaded `[cluster]` timing in place; members keep their registrations.
     public func replacePolicy(_ policy: RegistryPolicy) { currentPolicy.withLock { $0 = policy } }
 
-    /// Loads the stored members. Remaining TTLs are honoured as stored: a member whose TTL ran
-    /// out while the daemon was down is due for its check at once, not dropped.
-    public func load() async throws(RegistryError) {
-        let members = try await store.loadAll()
-        view.withLock { view in
-            view = Self.grouped(members)
+    /// Loads the stored members and leaves a degraded state; returns the damaged records skipped.
+    /// Remaining TTLs are honoured as stored: a member whose TTL ran out while the daemon was down
+    /// is due for its check at once, not dropped.
+    @discardableResult
+    public func load() async throws(RegistryError) -> [RegistryError] {
+        try await writer.withLock { () async throws(RegistryError) -> [RegistryError] in
+            let stored = try await currentStore.loadAll()
+            mirror(all: stored.members)
+            setStatus(.ready)
+            return stored.damaged
         }
     }
+
+    // MARK: Degraded
+
+    /// Whether the store works, or why not.
+    public var status: RegistryStatus { currentStatus.withLock { $0 } }
+
+    /// Whether the registry is degraded (cheap: read per DNS answer).
+    public var isDegraded: Bool { degraded.load(ordering: .relaxed) }
+
+    /// Marks the registry degraded (the store failed at start) or ready again; status observers
+    /// hear the change.
+    public func setStatus(_ status: RegistryStatus) {
+        let changed = currentStatus.withLock { current in
+            defer { current = status }
+            return current != status
+        }
+        degraded.store(status.isDegraded, ordering: .relaxed)
+        if changed { for observer in statusObservers.withLock({ $0 }) { observer(status) } }
+    }
+
+    /// Marks the registry degraded; `replacing` takes the failed store's place, so nothing more
+    /// is written to it (a damaged file stays as it was found).
+    public func degrade(_ reason: String, replacing: (any RegistryStore)? = nil) {
+        if let replacing { store.withLock { $0 = replacing } }
+        setStatus(.degraded(reason: reason))
+    }
+
+    /// Calls `observer` with every later change of the status.
+    public func observeStatus(_ observer: @escaping @Sendable (RegistryStatus) -> Void) {
+        statusObservers.withLock { $0.append(observer) }
+    }
+
+    /// How `reset` replaces a damaged store: set it aside, open a fresh one.
+    public func allowReset(_ reset: @escaping Resetter) {
+        resetter.withLock { $0 = reset }
+    }
+
+    /// Sets a damaged store aside and opens a fresh one; returns it and where the old one went.
+    public typealias Resetter = @Sendable () async throws(RegistryError) -> (store: any RegistryStore, setAside: String)
+
+    /// Why a reset was refused.
+    public enum ResetRefusal: Error, Sendable, Equatable {
+        /// The store works: nothing to reset (a reset would throw registrations away).
+        case notDegraded
+        /// This backend is not reset here (etcd: the cluster is repaired by its operators).
+        case notSupported
+        case failed(RegistryError)
+    }
+
+    /// Sets the damaged store aside and starts a fresh, empty one; only while degraded. Returns
+    /// where the damaged store went.
+    public func reset() async throws(ResetRefusal) -> String {
+        try await writer.withLock { () async throws(ResetRefusal) -> String in
+            guard isDegraded else { throw .notDegraded }
+            guard let reset = resetter.withLock({ $0 }) else { throw .notSupported }
+            let fresh: (store: any RegistryStore, setAside: String)
+            let stored: StoredMembers
+            do throws(RegistryError) {
+                fresh = try await reset()
+                stored = try await fresh.store.loadAll()
+            } catch {
+                throw .failed(error)
+            }
+            store.withLock { $0 = fresh.store }
+            pending.withLock { $0 = PendingChanges() }
+            mirror(all: stored.members)
+            setStatus(.ready)
+            return fresh.setAside
+        }
+    }
+
+    private var currentStore: any RegistryStore { store.withLock { $0 } }
 
     /// Calls `observer` with every later change, in order, after the view shows it (inside the
     /// writer: keep it short and non-blocking).
@@ -79,6 +186,9 @@ public final class ServiceRegistry: Sendable {
     public func snapshot() -> [(group: String, members: [Member])] {
         view.withLock { $0 }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
+
+    /// Whether no member is known.
+    public var isEmpty: Bool { view.withLock { $0.isEmpty } }
 
     /// One group's members sorted by id, or nil for an unknown group.
     public func members(of group: String) -> [Member]? {
@@ -129,24 +239,75 @@ public final class ServiceRegistry: Sendable {
     }
 
     /// Applies a check of `checked` (the member as it was when the check began). Ignored when the
-    /// member was replaced, removed or renewed by a heartbeat meanwhile: that news is newer.
-    public func record(_ result: CheckResult, of checked: Member) async throws(RegistryError) {
-        _ = try await change(group: checked.group, id: checked.id) { existing -> (RegistryChange?, Void) in
-            guard let existing, existing == checked else { return (nil, ()) }
-            return (.put(policy.applying(result, to: existing)), ())
+    /// member was replaced, removed or renewed by a heartbeat meanwhile: that news is newer. The
+    /// answers follow the check even when the store fails (`.deferred`: saved again later).
+    @discardableResult
+    public func record(_ result: CheckResult, of checked: Member) async -> Persisted {
+        await writer.withLock { () async -> Persisted in
+            let existing = view.withLock { $0[checked.group]?.first { $0.id == checked.id } }
+            guard let existing, existing == checked else { return .stored }
+            return await saveOrDefer([.put(policy.applying(result, to: existing))])
         }
     }
 
     /// Removes expired members (check-less ones past their TTL, unhealthy ones past the grace
-    /// time) in one transaction; returns them.
-    public func removeExpired(now: UnixMillis) async throws(RegistryError) -> [Member] {
-        try await writer.withLock { () async throws(RegistryError) -> [Member] in
+    /// time) in one transaction; returns them. They leave the answers even when the store fails.
+    public func removeExpired(now: UnixMillis) async -> (removed: [Member], persisted: Persisted) {
+        await writer.withLock { () async -> ([Member], Persisted) in
             let expired = view.withLock { view in view.values.flatMap { $0.filter { policy.isExpired($0, now: now) } } }
-            guard !expired.isEmpty else { return [] }
-            let changes = expired.map { RegistryChange.delete(group: $0.group, id: $0.id) }
-            try await store.save(changes)
-            show(changes)
-            return expired
+            guard !expired.isEmpty else { return ([], .stored) }
+            return (expired, await saveOrDefer(expired.map { RegistryChange.delete(group: $0.group, id: $0.id) }))
+        }
+    }
+
+    /// Checker changes shown in memory and not stored yet.
+    public var pendingCount: Int { pending.withLock { $0.changes.count } }
+
+    /// Saves the checker's changes the store did not take, when their retry time has come (1 s
+    /// after a failure, doubling to 30 s); nil when nothing was due.
+    public func persistPending(now: UnixMillis) async -> Persisted? {
+        await writer.withLock { () async -> Persisted? in
+            let due = pending.withLock { pending -> [RegistryChange]? in
+                guard !pending.changes.isEmpty, now >= pending.retryAt else { return nil }
+                return pending.changes.sorted { $0.key < $1.key }.map(\.value)
+            }
+            guard let due, !isDegraded else { return nil }
+            do throws(RegistryError) {
+                try await currentStore.save(due)
+                pending.withLock { $0 = PendingChanges() }
+                return .stored
+            } catch {
+                pending.withLock { $0.failed(now: now) }
+                return .deferred(error)
+            }
+        }
+    }
+
+    /// Inside the writer: saves `changes`, or keeps them to save later; shows them either way.
+    private func saveOrDefer(_ changes: [RegistryChange]) async -> Persisted {
+        var outcome = Persisted.stored
+        do throws(RegistryError) {
+            guard !isDegraded else { throw RegistryError("registry degraded") }
+            try await currentStore.save(changes)
+            pending.withLock { pending in
+                for change in changes { pending.changes[Self.key(change)] = nil }
+                if pending.changes.isEmpty { pending = PendingChanges() }  // the back-off starts anew
+            }
+        } catch {
+            pending.withLock { pending in
+                for change in changes { pending.changes[Self.key(change)] = change }
+                if pending.retryAt == 0 { pending.failed(now: clock.now()) }
+            }
+            outcome = .deferred(error)
+        }
+        show(changes)
+        return outcome
+    }
+
+    private static func key(_ change: RegistryChange) -> String {
+        switch change {
+        case .put(let member): "\(member.group)/\(member.id)"
+        case .delete(let group, let id): "\(group)/\(id)"
         }
     }
 
@@ -160,7 +321,10 @@ public final class ServiceRegistry: Sendable {
             let existing = view.withLock { $0[group]?.first { $0.id == id } }
             let (change, result) = decide(existing)
             guard let change else { return result }
-            try await store.save([change])
+            if case .degraded(let reason) = status { throw RegistryError(reason, unreachable: true) }
+            try await currentStore.save([change])
+            // Saved whole: it supersedes a checker change of the same member still waiting.
+            pending.withLock { $0.changes[Self.key(change)] = nil }
             show([change])
             return result
         }
@@ -199,6 +363,22 @@ public final class ServiceRegistry: Sendable {
             members.removeAll { $0.id == id }
             view[group] = members.isEmpty ? nil : members
         }
+    }
+}
+
+/// Checker changes waiting for the store, and the back-off of the attempts to save them.
+struct PendingChanges {
+    var changes: [String: RegistryChange] = [:]
+    /// 0: no failure yet.
+    var retryAt: UnixMillis = 0
+    var backoffMillis: Int64 = 0
+
+    static let firstBackoffMillis: Int64 = 1000
+    static let maxBackoffMillis: Int64 = 30_000
+
+    mutating func failed(now: UnixMillis) {
+        backoffMillis = backoffMillis == 0 ? Self.firstBackoffMillis : min(backoffMillis * 2, Self.maxBackoffMillis)
+        retryAt = now.adding(millis: backoffMillis)
     }
 }
 

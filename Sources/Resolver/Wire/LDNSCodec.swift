@@ -163,10 +163,18 @@ public enum DNSCodec {
         let status = ldns_rr_rdata2buffer_wire(buffer, rr)
         guard status == LDNS_STATUS_OK else { throw CodecError(status: status) }
         let rdata = Array(UnsafeBufferPointer(start: CLDNS_buffer_bytes(buffer), count: CLDNS_buffer_length(buffer)))
+        let type = RecordType(rawValue: UInt16(truncatingIfNeeded: ldns_rr_get_type(rr).rawValue))
         return ResourceRecord(
-            name: name, type: RecordType(rawValue: UInt16(truncatingIfNeeded: ldns_rr_get_type(rr).rawValue)),
+            name: name, type: type,
             recordClass: RecordClass(rawValue: UInt16(truncatingIfNeeded: ldns_rr_get_class(rr).rawValue)),
-            ttl: ldns_rr_ttl(rr), rdata: rdata)
+            // OPT's "TTL" holds flags, not a time (RFC 6891 §6.1.3).
+            ttl: type == .opt ? ldns_rr_ttl(rr) : Self.ttl(fromWire: ldns_rr_ttl(rr)), rdata: rdata)
+    }
+
+    /// A TTL as received: one with the most significant bit set is read as 0 (RFC 2181 §8: TTLs
+    /// are 0 to 2^31 - 1), not as a huge value that the max_ttl clamp would then keep a day.
+    public static func ttl(fromWire raw: UInt32) -> UInt32 {
+        raw & 0x8000_0000 == 0 ? raw : 0
     }
 
     private static func wireForm(_ record: ResourceRecord) throws(CodecError) -> [UInt8] {

@@ -3,8 +3,8 @@
 // the shared ports (SO_REUSEPORT). A worker that dies (a packet of death, kill -9) takes only its
 // own in-flight queries: the kernel sends the port's traffic to the others, and the supervisor
 // starts it again at once. This file is the channel between them: one Unix stream socket per
-// worker carrying JSON lines — the registry (a snapshot, then every change, pushed: no polling
-// on the DNS path) one way, the worker's "ready" the other.
+// worker carrying JSON lines — the registry (a snapshot in short lines, then every change, pushed:
+// no polling on the DNS path) one way, the worker's "ready" the other.
 
 import CBatchIO
 import Foundation
@@ -14,14 +14,54 @@ import Synchronization
 import Glibc
 #endif
 
-/// A message on the control channel.
+/// A message on the control channel. The registry goes as many short lines, never one long one:
+/// a snapshot is a `snapshotBegin`, `members` lines of at most `ControlChannel.chunk` members,
+/// and a `snapshotEnd`; changes go `chunk` at a time. So no line nears `maxLine`, whatever the
+/// registry's size (one line per snapshot once made every worker refuse a large registry and
+/// restart in a loop).
 struct ControlMessage: Codable, Sendable {
-    /// Supervisor → worker, first: every member.
-    var snapshot: [MemberRecord]?
+    /// Supervisor → worker, first: a snapshot of `count` members begins.
+    var snapshotBegin: SnapshotBegin?
+    /// Supervisor → worker: the next members of the snapshot.
+    var members: [MemberRecord]?
+    /// Supervisor → worker: the snapshot is complete.
+    var snapshotEnd: Bool?
     /// Supervisor → worker: changes in the order they were stored.
     var changes: [RegistryChangeRecord]?
+    /// Supervisor → worker: the registry's status changed (nil reason: ready).
+    var status: StatusRecord?
     /// Worker → supervisor: serving, with its private API address and its DNS addresses.
     var ready: WorkerReady?
+
+    enum CodingKeys: String, CodingKey {
+        case members, changes, status, ready
+        case snapshotBegin = "snapshot_begin"
+        case snapshotEnd = "snapshot_end"
+    }
+}
+
+struct SnapshotBegin: Codable, Sendable, Equatable {
+    var count: Int
+    /// Why the supervisor's registry is degraded; nil when it is not.
+    var degraded: String?
+}
+
+struct StatusRecord: Codable, Sendable, Equatable {
+    var degraded: String?
+
+    init(degraded: String?) { self.degraded = degraded }
+
+    init(_ status: RegistryStatus) {
+        if case .degraded(let reason) = status { degraded = reason }
+    }
+
+    var status: RegistryStatus { degraded.map { .degraded(reason: $0) } ?? .ready }
+}
+
+/// A whole snapshot as received.
+struct ReceivedSnapshot: Sendable {
+    var members: [MemberRecord]
+    var status: RegistryStatus
 }
 
 struct WorkerReady: Codable, Sendable, Equatable {
@@ -38,8 +78,11 @@ final class ControlChannel: Sendable {
     /// Sends are serialised so lines never interleave.
     private let sending = Mutex<Void>(())
     private let closed = Atomic<Bool>(false)
-    /// The longest line accepted (a snapshot of a large registry is a few MB).
-    static let maxLine = 64 << 20
+    /// The longest line accepted. Registry lines carry at most `chunk` members or changes (a
+    /// member's record is at most a few KB), so they stay far below it.
+    static let maxLine = 8 << 20
+    /// Members or changes per line.
+    static let chunk = 256
 
     init(descriptor: Int32) {
         self.descriptor = descriptor
@@ -78,6 +121,53 @@ final class ControlChannel: Sendable {
                 return true
             }
         }
+    }
+
+    /// Sends every member as a snapshot in short lines (see `ControlMessage`); false when the
+    /// peer is gone or stuck.
+    func sendSnapshot(_ members: [MemberRecord], status: RegistryStatus, timeoutMs: Int32 = 5000) -> Bool {
+        let begin = SnapshotBegin(count: members.count, degraded: StatusRecord(status).degraded)
+        guard send(ControlMessage(snapshotBegin: begin), timeoutMs: timeoutMs) else { return false }
+        for start in stride(from: 0, to: members.count, by: Self.chunk) {
+            let lines = members[start..<min(start + Self.chunk, members.count)]
+            guard send(ControlMessage(members: Array(lines)), timeoutMs: timeoutMs) else { return false }
+        }
+        return send(ControlMessage(snapshotEnd: true), timeoutMs: timeoutMs)
+    }
+
+    /// Sends changes `chunk` at a time, in order; false when the peer is gone or stuck.
+    func sendChanges(_ changes: [RegistryChangeRecord], timeoutMs: Int32 = 1000) -> Bool {
+        for start in stride(from: 0, to: changes.count, by: Self.chunk) {
+            let lines = changes[start..<min(start + Self.chunk, changes.count)]
+            guard send(ControlMessage(changes: Array(lines)), timeoutMs: timeoutMs) else { return false }
+        }
+        return true
+    }
+
+    /// Receives a whole snapshot within `timeoutMs`; nil when it does not come, is cut short, or
+    /// holds another number of members than announced.
+    func receiveSnapshot(timeoutMs: Int32) -> ReceivedSnapshot? {
+        let clock = ContinuousClock()
+        let deadline = clock.now + .milliseconds(Int(timeoutMs))
+        func next() -> ControlMessage? {
+            let left = deadline - clock.now
+            guard left > .zero else { return nil }
+            let millis = left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000
+            guard case .message(let message) = receive(timeoutMs: Int32(clamping: max(1, millis))) else { return nil }
+            return message
+        }
+        guard let first = next(), let begin = first.snapshotBegin, begin.count >= 0 else { return nil }
+        var members: [MemberRecord] = []
+        members.reserveCapacity(min(begin.count, 1 << 20))
+        while let message = next() {
+            if message.snapshotEnd == true {
+                guard members.count == begin.count else { return nil }
+                return ReceivedSnapshot(members: members, status: StatusRecord(degraded: begin.degraded).status)
+            }
+            guard let lines = message.members, members.count + lines.count <= begin.count else { return nil }
+            members += lines
+        }
+        return nil
     }
 
     enum Received {

@@ -88,7 +88,10 @@ struct WorkerAdmin: Sendable {
     }
 
     /// Families only the supervisor's figures are right for (it owns the registry and checks).
-    static let supervisorFamilies: Set<String> = ["resolverd_registry_members", "resolverd_health_checks_total"]
+    static let supervisorFamilies: Set<String> = [
+        "resolverd_registry_members", "resolverd_health_checks_total", "resolverd_registry_degraded",
+        "resolverd_registry_pending_changes",
+    ]
 
     /// The supervisor's exposition merged with the workers'.
     func metrics(own: [UInt8]) async -> [UInt8] {

@@ -13,7 +13,7 @@ import Glibc
 
 /// A store for a worker's registry: the supervisor stores, the worker only mirrors.
 struct MirrorStore: RegistryStore {
-    func loadAll() async throws(RegistryError) -> [Member] { [] }
+    func loadAll() async throws(RegistryError) -> StoredMembers { StoredMembers(members: []) }
 
     func save(_ changes: [RegistryChange]) async throws(RegistryError) {
         throw RegistryError("a worker's registry is a mirror: changes go through the supervisor")
@@ -35,24 +35,31 @@ final class WorkerLink: Sendable {
     /// Waits (off the concurrency pool) for the snapshot, shows it in `registry`, then keeps
     /// applying changes on a thread of its own; `onClose` runs when the supervisor is gone.
     func follow(_ registry: ServiceRegistry, onClose: @escaping @Sendable () -> Void) async throws(WorkerStartError) {
-        let first: ControlChannel.Received = await withCheckedContinuation { continuation in
-            Thread { [channel] in continuation.resume(returning: channel.receive(timeoutMs: 30_000)) }.start()
+        let first: ReceivedSnapshot? = await withCheckedContinuation { continuation in
+            Thread { [channel] in continuation.resume(returning: channel.receiveSnapshot(timeoutMs: 30_000)) }.start()
         }
-        guard case .message(let message) = first, let snapshot = message.snapshot else {
-            throw WorkerStartError(description: "no registry snapshot from the supervisor")
+        guard let snapshot = first else { throw WorkerStartError(description: "no registry snapshot from the supervisor") }
+        // Each record is checked as a registration is; a bad one is skipped, never trapped on.
+        var members: [Member] = []
+        members.reserveCapacity(snapshot.members.count)
+        for record in snapshot.members {
+            do {
+                members.append(try record.member())
+            } catch {
+                logger.error("bad registry member from the supervisor skipped", metadata: ["error": "\(error)"])
+            }
         }
-        do {
-            registry.mirror(all: try snapshot.map { record throws(RegistryError) in try record.member() })
-        } catch {
-            throw WorkerStartError(description: "registry snapshot: \(error)")
-        }
+        registry.mirror(all: members)
+        registry.setStatus(snapshot.status)
         let thread = Thread { [channel, logger] in
             while case .message(let message) = channel.receive() {
-                guard let records = message.changes else { continue }
-                do {
-                    registry.mirror(try records.map { record throws(RegistryError) in try record.change() })
-                } catch {
-                    logger.error("bad registry change from the supervisor", metadata: ["error": "\(error)"])
+                if let status = message.status { registry.setStatus(status.status) }
+                for record in message.changes ?? [] {
+                    do {
+                        registry.mirror([try record.change()])
+                    } catch {
+                        logger.error("bad registry change from the supervisor skipped", metadata: ["error": "\(error)"])
+                    }
                 }
             }
             onClose()

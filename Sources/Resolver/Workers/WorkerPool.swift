@@ -100,6 +100,35 @@ public struct WorkerStartError: Error, CustomStringConvertible {
     public var description: String
 }
 
+/// One worker slot's deaths: how many in a row came soon after a start, and since when the slot
+/// has been in a crash loop. Pure, so tests drive it with made-up instants.
+struct CrashLoop: Sendable, Equatable {
+    /// A worker that dies this soon after its start died "quickly".
+    static let quick: Duration = .seconds(10)
+    /// Quick deaths in a row that make a loop.
+    static let loopAfter = 3
+
+    private(set) var quickDeaths = 0
+    /// When the loop began (the death that made it one); nil when not looping.
+    private(set) var since: ContinuousClock.Instant?
+
+    /// Counts a death of a worker started at `started`.
+    mutating func died(started: ContinuousClock.Instant, at died: ContinuousClock.Instant) {
+        quickDeaths = died - started < Self.quick ? quickDeaths + 1 : 0
+        if quickDeaths < Self.loopAfter {
+            since = nil
+        } else if since == nil {
+            since = died
+        }
+    }
+
+    /// Since when the slot loops at `now`: nil once its worker has been ready for `quick`.
+    func looping(now: ContinuousClock.Instant, readySince: ContinuousClock.Instant?) -> ContinuousClock.Instant? {
+        if let readySince, now - readySince >= Self.quick { return nil }
+        return since
+    }
+}
+
 /// The supervisor's worker processes.
 public final class WorkerPool: Sendable {
     private struct Slot {
@@ -114,6 +143,29 @@ public final class WorkerPool: Sendable {
         var lastRestartMs: Double?
         /// Set when the first start failed before "ready".
         var failedToStart: String?
+        var crashLoop = CrashLoop()
+    }
+
+    /// With every worker in a crash loop for this long, the supervisor stops feeding systemd's
+    /// watchdog (the unit is restarted and the failure shows) and says why in its STATUS.
+    public static let crashLoopLimit: Duration = .seconds(60)
+
+    /// Since when every worker has been in a crash loop (the latest of their loops' starts); nil
+    /// when at least one is not.
+    public func allCrashLoopingSince(now: ContinuousClock.Instant = ContinuousClock().now) -> ContinuousClock.Instant? {
+        let loops = slots.withLock { slots in slots.map { $0.crashLoop.looping(now: now, readySince: $0.readyAt) } }
+        return Self.allLoopingSince(loops)
+    }
+
+    /// The latest start of the slots' loops, when every slot loops.
+    static func allLoopingSince(_ loops: [ContinuousClock.Instant?]) -> ContinuousClock.Instant? {
+        guard !loops.isEmpty else { return nil }
+        var latest: ContinuousClock.Instant? = nil
+        for loop in loops {
+            guard let loop else { return nil }
+            latest = max(latest ?? loop, loop)
+        }
+        return latest
     }
 
     public let count: Int
@@ -133,6 +185,7 @@ public final class WorkerPool: Sendable {
         self.logger = logger
         slots = Mutex(Array(repeating: Slot(), count: count))
         registry.observe { [weak self] changes in self?.broadcast(changes) }
+        registry.observeStatus { [weak self] status in self?.broadcast(status) }
     }
 
     /// Starts every worker and waits until all are ready; a worker that exits before it is
@@ -211,10 +264,19 @@ public final class WorkerPool: Sendable {
     /// Sends changes to every worker; a worker that does not take them (stuck for a second) is
     /// killed, and its restart gets a fresh snapshot.
     private func broadcast(_ changes: [RegistryChange]) {
-        let message = ControlMessage(changes: changes.map(RegistryChangeRecord.init))
+        let records = changes.map(RegistryChangeRecord.init)
+        broadcast { channel in channel.sendChanges(records) }
+    }
+
+    /// Sends the registry's new status to every worker (a degraded registry SERVFAILs there too).
+    private func broadcast(_ status: RegistryStatus) {
+        broadcast { channel in channel.send(ControlMessage(status: StatusRecord(status))) }
+    }
+
+    private func broadcast(_ send: (ControlChannel) -> Bool) {
         broadcastLock.withLock { _ in
             let targets = slots.withLock { slots in slots.compactMap { slot in slot.channel.map { ($0, slot.pid) } } }
-            for (channel, pid) in targets where !channel.send(message) {
+            for (channel, pid) in targets where !send(channel) {
                 if let pid {
                     logger.warning("a worker does not read its registry feed; killing it", metadata: ["pid": "\(pid)"])
                     kill(pid, SIGKILL)
@@ -227,7 +289,7 @@ public final class WorkerPool: Sendable {
     private func attach(_ channel: ControlChannel, to index: Int) -> Bool {
         broadcastLock.withLock { _ in
             let members = registry.snapshot().flatMap(\.members).map(MemberRecord.init)
-            guard channel.send(ControlMessage(snapshot: members), timeoutMs: 5000) else { return false }
+            guard channel.sendSnapshot(members, status: registry.status) else { return false }
             slots.withLock { $0[index].channel = channel }
             return true
         }
@@ -237,7 +299,6 @@ public final class WorkerPool: Sendable {
 
     private func supervise(_ index: Int) {
         let clock = ContinuousClock()
-        var quickDeaths = 0
         var everReady = false
         while !stopping.load(ordering: .relaxed) {
             let pid: pid_t
@@ -292,7 +353,10 @@ public final class WorkerPool: Sendable {
                 fail(index, "worker \(index + 1) exited before it was ready (\(exit))")
                 return
             }
-            quickDeaths = died - started < .seconds(10) ? quickDeaths + 1 : 0
+            let quickDeaths = slots.withLock { slots in
+                slots[index].crashLoop.died(started: started, at: died)
+                return slots[index].crashLoop.quickDeaths
+            }
             let pause: Duration = quickDeaths <= 1 ? .zero : min(.seconds(30), .milliseconds(500) * (1 << min(quickDeaths - 2, 6)))
             slots.withLock { slots in
                 slots[index].restarts += 1

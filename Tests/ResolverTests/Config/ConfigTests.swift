@@ -327,6 +327,25 @@ struct ConfigTests {
         #expect(error.message.contains(message), "\(error.message)")
     }
 
+    @Test(
+        "registry: a password over plain http beyond loopback is refused, naming registry.password and its line",
+        arguments: [
+            (#"["http://10.0.0.2:2379"]"#, true), (#"["https://10.0.0.2:2379", "http://etcd.example:2379/"]"#, true),
+            (#"["http://[2001:db8::1]:2379"]"#, true), (#"["http://127.0.0.2:2379", "http://[::1]:2379"]"#, false),
+            (#"["http://localhost:2379"]"#, false), (#"["https://10.0.0.2:2379"]"#, false),
+        ])
+    func plainHTTPPassword(endpoints: String, refused: Bool) throws {
+        let text = Self.minimal + "\n\n[registry]\nbackend = \"etcd\"\nendpoints = \(endpoints)\nusername = \"u\"\npassword = \"p\"\n"
+        guard refused else {
+            #expect(throws: Never.self) { try Config.parse(text) }
+            return
+        }
+        let error = try #require(failure(text))
+        #expect(error.key == "registry.password")
+        #expect(error.line == 9)
+        #expect(error.message.contains("in the clear"), "\(error.message)")
+    }
+
     @Test func rejectsABadListenAddress() throws {
         let error = try #require(
             failure("[server]\nlisten = [\n  \"127.0.0.1:53\",\n  \"localhost:53\",\n]\n\n" + Self.minimal))

@@ -21,7 +21,10 @@ final class MemoryStore: RegistryStore {
     let failing = Atomic<Bool>(false)
     let saves = Atomic<Int>(0)
 
-    func loadAll() async throws(RegistryError) -> [Member] { members.withLock { Array($0.values) } }
+    func loadAll() async throws(RegistryError) -> StoredMembers {
+        if failing.load(ordering: .relaxed) { throw RegistryError("disk full") }
+        return StoredMembers(members: members.withLock { Array($0.values) })
+    }
 
     func save(_ changes: [RegistryChange]) async throws(RegistryError) {
         if failing.load(ordering: .relaxed) { throw RegistryError("disk full") }
@@ -202,12 +205,12 @@ struct ServiceRegistryTests {
         let due = registry.dueForCheck(now: time.now)
         #expect(due == [member])
         _ = try await registry.heartbeat(group: "web", id: "a")
-        try await registry.record(CheckResult(at: time.now, healthy: false, detail: "refused"), of: member)
+        await registry.record(CheckResult(at: time.now, healthy: false, detail: "refused"), of: member)
         #expect(registry.members(of: "web")?.first?.isHealthy == true)
         // Without the heartbeat it counts.
         time.advance(seconds: 11)
         let now = try #require(registry.dueForCheck(now: time.now).first)
-        try await registry.record(CheckResult(at: time.now, healthy: false, detail: "refused"), of: now)
+        await registry.record(CheckResult(at: time.now, healthy: false, detail: "refused"), of: now)
         #expect(registry.members(of: "web")?.first?.isHealthy == false)
     }
 
@@ -223,7 +226,7 @@ struct ServiceRegistryTests {
         try await registry.load()
         #expect(registry.members(of: "web")?.map(\.id) == ["a", "stale"])
         #expect(registry.dueForCheck(now: time.now).map(\.id) == ["stale"])
-        #expect(try await registry.removeExpired(now: time.now).isEmpty)
+        #expect(await registry.removeExpired(now: time.now).removed.isEmpty)
         #expect(registry.members(of: "web")?.first?.expiresAt == fresh.expiresAt, "the remaining TTL is kept")
     }
 
@@ -239,7 +242,7 @@ struct ServiceRegistryTests {
         }
         time.advance(seconds: 6)
         let saves = store.saves.load(ordering: .relaxed)
-        #expect(try await registry.removeExpired(now: time.now).map(\.id).sorted() == ["a", "b"])
+        #expect(await registry.removeExpired(now: time.now).removed.map(\.id).sorted() == ["a", "b"])
         #expect(store.saves.load(ordering: .relaxed) == saves + 1)
         #expect(registry.members(of: "web")?.map(\.id) == ["c"])
     }
@@ -265,7 +268,7 @@ struct SQLiteRegistryStoreTests {
             try await store.save([.delete(group: "web", id: "a"), .put(full)])
         }
         let reopened = try SQLiteRegistryStore(path: path)
-        let members = try await reopened.loadAll()
+        let members = try await reopened.loadAll().members
         #expect(members.count == 2)
         #expect(members.first { $0.id == "a" } == full)
         #expect(members.first { $0.id == "b" } == plain)

@@ -66,20 +66,21 @@ struct WorkersUnitTests {
         let many = (0..<5_000).map { MemberRecord(Self.member("m\($0)")) }  // about 2 MB of JSON
         // The sender blocks until the reader drains (a socket buffer is smaller than the
         // snapshot): the reader runs on a thread of its own.
-        let received = Collected<[ControlMessage]>([])
+        let received = Collected<(ReceivedSnapshot?, [ControlMessage])>((nil, []))
         let reader = Thread {
-            for _ in 0..<2 {
-                if case .message(let message) = worker.receive(timeoutMs: 5_000) { received.mutate { $0.append(message) } }
-            }
+            let snapshot = worker.receiveSnapshot(timeoutMs: 5_000)
+            received.mutate { $0.0 = snapshot }
+            if case .message(let message) = worker.receive(timeoutMs: 5_000) { received.mutate { $0.1.append(message) } }
         }
         reader.start()
-        #expect(supervisor.send(ControlMessage(snapshot: many), timeoutMs: 5_000))
-        #expect(supervisor.send(ControlMessage(changes: [RegistryChangeRecord(.delete(group: "web", id: "m1"))])))
+        #expect(supervisor.sendSnapshot(many, status: .ready))
+        #expect(supervisor.sendChanges([RegistryChangeRecord(.delete(group: "web", id: "m1"))]))
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(10)
-        while received.value.count < 2, clock.now < deadline { usleep(1_000) }
-        #expect(received.value.first?.snapshot?.count == 5_000)
-        #expect(received.value.last?.changes?.first?.delete == ["web", "m1"])
+        while received.value.1.isEmpty, clock.now < deadline { usleep(1_000) }
+        #expect(received.value.0?.members == many)
+        #expect(received.value.0?.status == .ready)
+        #expect(received.value.1.last?.changes?.first?.delete == ["web", "m1"])
         if case .timedOut = worker.receive(timeoutMs: 20) {} else { Issue.record("expected a timeout") }
         supervisor.close()
         if case .closed = worker.receive(timeoutMs: 1_000) {} else { Issue.record("expected the channel closed") }
