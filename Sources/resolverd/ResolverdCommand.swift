@@ -48,7 +48,8 @@ struct ResolverdCommand: AsyncParsableCommand {
             role = .worker(index: worker, controlDescriptor: controlFD)
             logger[metadataKey: "worker"] = "\(worker)"
         } else if settings.server.workers > 0 {
-            role = .supervisor(WorkerLaunch(arguments: workerArguments(listen: WorkerLaunch.fixingPorts(settings.server.listen))))
+            let (listen, reservation) = WorkerLaunch.reservingPorts(settings.server.listen)
+            role = .supervisor(WorkerLaunch(arguments: workerArguments(listen: listen), reservation: reservation))
         } else {
             role = .single
         }

@@ -240,17 +240,19 @@ struct FrontendTests {
 
     @Test("overload: past server.max_pending, new misses get SERVFAIL at once while cache hits keep flowing")
     func overload() async throws {
-        let (fake, upstream) = try await Fixtures.upstream(behavior: Fixtures.behavior { $0.delay = .milliseconds(1500) })
+        // The upstream takes 4 s: the four misses must still hold their slots when the fifth asks,
+        // however slowly a loaded machine runs the steps between.
+        let (fake, upstream) = try await Fixtures.upstream(behavior: Fixtures.behavior { $0.delay = .milliseconds(4000) })
         let daemon = try await Daemon(
-            config: forwardingConfig([(".", [upstream])], timeoutMs: 3000, server: "max_pending = 4"))
+            config: forwardingConfig([(".", [upstream])], timeoutMs: 6000, server: "max_pending = 4"))
         // A cached name first (waits out the slow upstream once).
-        let client = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 5000, source: "127.0.0.1")
+        let client = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 10_000, source: "127.0.0.1")
         let warm = try query("www.example.test")
         #expect(try await offPool { try client.ask(warm) }?.rcode == .noError)
         // Four clients fill the cap; a fifth address's miss fails at once, its cache hit does not.
         var waiting: [RawUDPClient] = []
         for index in 1...4 {
-            let other = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 5000, source: "127.0.2.\(index)")
+            let other = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 10_000, source: "127.0.2.\(index)")
             other.send(try DNSCodec.encode(try query("slow\(index).example.test")))
             waiting.append(other)
         }

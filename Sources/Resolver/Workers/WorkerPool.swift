@@ -21,41 +21,52 @@ public struct WorkerLaunch: Sendable {
     /// The token of the workers' private admin APIs: random per run, handed to each worker in
     /// its environment (`workerTokenVariable`), never on its command line.
     public var adminToken: String
+    /// The ports chosen for `port 0` addresses, held until the workers are ready.
+    public var reservation: PortReservation?
 
     /// The environment variable a worker reads its admin token from.
     public static let workerTokenVariable = "RESOLVERD_WORKER_TOKEN"
 
     public init(
         executable: String = WorkerLaunch.currentExecutable, arguments: @escaping @Sendable (Int) -> [String],
-        adminToken: String = APIToken.random()
+        adminToken: String = APIToken.random(), reservation: PortReservation? = nil
     ) {
         self.executable = executable
         self.arguments = arguments
         self.adminToken = adminToken
+        self.reservation = reservation
     }
 
     /// `addresses` with every port 0 replaced by a port free for both UDP and TCP, so that all
-    /// workers bind the same one.
-    public static func fixingPorts(_ addresses: [ServerAddress]) -> [ServerAddress] {
-        addresses.map { address in
+    /// workers bind the same one; the ports stay reserved (sockets bound with SO_REUSEPORT, so the
+    /// workers can join them and nothing else can take them) until the reservation is released.
+    public static func reservingPorts(_ addresses: [ServerAddress]) -> (addresses: [ServerAddress], reservation: PortReservation) {
+        let reservation = PortReservation()
+        let fixed = addresses.map { address in
             guard address.port == 0, let socketAddress = try? address.socketAddress() else { return address }
             let family = socketAddress.protocol.rawValue
+            var one: Int32 = 1
             for _ in 0..<50 {
                 let tcp = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
                 let udp = socket(family, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-                defer {
-                    close(tcp)
-                    close(udp)
+                for descriptor in [tcp, udp] {
+                    setsockopt(descriptor, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size))
                 }
                 guard socketAddress.withSockAddr({ bind(tcp, $0, socklen_t($1)) }) == 0,
                     let chosen = UDPBatchListener.localAddress(tcp),
                     let candidate = try? chosen.socketAddress(),
                     candidate.withSockAddr({ bind(udp, $0, socklen_t($1)) }) == 0
-                else { continue }
+                else {
+                    close(tcp)
+                    close(udp)
+                    continue
+                }
+                reservation.keep([tcp, udp])
                 return chosen
             }
             return address
         }
+        return (fixed, reservation)
     }
 
     /// The running executable: /proc/self/exe, which names the file this process runs even after
@@ -63,6 +74,21 @@ public struct WorkerLaunch: Sendable {
     /// longer exists), so a restarted worker is always the supervisor's own version.
     public static var currentExecutable: String {
         access("/proc/self/exe", X_OK) == 0 ? "/proc/self/exe" : (CommandLine.arguments.first ?? "resolverd")
+    }
+}
+
+/// Sockets holding ports chosen for the workers until they have bound them themselves (a port
+/// found free and closed again could be taken by another process before the workers bind it).
+public final class PortReservation: Sendable {
+    private let descriptors = Mutex<[Int32]>([])
+
+    public init() {}
+
+    func keep(_ more: [Int32]) { descriptors.withLock { $0 += more } }
+
+    /// Closes the sockets (the UDP ones would otherwise take a share of the port's datagrams).
+    public func release() {
+        for descriptor in descriptors.withLock({ kept in defer { kept = [] }; return kept }) { close(descriptor) }
     }
 }
 
@@ -202,6 +228,8 @@ public final class WorkerPool: Sendable {
         }
         let clock = ContinuousClock()
         let deadline = clock.now + timeout
+        // Every worker has bound the ports (or the start failed): the reservation goes.
+        defer { launch.reservation?.release() }
         while clock.now < deadline {
             let (ready, failure) = slots.withLock { slots in
                 (slots.allSatisfy { $0.ready != nil }, slots.compactMap(\.failedToStart).first)

@@ -51,6 +51,14 @@ private final class EndlessLineServer: Sendable {
                 sent += chunk.count
             }
             _ = write(Array("0\r\n\r\n".utf8))
+            // Closing with the request's bytes unread would send a reset, and the client's kernel
+            // would drop what it had not yet read: finish sending, then wait for the client to go
+            // (at most 10 s).
+            shutdown(connection, Int32(SHUT_WR))
+            var wait = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(connection, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+            var rest = [UInt8](repeating: 0, count: 65_536)
+            while recv(connection, &rest, rest.count, 0) > 0 {}
         }.start()
     }
 

@@ -145,12 +145,24 @@ struct WorkersUnitTests {
         #expect(WorkerAdmin.sum([a, a]).entries == 4 && WorkerAdmin.sum([a, a]).hits == 10 && WorkerAdmin.sum([a, a]).maxBytes == 20)
     }
 
-    @Test("port 0 becomes one port free for UDP and TCP; fixed ports stay")
-    func fixingPorts() throws {
+    @Test("port 0 becomes one port free for UDP and TCP, held until released (others cannot take it, workers can join it); fixed ports stay")
+    func reservingPorts() throws {
         let fixed = try #require(ServerAddress("127.0.0.1:5353"))
-        let chosen = WorkerLaunch.fixingPorts([try #require(ServerAddress("127.0.0.1:0")), fixed])
+        let (chosen, reservation) = WorkerLaunch.reservingPorts([try #require(ServerAddress("127.0.0.1:0")), fixed])
         #expect(chosen[0].port != 0 && chosen[0].ip == fixed.ip)
         #expect(chosen[1] == fixed)
+        let address = try chosen[0].socketAddress()
+        func bindUDP(reusePort: Bool) -> Bool {
+            let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            defer { close(descriptor) }
+            var one: Int32 = 1
+            if reusePort { setsockopt(descriptor, SOL_SOCKET, SO_REUSEPORT, &one, socklen_t(MemoryLayout<Int32>.size)) }
+            return address.withSockAddr { bind(descriptor, $0, socklen_t($1)) } == 0
+        }
+        #expect(!bindUDP(reusePort: false), "reserved: another socket cannot take the port")
+        #expect(bindUDP(reusePort: true), "a worker (SO_REUSEPORT) can join it")
+        reservation.release()
+        #expect(bindUDP(reusePort: false), "released")
     }
 }
 
