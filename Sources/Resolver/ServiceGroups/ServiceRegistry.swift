@@ -283,8 +283,11 @@ public final class ServiceRegistry: Sendable {
         }
     }
 
-    /// Inside the writer: saves `changes`, or keeps them to save later; shows them either way.
+    /// Inside the writer: shows `changes`, then saves them or keeps them to save later. Health is
+    /// soft state (the checks find it again after a restart), so the answers follow a check at
+    /// once rather than after the disk's fsync, which a busy host can make take seconds.
     private func saveOrDefer(_ changes: [RegistryChange]) async -> Persisted {
+        show(changes)
         var outcome = Persisted.stored
         do throws(RegistryError) {
             guard !isDegraded else { throw RegistryError("registry degraded") }
@@ -300,7 +303,6 @@ public final class ServiceRegistry: Sendable {
             }
             outcome = .deferred(error)
         }
-        show(changes)
         return outcome
     }
 
