@@ -9,11 +9,14 @@ swift build --build-tests
 if [[ $# -gt 0 ]]; then
     exec swift test --skip-build "$@"
 fi
-# Everything in parallel; then the attack suites, which push tens of thousands of packets at one
-# daemon and would starve the others' timed expectations (a health check leaving the answers
-# within 4 s); then the timing-sensitive suite alone, so that no other load blurs the latencies
-# it measures.
-heavy="StreamLimitsTests|RecursionLimitsTests"
-swift test --skip-build --skip "SelectionTiming|$heavy"
+# Four phases, so that load from one kind of test does not break another's timed expectations
+# (2 cores): everything else in parallel; then the suites that make load of their own — the attack
+# suites (tens of thousands of packets at one daemon), the etcd clusters, the 6 MiB watch line —
+# together; then the workers' suite (dnsperf while workers are killed) alone; then the
+# timing-sensitive SelectionTiming alone, so that no other load blurs the latencies it measures.
+heavy='IntegrationTests\.(StreamLimitsTests|RecursionLimitsTests|EtcdRegistryTests|RegistryFaultsTests)|EtcdWatchTests|ControlChannelStreamingTests'
+workers='IntegrationTests\.WorkersTests'
+swift test --skip-build --skip "SelectionTiming|$heavy|$workers"
 swift test --skip-build --filter "$heavy"
+swift test --skip-build --filter "$workers"
 swift test --skip-build --filter SelectionTiming
