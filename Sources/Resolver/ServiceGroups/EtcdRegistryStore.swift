@@ -167,10 +167,7 @@ public final class EtcdRegistryStore: RegistryStore {
             } else {
                 do {
                     let stored = try member(event.item)
-                    if let refusal = networks.refusal(stored.address) {
-                        logger.warning(
-                            "stored member skipped",
-                            metadata: ["group": "\(stored.group)", "id": "\(stored.id)", "reason": "\(refusal)"])
+                    guard AdmittingStore.admits(stored, networks: networks, logger: logger) else {
                         changes.append(.delete(group: stored.group, id: stored.id))
                         continue
                     }

@@ -121,14 +121,16 @@ struct AdmittingStore: RegistryStore {
 
     func loadAll() async throws(RegistryError) -> StoredMembers {
         var stored = try await store.loadAll()
-        stored.members = stored.members.filter { member in
-            guard let refusal = networks.refusal(member.address) else { return true }
-            logger.warning(
-                "stored member skipped",
-                metadata: ["group": "\(member.group)", "id": "\(member.id)", "reason": "\(refusal)"])
-            return false
-        }
+        stored.members = stored.members.filter { Self.admits($0, networks: networks, logger: logger) }
         return stored
+    }
+
+    /// Whether a stored member lies in `networks`; one that does not is logged as skipped.
+    static func admits(_ member: Member, networks: MemberNetworks, logger: Logger) -> Bool {
+        guard let refusal = networks.refusal(member.address) else { return true }
+        logger.warning(
+            "stored member skipped", metadata: ["group": "\(member.group)", "id": "\(member.id)", "reason": "\(refusal)"])
+        return false
     }
 
     func save(_ changes: [RegistryChange]) async throws(RegistryError) { try await store.save(changes) }

@@ -156,26 +156,21 @@ public final class SQLiteRegistryStore: RegistryStore {
         func damaged(_ column: String) -> RegistryError {
             RegistryError("registry: member \(group.prefix(64))/\(id.prefix(64)) is damaged: column \(column)")
         }
-        func text(_ column: String) throws(RegistryError) -> String {
-            guard let value = String.fromDatabaseValue(row[column]) else { throw damaged(column) }
-            return value
-        }
-        func optionalText(_ column: String) throws(RegistryError) -> String? {
+        /// The column's value, nil when NULL; a value of another type is damage.
+        func optional<Value: DatabaseValueConvertible>(_ column: String) throws(RegistryError) -> Value? {
             let value: DatabaseValue = row[column]
             if value.isNull { return nil }
-            guard let text = String.fromDatabaseValue(value) else { throw damaged(column) }
-            return text
+            guard let converted = Value.fromDatabaseValue(value) else { throw damaged(column) }
+            return converted
         }
-        func number(_ column: String) throws(RegistryError) -> Int64 {
-            guard let value = Int64.fromDatabaseValue(row[column]) else { throw damaged(column) }
+        func required<Value: DatabaseValueConvertible>(_ column: String) throws(RegistryError) -> Value {
+            guard let value: Value = try optional(column) else { throw damaged(column) }
             return value
         }
-        func optionalNumber(_ column: String) throws(RegistryError) -> Int64? {
-            let value: DatabaseValue = row[column]
-            if value.isNull { return nil }
-            guard let number = Int64.fromDatabaseValue(value) else { throw damaged(column) }
-            return number
-        }
+        func text(_ column: String) throws(RegistryError) -> String { try required(column) }
+        func number(_ column: String) throws(RegistryError) -> Int64 { try required(column) }
+        func optionalText(_ column: String) throws(RegistryError) -> String? { try optional(column) }
+        func optionalNumber(_ column: String) throws(RegistryError) -> Int64? { try optional(column) }
         guard let tags = try? JSONDecoder().decode([String].self, from: Data(try text("tags").utf8)) else {
             throw damaged("tags")
         }
