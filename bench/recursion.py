@@ -67,7 +67,7 @@ class Recursive(resolvers.Resolver):
                         f'[api]\nlisten = "127.0.0.1:0"\n[log]\nlevel = "warning"\n'
                         f'[registry]\npath = "{self.dir}/registry.sqlite"\n'
                         f'[resolver]\nmode = "recursive"\nroot_hints = ["{hierarchy.ROOT_ADDRESS}"]\n'
-                        f'qname_minimisation = {"true" if self.qmin else "false"}\n')
+                        f'qname_minimisation = {"true" if self.qmin else "false"}\nquery_loopback = true\n')
             return [os.path.join(resolvers.ROOT, ".build/release/resolverd"), "--config", config]
         if self.name == "unbound":
             hints = os.path.join(self.dir, "root.hints")

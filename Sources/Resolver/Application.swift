@@ -82,6 +82,7 @@ public final class ResolverApplication: Service {
         running = Mutex(config)
         checkConcurrency = Atomic(config.cluster.checkConcurrency)
         let threads = config.server.threads > 0 ? config.server.threads : System.coreCount
+        let clock = ResolverClock.system
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
 
         var policy = config.resolver.selectionPolicy
@@ -98,7 +99,8 @@ public final class ResolverApplication: Service {
                 maxBytes: config.cache.maxBytes / 8, maxTTL: config.cache.maxTTL,
                 maxNegativeTTL: config.cache.maxNegativeTTL, shardCount: 4 * threads)
             recursor = RecursiveResolver(
-                transactions: transactions, records: records, settings: config.resolver.recursion, logger: logger)
+                transactions: transactions, records: records, settings: config.resolver.recursion, logger: logger,
+                clock: clock)
         } else {
             recursor = nil
         }
@@ -144,7 +146,8 @@ public final class ResolverApplication: Service {
             local: LocalAnswers(version: "resolverd \(resolverdVersion)", identity: Self.hostname()),
             cluster: ClusterAnswers(domain: config.cluster.domain, registry: registry),
             cache: AnswerCache(settings: config.cache, shardCount: 4 * threads), metrics: metrics,
-            maxPending: config.server.maxPending, clientPrefixes: config.server.clientPrefixes, logger: logger)
+            maxPending: config.server.maxPending, clientPrefixes: config.server.clientPrefixes, logger: logger,
+            clock: clock)
     }
 
     /// Where GET /metrics pulls its figures from.
@@ -186,11 +189,9 @@ public final class ResolverApplication: Service {
             try await worker.follow(registry) { kill(getpid(), SIGTERM) }
             link = worker
         }
-        if let recursor, pool == nil {
-            // Priming in the background: the first queries wait on the same priming if it is
-            // still running, or fall back to the hints.
-            Task { await recursor.prime() }
-        }
+        // Priming in the background, again before the root's NS set expires and with back-off
+        // when it fails; no query waits for it (they start from the hints meanwhile).
+        let priming = pool == nil ? recursor.map { recursor in Task { await recursor.keepPrimed() } } : nil
         // The API's settings first: nothing is bound (and no client made) when they fail.
         let guardian = try apiGuard()
         let apiServer: HTTPServerBuilder = config.api.usesTLS ? try .tls(.http1(), tlsConfiguration: try apiTLS()) : .http1()
@@ -226,6 +227,7 @@ public final class ResolverApplication: Service {
             eventLoopGroupProvider: .shared(group), logger: logger)
 
         func closeAll() async {
+            priming?.cancel()
             await listeners?.close()
             await pool?.stop()
             try? await shared?.http.shutdown()

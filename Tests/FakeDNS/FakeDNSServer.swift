@@ -51,6 +51,9 @@ public struct FakeBehavior: Sendable {
     public var oversizeUDP = false
     /// Sets AD in every answer (an upstream claiming data it validated, or a forger saying so).
     public var authenticData = false
+    /// Scripted replies (Scenario.swift): the first entry matching a question answers it instead
+    /// of the records.
+    public var script: [ScriptEntry] = []
 
     public init() {}
 }
@@ -189,6 +192,7 @@ public final class FakeDNSServer: Sendable {
     /// CNAME chased and a DNAME applied inside the data), NODATA or NXDOMAIN with the closest SOA
     /// otherwise; below a zone's delegations (NS sets under an SOA's name), a referral.
     public func answer(to query: DNSMessage) -> DNSMessage {
+        if let entry = scripted(for: query) { return entry.reply(to: query) }
         var reply = zoneAnswer(to: query)
         // The forged extras go into authoritative answers only, after the rcode is decided.
         if reply.flags.contains(.aa), reply.rcode == .noError || reply.rcode == .nxDomain {
@@ -196,6 +200,14 @@ public final class FakeDNSServer: Sendable {
         }
         if behavior.authenticData { reply.flags.insert(.ad) }
         return reply
+    }
+
+    /// The script entry that answers `query`, if any (a server without EDNS refuses EDNS first).
+    private func scripted(for query: DNSMessage) -> ScriptEntry? {
+        let behavior = self.behavior
+        guard !behavior.script.isEmpty, !(behavior.noEDNS && query.edns != nil), let question = query.questions.first
+        else { return nil }
+        return behavior.script.first { $0.matches(question) }
     }
 
     private func zoneAnswer(to query: DNSMessage) -> DNSMessage {
@@ -312,6 +324,7 @@ public final class FakeDNSServer: Sendable {
             return [(behavior.delay, [bytes[0], bytes[1], 0x84, 0x00] + noise, .server)]
         }
         if !overTCP, behavior.loss > 0, Double.random(in: 0..<1) < behavior.loss { return [] }
+        if scripted(for: query)?.drop == true { return [] }
         var delay = behavior.delay
         if behavior.jitter > .zero {
             delay += behavior.jitter * Double.random(in: 0...1)

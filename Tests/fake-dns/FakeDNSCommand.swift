@@ -42,7 +42,28 @@ struct FakeDNSCommand: AsyncParsableCommand {
     @Flag(help: "Read commands from standard input: 'delay MS', 'jitter MS', 'silent on|off', 'count'.")
     var control = false
 
+    @Option(help: "Run every server of a scenario file (Tests/Scenarios/*.scn) instead, on PREFIX<host>:53.")
+    var scenario: String?
+
+    @Option(help: "With --scenario: the first three octets of the servers' addresses, as '127.77.1.'.")
+    var prefix: String = "127.77.1."
+
     func run() async throws {
+        if let scenario {
+            guard let text = readTextFile(scenario) else { throw ValidationError("--scenario: cannot read \(scenario)") }
+            let prefix = self.prefix
+            let parsed: Scenario
+            do {
+                parsed = try Scenario(text, address: { prefix + String($0) })
+            } catch {
+                throw ValidationError("--scenario \(scenario): \(error)")
+            }
+            let servers = try await parsed.start(address: { prefix + String($0) })
+            writeLine("listening \(servers.keys.sorted().map { prefix + String($0) + ":53" }.joined(separator: " "))")
+            await Self.waitForSignal()
+            for server in servers.values { await server.stop() }
+            return
+        }
         guard let address = ServerAddress(listen, defaultPort: 53) else { throw ValidationError("--listen: bad address") }
         var lines = records
         if let zoneFile {
@@ -70,7 +91,12 @@ struct FakeDNSCommand: AsyncParsableCommand {
                 }
             }
         }
-        // Wait for SIGTERM or SIGINT, then stop.
+        await Self.waitForSignal()
+        await server.stop()
+    }
+
+    /// Returns on SIGTERM or SIGINT.
+    static func waitForSignal() async {
         signal(SIGTERM, SIG_IGN)
         signal(SIGINT, SIG_IGN)
         let (stream, continuation) = AsyncStream<Void>.makeStream()
@@ -82,7 +108,6 @@ struct FakeDNSCommand: AsyncParsableCommand {
         }
         for await _ in stream { break }
         sources.forEach { $0.cancel() }
-        await server.stop()
     }
 }
 

@@ -51,6 +51,15 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
     /// `0.0.0.0` or `::`: every address of the host.
     public var isUnspecified: Bool { bytes.allSatisfy { $0 == 0 } }
 
+    /// An address that reaches this host itself: loopback or unspecified, also as an IPv4-mapped
+    /// IPv6 address (::ffff:127.0.0.1).
+    public var isThisHost: Bool {
+        if isLoopback || isUnspecified { return true }
+        guard case .v6(let bytes) = self, bytes.prefix(12).elementsEqual([UInt8](repeating: 0, count: 10) + [0xFF, 0xFF])
+        else { return false }
+        return bytes[12] == 127 || bytes.suffix(4).allSatisfy { $0 == 0 }
+    }
+
     public var description: String {
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
         switch self {

@@ -87,12 +87,17 @@ public struct Config: Sendable, Equatable {
         public var rootHints: [ServerAddress] = []
         /// Recursive mode: RFC 9156 QNAME minimisation (relaxed).
         public var qnameMinimisation = true
+        /// Recursive mode: query nameserver addresses on loopback or unspecified (127.0.0.0/8,
+        /// ::1, 0.0.0.0, ::) learned from the network. Off by default, as Unbound's
+        /// do-not-query-localhost; test set-ups on loopback turn it on.
+        public var queryLoopback = false
 
         /// The recursion settings these keys make.
         public var recursion: RecursionSettings {
             var settings = RecursionSettings()
             if !rootHints.isEmpty { settings.rootHints = rootHints }
             settings.qnameMinimisation = qnameMinimisation
+            settings.queryLoopback = queryLoopback
             return settings
         }
 
@@ -267,6 +272,7 @@ public struct Config: Sendable, Equatable {
             }
             config.resolver.qnameMinimisation = try section.boolean(
                 "qname_minimisation", default: config.resolver.qnameMinimisation)
+            config.resolver.queryLoopback = try section.boolean("query_loopback", default: config.resolver.queryLoopback)
             try section.rejectUnknownKeys()
         }
         for (index, forward) in try document.tables("forward").enumerated() {

@@ -60,12 +60,15 @@ public final class QueryPipeline: Sendable {
     let pendingLimiter: SlotLimiter
     let inFlight = Coalescer<CacheKey, Fetched>()
     let logger: Logger
+    /// TTL countdown, serve-stale windows and latencies are read from it.
+    let clock: ResolverClock
 
     public init(
         policy: RuntimePolicy, forwarder: Forwarder, recursor: RecursiveResolver? = nil, local: LocalAnswers,
         cluster: ClusterAnswers?, cache: AnswerCache, metrics: ResolverMetrics? = nil, maxPending: Int = 10_000,
-        clientPrefixes: ClientPrefixes = ClientPrefixes(), logger: Logger
+        clientPrefixes: ClientPrefixes = ClientPrefixes(), logger: Logger, clock: ResolverClock = .system
     ) {
+        self.clock = clock
         self.policy = Live(policy)
         pendingLimiter = SlotLimiter(limit: maxPending, prefixes: clientPrefixes)
         self.forwarder = forwarder
@@ -115,7 +118,7 @@ public final class QueryPipeline: Sendable {
                 ? .resolve(pending) : .reply(errorReply(pending, .servFail, allocator: allocator))
         }
         if let rateLimiter = policy.rateLimiter, transport == .udp, case .reply = outcome, let ip = sender()?.ip {
-            switch rateLimiter.verdict(for: ip, now: NIODeadline.now().uptimeNanoseconds) {
+            switch rateLimiter.verdict(for: ip, now: clock.now().uptimeNanoseconds) {
             case .send:
                 break
             case .drop:
@@ -165,7 +168,7 @@ public final class QueryPipeline: Sendable {
         guard !view.type.isZoneTransfer else { return reply(.refused) }
 
         if view.recordClass == .in,
-            let hit = cache.answer(query: bytes, view: view, transport: transport, now: .now(), allocator: allocator)
+            let hit = cache.answer(query: bytes, view: view, transport: transport, now: clock.now(), allocator: allocator)
         {
             if hit.refresh { prefetch(bytes, view: view) }
             return .reply(hit.reply)
@@ -186,7 +189,7 @@ public final class QueryPipeline: Sendable {
                 authoritative: true)
             return .reply(encode(message, view: view, wire: wire, transport: transport, allocator: allocator))
         }
-        return .resolve(PendingQuery(view: view, question: question, wire: wire, transport: transport, received: .now()))
+        return .resolve(PendingQuery(view: view, question: question, wire: wire, transport: transport, received: clock.now()))
     }
 
     /// Finishes a query that needed upstream servers (and counts its reply). Identical questions
@@ -199,7 +202,7 @@ public final class QueryPipeline: Sendable {
             metrics?.countReply(bytes, transport: pending.transport)
             policy.current.queryLog?.record(
                 reply: bytes, client: { pending.client?.description ?? "?" }, transport: pending.transport,
-                latency: .now() - pending.received, upstream: true)
+                latency: clock.now() - pending.received, upstream: true)
         }
         return reply
     }
@@ -210,7 +213,7 @@ public final class QueryPipeline: Sendable {
         // A second look: a compressed question name missed the fast path, or the answer arrived
         // since `process` looked.
         if let hit = pending.wire.withUnsafeBytes({
-            cache.answer(key: key, query: $0, view: view, transport: pending.transport, now: .now(), allocator: allocator)
+            cache.answer(key: key, query: $0, view: view, transport: pending.transport, now: clock.now(), allocator: allocator)
         }) {
             return hit.reply
         }
@@ -221,7 +224,7 @@ public final class QueryPipeline: Sendable {
             }
         case .failure:
             let stale = pending.wire.withUnsafeBytes {
-                cache.staleAnswer(key: key, query: $0, view: view, transport: pending.transport, now: .now(), allocator: allocator)
+                cache.staleAnswer(key: key, query: $0, view: view, transport: pending.transport, now: clock.now(), allocator: allocator)
             }
             return stale ?? errorReply(pending, .servFail, allocator: allocator)
         case .noZone:
@@ -239,7 +242,7 @@ public final class QueryPipeline: Sendable {
                 // made over a path nobody checked, and is never passed on (as dnsmasq does).
                 let answer = try CachedAnswer.make(
                     answer: upstream, question: key.question, authenticated: false, settings: cache.settings)
-                cache.insert(answer, key: key, now: .now())
+                cache.insert(answer, key: key, now: clock.now())
                 return .answer(answer)
             } catch {
                 logger.warning("could not store an answer", metadata: ["question": "\(key.question)", "error": "\(error)"])
@@ -249,7 +252,7 @@ public final class QueryPipeline: Sendable {
             logger.info("resolution failed", metadata: ["question": "\(key.question)", "reason": "\(reason)"])
             // RFC 9520: remember the failure briefly so the clients' retries do not hammer the
             // servers (the cache keeps a fresh or still servable stale answer instead).
-            cache.insert(.failure(question: key.question, ttl: cache.settings.failureTTL), key: key, now: .now())
+            cache.insert(.failure(question: key.question, ttl: cache.settings.failureTTL), key: key, now: clock.now())
             return .failure(reason)
         case .noZone:
             return .noZone

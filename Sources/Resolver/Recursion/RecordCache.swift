@@ -18,10 +18,18 @@ public enum Credibility: Int, Comparable, Sendable {
     case glue = 1
     /// The NS set of a referral (a parent's authority section, not authoritative for the child).
     case referral = 2
+    /// The answer section of a non-authoritative answer (AA clear): an answer still, ranked below
+    /// authoritative data.
+    case nonAuthoritativeAnswer = 3
     /// The authority section of an authoritative answer (the zone's own NS and SOA).
-    case authority = 3
+    case authority = 4
     /// The answer section of an authoritative answer.
-    case answer = 4
+    case answer = 5
+
+    /// The rank of an answer section's records: authoritative or not.
+    public static func answer(authoritative: Bool) -> Credibility {
+        authoritative ? .answer : .nonAuthoritativeAnswer
+    }
 
     public static func < (lhs: Credibility, rhs: Credibility) -> Bool { lhs.rawValue < rhs.rawValue }
 }
@@ -59,17 +67,18 @@ public final class RecordCache: Sendable {
     }
 
     struct Negative {
-        /// The zone's SOA, for the client's authority section; nil when the server sent none.
-        var soa: ResourceRecord?
+        /// The client's authority section: the zone's SOA, then the proof records, as the zone
+        /// sent them, TTLs capped at the negative TTL.
+        var authority: [ResourceRecord]
         var stored: NIODeadline
         var expires: NIODeadline
         var bytes: Int
 
-        init(soa: ResourceRecord?, name: DomainName, stored: NIODeadline, expires: NIODeadline) {
-            self.soa = soa
+        init(authority: [ResourceRecord], name: DomainName, stored: NIODeadline, expires: NIODeadline) {
+            self.authority = authority
             self.stored = stored
             self.expires = expires
-            bytes = RecordCache.entryOverhead + name.wire.count + (soa.map(RecordCache.cost(of:)) ?? 0)
+            bytes = RecordCache.entryOverhead + name.wire.count + authority.reduce(0) { $0 + RecordCache.cost(of: $1) }
         }
     }
 
@@ -180,8 +189,13 @@ public final class RecordCache: Sendable {
 
     /// Stores `records`, grouped into RRsets by owner and type, unless a fresh RRset of higher
     /// credibility is already there. An RRset lives as long as its shortest TTL (RFC 2181 §5.2),
-    /// at most `maxTTL`; a TTL of 0 is not stored. A positive RRset ends a NODATA fact for its
-    /// name and type.
+    /// at most `maxTTL`, and every record in it is served with that TTL; a TTL of 0 is not
+    /// stored. A positive RRset ends a NODATA fact for its name and type.
+    ///
+    /// An NS set replaced while the one held is fresh keeps the held one's expiry: a child's own
+    /// NS set (asked for, more credible than the parent's referral) never makes a delegation
+    /// outlive the TTL the parent gave it, so a domain moved or removed by its parent goes when
+    /// that TTL runs out (the "ghost domain" attack, CVE-2012-1033; Unbound and BIND do the same).
     public func insert(_ records: [ResourceRecord], credibility: Credibility, now: NIODeadline) {
         var sets: [Key: [ResourceRecord]] = [:]
         for record in records {
@@ -190,12 +204,20 @@ public final class RecordCache: Sendable {
         for (key, set) in sets {
             let ttl = min(set.map(\.ttl).min() ?? 0, maxTTL)
             guard ttl > 0 else { continue }
-            let entry = Entry(
-                records: Self.deduplicated(set), credibility: credibility, stored: now,
+            let fresh = Entry(
+                records: Self.deduplicated(set).map { $0.withTTL(ttl) }, credibility: credibility, stored: now,
                 expires: now + .seconds(Int64(ttl)))
-            guard entry.bytes <= maxBytesPerShard / 4 else { continue }
+            guard fresh.bytes <= maxBytesPerShard / 4 else { continue }
             shard(key.name).withLock { shard in
-                if let existing = shard.rrsets[key], existing.expires > now, existing.credibility > credibility { return }
+                var entry = fresh
+                if let existing = shard.rrsets[key], existing.expires > now {
+                    if existing.credibility > credibility { return }
+                    if key.type == .ns, existing.expires < entry.expires {
+                        let left = UInt32(clamping: (existing.expires - now).nanoseconds / 1_000_000_000)
+                        entry.records = entry.records.map { $0.withTTL(min($0.ttl, left)) }
+                        entry.expires = existing.expires
+                    }
+                }
                 shard.setRRset(entry, at: key)
                 shard.setNoData(nil, at: key)
                 shard.trim(limit: maxBytesPerShard, now: now)
@@ -211,12 +233,7 @@ public final class RecordCache: Sendable {
         let key = Key(name: name.lowercased, type: type)
         guard let entry = shard(key.name).withLock({ $0.rrsets[key] }), entry.expires > now, entry.credibility >= atLeast
         else { return nil }
-        let age = UInt32(clamping: (now - entry.stored).nanoseconds / 1_000_000_000)
-        return entry.records.map { record in
-            var aged = record
-            aged.ttl = record.ttl > age ? record.ttl - age : 0
-            return aged
-        }
+        return Self.aged(entry.records, stored: entry.stored, now: now)
     }
 
     /// Forgets one RRset (a delegation whose servers all failed, to be asked for again).
@@ -228,47 +245,46 @@ public final class RecordCache: Sendable {
     // MARK: Negative facts
 
     /// Records that `name` does not exist, for min(SOA TTL, SOA MINIMUM) (RFC 2308 §5), at most
-    /// `maxNegativeTTL`, which is also the TTL the SOA is served with (§3); without an SOA
+    /// `maxNegativeTTL`, which also caps the TTLs the authority records are served with (§3);
+    /// `authority` starts with the SOA (ServerResponse's negative answers), and without one
     /// nothing is stored.
-    public func insertNXDomain(_ name: DomainName, soa: ResourceRecord?, now: NIODeadline) {
-        guard let ttl = negativeTTL(soa), ttl > 0 else { return }
+    public func insertNXDomain(_ name: DomainName, authority: [ResourceRecord], now: NIODeadline) {
+        guard let fact = negative(name, authority, now: now) else { return }
         let key = name.lowercased
         shard(key).withLock { shard in
-            shard.setNXDomain(
-                Negative(soa: soa?.withTTL(ttl), name: key, stored: now, expires: now + .seconds(Int64(ttl))), at: key)
+            shard.setNXDomain(fact, at: key)
             shard.trim(limit: maxBytesPerShard, now: now)
         }
     }
 
     /// Records that `name` has no records of `type` (NODATA).
-    public func insertNoData(_ name: DomainName, _ type: RecordType, soa: ResourceRecord?, now: NIODeadline) {
-        guard let ttl = negativeTTL(soa), ttl > 0 else { return }
+    public func insertNoData(_ name: DomainName, _ type: RecordType, authority: [ResourceRecord], now: NIODeadline) {
+        guard let fact = negative(name, authority, now: now) else { return }
         let key = Key(name: name.lowercased, type: type)
         shard(key.name).withLock { shard in
-            shard.setNoData(
-                Negative(soa: soa?.withTTL(ttl), name: key.name, stored: now, expires: now + .seconds(Int64(ttl))), at: key)
+            shard.setNoData(fact, at: key)
             shard.trim(limit: maxBytesPerShard, now: now)
         }
     }
 
-    /// When `name` or one of its ancestors is known not to exist (RFC 8020 §2), the SOA that
-    /// said so, with its TTL lowered by age. The outer optional is nil when nothing is known.
-    public func nxdomain(covering name: DomainName, now: NIODeadline) -> ResourceRecord?? {
+    /// When `name` or one of its ancestors is known not to exist (RFC 8020 §2), the authority
+    /// records that said so, TTLs lowered by age; nil when nothing is known.
+    public func nxdomain(covering name: DomainName, now: NIODeadline) -> [ResourceRecord]? {
         var candidate: DomainName? = name.lowercased
         while let current = candidate, !current.isRoot {
             if let fact = shard(current).withLock({ $0.nxdomains[current] }), fact.expires > now {
-                return .some(Self.aged(fact, now: now))
+                return Self.aged(fact.authority, stored: fact.stored, now: now)
             }
             candidate = current.parent
         }
         return nil
     }
 
-    /// When `name` is known to have no records of `type`, the SOA that said so.
-    public func noData(_ name: DomainName, _ type: RecordType, now: NIODeadline) -> ResourceRecord?? {
+    /// When `name` is known to have no records of `type`, the authority records that said so.
+    public func noData(_ name: DomainName, _ type: RecordType, now: NIODeadline) -> [ResourceRecord]? {
         let key = Key(name: name.lowercased, type: type)
         guard let fact = shard(key.name).withLock({ $0.nodata[key] }), fact.expires > now else { return nil }
-        return .some(Self.aged(fact, now: now))
+        return Self.aged(fact.authority, stored: fact.stored, now: now)
     }
 
     // MARK: Upkeep
@@ -298,18 +314,21 @@ public final class RecordCache: Sendable {
     /// What the entries held cost, bookkeeping counted.
     public var bytes: Int { shards.reduce(0) { $0 + $1.withLock { $0.bytes } } }
 
-    private func negativeTTL(_ soa: ResourceRecord?) -> UInt32? {
-        guard let soa, soa.type == .soa, soa.rdata.count >= 4 else { return nil }
-        let tail = soa.rdata.suffix(4)
-        let minimum = tail.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-        return min(soa.ttl, minimum, maxNegativeTTL)
+    /// The negative fact `authority` makes: it lives min(SOA TTL, SOA MINIMUM, `maxNegativeTTL`),
+    /// and no record in it is served with a longer TTL. Nil without an SOA first, or for TTL 0.
+    private func negative(_ name: DomainName, _ authority: [ResourceRecord], now: NIODeadline) -> Negative? {
+        guard let soa = authority.first, soa.type == .soa, soa.rdata.count >= 20 else { return nil }
+        let minimum = soa.rdata.suffix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        let ttl = min(soa.ttl, minimum, maxNegativeTTL)
+        guard ttl > 0 else { return nil }
+        let capped = authority.map { $0.withTTL(min($0.ttl, ttl)) }
+        return Negative(authority: capped, name: name.lowercased, stored: now, expires: now + .seconds(Int64(ttl)))
     }
 
-    private static func aged(_ fact: Negative, now: NIODeadline) -> ResourceRecord? {
-        guard var soa = fact.soa else { return nil }
-        let age = UInt32(clamping: (now - fact.stored).nanoseconds / 1_000_000_000)
-        soa.ttl = soa.ttl > age ? soa.ttl - age : 0
-        return soa
+    /// `records` with their TTLs lowered by the time since `stored`.
+    private static func aged(_ records: [ResourceRecord], stored: NIODeadline, now: NIODeadline) -> [ResourceRecord] {
+        let age = UInt32(clamping: (now - stored).nanoseconds / 1_000_000_000)
+        return records.map { $0.withTTL($0.ttl > age ? $0.ttl - age : 0) }
     }
 
     private static func deduplicated(_ records: [ResourceRecord]) -> [ResourceRecord] {

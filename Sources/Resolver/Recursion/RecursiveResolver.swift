@@ -51,6 +51,10 @@ public struct RecursionSettings: Sendable, Equatable {
     public var maxDependencyDepth = 4
     /// RFC 9156 §2.3: minimised queries per name, at most; the rest of the labels go at once.
     public var maxMinimisedQueries = 10
+    /// Query nameserver addresses on loopback or unspecified learned from the network (glue,
+    /// looked-up addresses). Off, as Unbound's do-not-query-localhost: a delegation to 127.0.0.1
+    /// must not make resolverd query its own host. Root hints are used whatever they are.
+    public var queryLoopback = false
 
     public init() {}
 }
@@ -61,6 +65,8 @@ public final class RecursiveResolver: Sendable {
     let transactions: UpstreamTransactions
     let settings: RecursionSettings
     let logger: Logger
+    /// Every TTL, expiry and deadline of resolution is read from it.
+    let clock: ResolverClock
     /// Identical upstream questions to the same zone in flight at once are asked once.
     private let inFlight = Coalescer<UpstreamKey, TransactionOutcome>()
 
@@ -82,22 +88,27 @@ public final class RecursiveResolver: Sendable {
     enum Step: Sendable {
         case answer(chain: [ResourceRecord], records: [ResourceRecord])
         case alias(chain: [ResourceRecord], target: DomainName)
-        case nxdomain(chain: [ResourceRecord], soa: ResourceRecord?)
-        case noData(chain: [ResourceRecord], soa: ResourceRecord?)
+        /// `authority`: the zone's SOA and its proof records, as the zone sent them.
+        case nxdomain(chain: [ResourceRecord], authority: [ResourceRecord])
+        case noData(chain: [ResourceRecord], authority: [ResourceRecord])
         case failure(String)
     }
 
-    public init(transactions: UpstreamTransactions, records: RecordCache, settings: RecursionSettings, logger: Logger) {
+    public init(
+        transactions: UpstreamTransactions, records: RecordCache, settings: RecursionSettings, logger: Logger,
+        clock: ResolverClock = .system
+    ) {
         self.transactions = transactions
         self.records = records
         self.settings = settings
         self.logger = logger
+        self.clock = clock
     }
 
     /// Resolves a client's question: the answer message (NOERROR with records, NXDOMAIN or NODATA
     /// with the SOA), or a failure for SERVFAIL — at the deadline at the latest.
     public func resolve(_ query: UpstreamQuery) async -> Resolution {
-        let budget = ResolutionBudget(settings: settings, now: .now())
+        let budget = ResolutionBudget(settings: settings, now: clock.now(), clock: clock)
         let outcome = await withDeadline(budget.deadline) { [self] in
             await lookup(query.question, budget: budget, depth: 0)
         }
@@ -108,32 +119,66 @@ public final class RecursiveResolver: Sendable {
             return .answer(message(query.question, .noError, answers: chain + found))
         case .alias(let chain, _):
             return .answer(message(query.question, .noError, answers: chain))
-        case .nxdomain(let chain, let soa):
-            return .answer(message(query.question, .nxDomain, answers: chain, authorities: soa.map { [$0] } ?? []))
-        case .noData(let chain, let soa):
-            return .answer(message(query.question, .noError, answers: chain, authorities: soa.map { [$0] } ?? []))
+        case .nxdomain(let chain, let authority):
+            return .answer(message(query.question, .nxDomain, answers: chain, authorities: shown(authority, to: query)))
+        case .noData(let chain, let authority):
+            return .answer(message(query.question, .noError, answers: chain, authorities: shown(authority, to: query)))
         }
     }
 
-    /// Asks the root hints for the root's NS set and caches it with the addresses that come along.
-    /// Returns whether it worked; resolution falls back to the hints when it did not.
+    /// The authority records a client gets: the DNSSEC ones (NSEC, NSEC3, RRSIG) only when it
+    /// set DO (RFC 4035 §3.2.1).
+    private func shown(_ authority: [ResourceRecord], to query: UpstreamQuery) -> [ResourceRecord] {
+        query.dnssecOK ? authority : authority.filter { ![.nsec, .nsec3, .rrsig].contains($0.type) }
+    }
+
+    /// Asks the root hints for the root's NS set and caches it with the addresses that come along
+    /// (RFC 8109). Returns whether it worked; resolution starts from the hints while it has not.
     @discardableResult
     public func prime() async -> Bool {
         let question = Question(name: .root, type: .ns)
-        let budget = ResolutionBudget(settings: settings, now: .now())
+        let budget = ResolutionBudget(settings: settings, now: clock.now(), clock: clock)
         guard case .answer(let upstream) = await ask(question, zone: .root, servers: settings.rootHints, budget: budget)
         else { return false }
         guard case .answer(_, let ns) = ServerResponse.classify(upstream, question: question, zone: .root) else {
             return false
         }
-        let now = NIODeadline.now()
+        let now = clock.now()
         let names = Set(ns.compactMap(\.targetName))
-        records.insert(ns, credibility: .answer, now: now)
+        records.insert(ns, credibility: .answer(authoritative: upstream.flags.contains(.aa)), now: now)
         records.insert(
             upstream.additionals.filter { ($0.type == .a || $0.type == .aaaa) && names.contains($0.name) },
             credibility: .glue, now: now)
         logger.debug("primed the root", metadata: ["servers": "\(names.count)"])
         return true
+    }
+
+    /// Keeps the root primed until cancelled: primes, then again when the root's NS set is about
+    /// to expire; after a failure again after a back-off doubling from 1 s to 60 s. No client
+    /// query waits for it: without a root NS set they start from the hints.
+    public func keepPrimed() async {
+        var failures = 0
+        while !Task.isCancelled {
+            let wait: TimeAmount
+            if await prime() {
+                failures = 0
+                let left = records.rrset(.root, .ns, now: clock.now())?.map(\.ttl).min() ?? 0
+                // A little before expiry, so that the hints are not used in between.
+                wait = .seconds(Int64(max(1, min(Int(left) - Int(left) / 10, 86_400))))
+            } else {
+                failures += 1
+                wait = Self.primingBackoff(failures: failures)
+                logger.warning(
+                    "priming the root failed; resolving from the hints meanwhile",
+                    metadata: ["attempt": "\(failures)", "retry_in_ms": "\(wait.nanoseconds / 1_000_000)"])
+            }
+            do { try await Task.sleep(nanoseconds: UInt64(wait.nanoseconds)) } catch { return }
+        }
+    }
+
+    /// The wait before priming again after `failures` failures in a row: 1 s, doubling, at most 60 s.
+    static func primingBackoff(failures: Int) -> TimeAmount {
+        .seconds(Int64(min(60, 1 << min(max(failures - 1, 0), 6))))
     }
 
     /// `work`'s step, or a failure at `deadline` if it is not done by then. Transactions end at
@@ -143,7 +188,7 @@ public final class RecursiveResolver: Sendable {
     private func withDeadline(_ deadline: NIODeadline, _ work: @escaping @Sendable () async -> Step) async -> Step {
         await withCheckedContinuation { (continuation: CheckedContinuation<Step, Never>) in
             let once = ResumeOnce(continuation)
-            let timer = transactions.client.schedule(in: deadline - .now()) {
+            let timer = transactions.client.schedule(in: deadline - clock.now()) {
                 once.resume(.failure("deadline passed"))
             }
             Task {
@@ -177,10 +222,10 @@ public final class RecursiveResolver: Sendable {
                     return .failure("CNAME loop at \(target)")
                 }
                 name = target
-            case .nxdomain(let links, let soa):
-                return .nxdomain(chain: chain + links, soa: soa)
-            case .noData(let links, let soa):
-                return .noData(chain: chain + links, soa: soa)
+            case .nxdomain(let links, let authority):
+                return .nxdomain(chain: chain + links, authority: authority)
+            case .noData(let links, let authority):
+                return .noData(chain: chain + links, authority: authority)
             case .failure(let reason):
                 return .failure(reason)
             }
@@ -190,9 +235,9 @@ public final class RecursiveResolver: Sendable {
 
     /// What the record cache says about `question`, if enough to answer it.
     private func fromCache(_ question: Question) -> Step? {
-        let now = NIODeadline.now()
+        let now = clock.now()
         // Glue and referral NS sets lead the way but never answer a client.
-        if let found = records.rrset(question.name, question.type, now: now, atLeast: .authority) {
+        if let found = records.rrset(question.name, question.type, now: now, atLeast: .nonAuthoritativeAnswer) {
             return .answer(chain: [], records: found)
         }
         if question.type != .cname, let cname = records.rrset(question.name, .cname, now: now)?.first,
@@ -200,11 +245,11 @@ public final class RecursiveResolver: Sendable {
         {
             return .alias(chain: [cname], target: target)
         }
-        if let soa = records.nxdomain(covering: question.name, now: now) {
-            return .nxdomain(chain: [], soa: soa)
+        if let authority = records.nxdomain(covering: question.name, now: now) {
+            return .nxdomain(chain: [], authority: authority)
         }
-        if let soa = records.noData(question.name, question.type, now: now) {
-            return .noData(chain: [], soa: soa)
+        if let authority = records.noData(question.name, question.type, now: now) {
+            return .noData(chain: [], authority: authority)
         }
         return nil
     }
@@ -226,7 +271,7 @@ public final class RecursiveResolver: Sendable {
             // Names below the cut already known to exist (earlier minimised queries) are skipped.
             while minimise, question.name.labelCount > known.labelCount + 1 {
                 let next = question.name.keepingLast(known.labelCount + 1)
-                let now = NIODeadline.now()
+                let now = clock.now()
                 guard records.noData(next, .a, now: now) != nil || records.rrset(next, .a, now: now) != nil else { break }
                 known = next
             }
@@ -252,8 +297,9 @@ public final class RecursiveResolver: Sendable {
                 }
                 return .failure("no usable answer from the servers of \(cut.zone)")
             }
-            let now = NIODeadline.now()
+            let now = clock.now()
             let response = ServerResponse.classify(message, question: asked, zone: cut.zone)
+            let rank = Credibility.answer(authoritative: message.flags.contains(.aa))
             switch response {
             case .referral(let child, let ns, let glue):
                 // Only the nameservers that will be used bring their glue (a referral to 200
@@ -276,29 +322,30 @@ public final class RecursiveResolver: Sendable {
                 // The minimised name exists inside this zone; go one label further. What was
                 // learned is kept, so the next name below it starts past it.
                 switch response {
-                case .noData(let chain, let soa) where chain.isEmpty:
-                    records.insertNoData(asked.name, asked.type, soa: soa, now: now)
+                case .noData(let chain, let authority) where chain.isEmpty:
+                    records.insertNoData(asked.name, asked.type, authority: authority, now: now)
                 case .answer(let chain, let found):
-                    records.insert(chain + found, credibility: .answer, now: now)
+                    records.insert(chain + found, credibility: rank, now: now)
                 default:
                     break
                 }
                 known = asked.name
                 continue
             case .answer(let chain, let found):
-                records.insert(chain + found, credibility: .answer, now: now)
+                records.insert(chain + found, credibility: rank, now: now)
                 return .answer(chain: chain, records: found)
             case .alias(let chain, let target):
-                records.insert(chain, credibility: .answer, now: now)
+                records.insert(chain, credibility: rank, now: now)
                 return .alias(chain: chain, target: target)
-            case .nxdomain(let chain, let soa):
-                records.insert(chain, credibility: .answer, now: now)
-                records.insertNXDomain(chain.last?.targetName ?? question.name, soa: soa, now: now)
-                return .nxdomain(chain: chain, soa: soa)
-            case .noData(let chain, let soa):
-                records.insert(chain, credibility: .answer, now: now)
-                records.insertNoData(chain.last?.targetName ?? question.name, question.type, soa: soa, now: now)
-                return .noData(chain: chain, soa: soa)
+            case .nxdomain(let chain, let authority):
+                records.insert(chain, credibility: rank, now: now)
+                records.insertNXDomain(chain.last?.targetName ?? question.name, authority: authority, now: now)
+                return .nxdomain(chain: chain, authority: authority)
+            case .noData(let chain, let authority):
+                records.insert(chain, credibility: rank, now: now)
+                records.insertNoData(
+                    chain.last?.targetName ?? question.name, question.type, authority: authority, now: now)
+                return .noData(chain: chain, authority: authority)
             }
         }
         return .failure("more than \(settings.maxReferrals) referrals for \(question.name)")
@@ -306,7 +353,7 @@ public final class RecursiveResolver: Sendable {
 
     /// The deepest zone cut above `question` with a fresh NS set; at worst the (primed) root.
     private func closestCut(for question: Question, budget: ResolutionBudget) async -> Cut {
-        let now = NIODeadline.now()
+        let now = clock.now()
         // The DS RRset lives in the parent, above the cut at its own name (RFC 4035 §3.1.4.1).
         var candidate: DomainName? = question.type == .ds ? question.name.parent : question.name
         while let zone = candidate, !zone.isRoot {
@@ -315,26 +362,17 @@ public final class RecursiveResolver: Sendable {
             }
             candidate = zone.parent
         }
-        if records.rrset(.root, .ns, now: now) == nil {
-            // Priming is shared by every query that finds the root NS set missing or expired.
-            _ = await primeOnce()
-        }
-        if let ns = records.rrset(.root, .ns, now: .now()) {
+        // Priming runs in the background (keepPrimed): until it has worked, the hints are the root.
+        if let ns = records.rrset(.root, .ns, now: now) {
             return Cut(zone: .root, nameservers: ns.compactMap(\.targetName), fixed: settings.rootHints)
         }
         return Cut(zone: .root, nameservers: [], fixed: settings.rootHints)
     }
 
-    private let priming = Coalescer<Int, Bool>()
-
-    private func primeOnce() async -> Bool {
-        await priming.run(0) { await prime() }
-    }
-
     /// Addresses of `cut`'s nameservers: cached ones (glue or looked up) if any; else a few
     /// nameserver names are looked up now. The fixed addresses (root hints) stand in when none is known.
     private func addresses(of cut: Cut, budget: ResolutionBudget, depth: Int) async -> [ServerAddress] {
-        let now = NIODeadline.now()
+        let now = clock.now()
         let (known, missing) = Self.candidates(cut.nameservers, settings: settings) { name in
             (records.rrset(name, .a, now: now) ?? [], records.rrset(name, .aaaa, now: now) ?? [])
         }
@@ -350,7 +388,9 @@ public final class RecursiveResolver: Sendable {
             let step = await lookup(question, budget: budget, depth: depth + 1)
             budget.end(question)
             if case .answer(_, let addresses) = step {
-                found += Self.servers(addresses).prefix(settings.maxAddressesPerNameserver)
+                found += Self.candidates([name], settings: settings) { _ in
+                    (addresses.filter { $0.type == .a }, addresses.filter { $0.type == .aaaa })
+                }.found
             }
             if !found.isEmpty { break }
         }
@@ -372,11 +412,16 @@ public final class RecursiveResolver: Sendable {
         var found: [ServerAddress] = []
         var missing: [DomainName] = []
         var seen: Set<DomainName> = []
+        func usable(_ server: ServerAddress) -> Bool {
+            settings.queryLoopback || !server.ip.isThisHost
+        }
         for name in nameservers where seen.insert(name).inserted {
             guard seen.count <= settings.maxNameserversPerCut else { break }
             let (a, aaaa) = known(name)
-            let v4 = servers(a)
-            let v6 = servers(aaaa)
+            // Addresses known but not to be queried: the name is not looked up again either.
+            if !(a.isEmpty && aaaa.isEmpty), !(servers(a) + servers(aaaa)).contains(where: usable) { continue }
+            let v4 = servers(a).filter(usable)
+            let v6 = servers(aaaa).filter(usable)
             var mixed: [ServerAddress] = []
             for index in 0..<max(v4.count, v6.count) where mixed.count < settings.maxAddressesPerNameserver {
                 if index < v4.count { mixed.append(v4[index]) }
@@ -393,10 +438,12 @@ public final class RecursiveResolver: Sendable {
     private func ask(_ question: Question, zone: DomainName, servers: [ServerAddress], budget: ResolutionBudget) async
         -> MessageOutcome
     {
-        if let exhausted = budget.exhausted(now: .now()) { return .failure(exhausted) }
+        if let exhausted = budget.exhausted(now: clock.now()) { return .failure(exhausted) }
         let outcome = await inFlight.run(UpstreamKey(zone: zone, question: question)) {
             await transactions.resolve(
-                UpstreamQuery(question: question, recursionDesired: false), zone: zone, servers: servers,
+                // DO: the zones' signatures and denial proofs come along (kept with negative
+                // answers for clients that ask with DO, and the base for validation).
+                UpstreamQuery(question: question, dnssecOK: true, recursionDesired: false), zone: zone, servers: servers,
                 budget: budget, maxServers: settings.maxServersPerQuestion,
                 accept: { ServerResponse.classify($0, question: question, zone: zone).isUsable })
         }
@@ -430,16 +477,18 @@ final class ResolutionBudget: SendBudget {
 
     private let state = Mutex(State())
     private let maxQueries: Int
+    private let clock: ResolverClock
     /// No upstream query leaves after this, and the client gets SERVFAIL then at the latest.
     let deadline: NIODeadline
 
-    init(settings: RecursionSettings, now: NIODeadline) {
+    init(settings: RecursionSettings, now: NIODeadline, clock: ResolverClock = .system) {
         maxQueries = settings.maxUpstreamQueries
         deadline = now + settings.deadline
+        self.clock = clock
     }
 
     /// Takes one packet; false when the budget is spent or the deadline has passed.
-    func spend() -> Bool { spend(now: .now()) }
+    func spend() -> Bool { spend(now: clock.now()) }
 
     func spend(now: NIODeadline) -> Bool {
         guard now < deadline else { return false }

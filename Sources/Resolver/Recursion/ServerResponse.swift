@@ -1,9 +1,16 @@
 // Recursion/: what one authoritative server's response means, read with suspicion. A server
 // asked as the server of `zone` is believed only about names in `zone` (its bailiwick): records
 // outside it are dropped however they arrived, a referral must lead strictly down towards the
-// question, glue must be for the referral's own nameservers and lie under the zone that sent it,
-// and an answer or a negative answer must carry AA. Anything else — an upward or sideways
-// referral, a non-authoritative answer — is a lame server, and the next server is asked.
+// question, and glue must be for the referral's own nameservers and lie under the zone that sent
+// it. An answer or a negative answer is taken with or without AA (RFC 2181 §5.4.1: a
+// non-authoritative answer ranks lower, it is still an answer; Unbound and Knot Resolver use
+// them too). A lame server — the next one is asked — is one that answers with an rcode other
+// than NOERROR/NXDOMAIN, refers upwards, sideways or to its own zone, or answers only with data
+// for other names or zones.
+//
+// Where this departs from Unbound (iter_resptype.c): Unbound takes an NS set for the asked zone
+// itself in an answer without SOA as a NODATA answer; here it is a referral to itself, lame (a
+// server that no longer serves the zone and says so the only way it knows).
 
 /// One server's response to one question, classified.
 public enum ServerResponse: Equatable, Sendable {
@@ -15,10 +22,11 @@ public enum ServerResponse: Equatable, Sendable {
     /// The zone `cut` is delegated to the nameservers `ns`; `glue` holds their addresses that
     /// lie in the sending zone.
     case referral(cut: DomainName, ns: [ResourceRecord], glue: [ResourceRecord])
-    /// The name at the end of `chain` does not exist.
-    case nxdomain(chain: [ResourceRecord], soa: ResourceRecord?)
+    /// The name at the end of `chain` does not exist; `authority` is the zone's SOA and the
+    /// records of its proof (NSEC, NSEC3, their RRSIGs) as the zone sent them (empty without SOA).
+    case nxdomain(chain: [ResourceRecord], authority: [ResourceRecord])
     /// The name at the end of `chain` exists without records of the asked type.
-    case noData(chain: [ResourceRecord], soa: ResourceRecord?)
+    case noData(chain: [ResourceRecord], authority: [ResourceRecord])
     /// Not an answer this server may give: ask another.
     case lame(String)
 
@@ -34,7 +42,6 @@ public enum ServerResponse: Equatable, Sendable {
     public static func classify(_ message: DNSMessage, question: Question, zone: DomainName) -> ServerResponse {
         guard message.rcode == .noError || message.rcode == .nxDomain else { return .lame("rcode \(message.rcode)") }
         guard question.name.isSubdomain(of: zone) else { return .lame("asked outside its zone") }
-        let authoritative = message.flags.contains(.aa)
         func inZone(_ record: ResourceRecord) -> Bool {
             record.name.isSubdomain(of: zone) && record.recordClass == question.recordClass
         }
@@ -75,22 +82,27 @@ public enum ServerResponse: Equatable, Sendable {
             }
         }
         if !records.isEmpty || !chain.isEmpty {
-            guard authoritative else { return .lame("answer without AA") }
             if !records.isEmpty { return .answer(chain: chain, records: records) }
             if message.rcode == .nxDomain, !leftZone {
-                return .nxdomain(chain: chain, soa: soa(in: message, for: name, zone: zone))
+                return .nxdomain(chain: chain, authority: negative(in: message, for: name, zone: zone))
             }
             // The chain leaves the zone, or ends without data here (the target may be delegated
             // further down): its end is resolved as a question of its own.
             return .alias(chain: chain, target: name)
         }
 
-        // No answer: a referral, or a negative answer.
-        let soa = soa(in: message, for: question.name, zone: zone)
-        if message.rcode == .noError, soa == nil,
-            let cut = message.authorities.first(where: { $0.type == .ns })?.name,
-            cut != zone, cut.isSubdomain(of: zone), question.name.isSubdomain(of: cut)
-        {
+        // No answer: a negative answer (an SOA of the zone above the name), a referral, or lame.
+        let authority = negative(in: message, for: question.name, zone: zone)
+        if !authority.isEmpty {
+            return message.rcode == .nxDomain
+                ? .nxdomain(chain: [], authority: authority) : .noData(chain: [], authority: authority)
+        }
+        if let ns = message.authorities.first(where: { $0.type == .ns && $0.recordClass == question.recordClass }) {
+            let cut = ns.name
+            if message.rcode == .nxDomain { return .nxdomain(chain: [], authority: []) }
+            guard cut != zone else { return .lame("referral to its own zone \(zone)") }
+            guard cut.isSubdomain(of: zone) else { return .lame("upward or sideways referral to \(cut)") }
+            guard question.name.isSubdomain(of: cut) else { return .lame("referral to \(cut), away from the question") }
             let ns = message.authorities.filter { $0.type == .ns && $0.name == cut && inZone($0) }
             let names = Set(ns.compactMap(\.targetName))
             let glue = message.additionals.filter {
@@ -99,17 +111,36 @@ public enum ServerResponse: Equatable, Sendable {
             guard !names.isEmpty else { return .lame("referral without nameserver names") }
             return .referral(cut: cut, ns: ns, glue: glue)
         }
-        guard authoritative else {
-            let upward = message.authorities.contains { $0.type == .ns }
-            return .lame(upward ? "upward or sideways referral" : "empty answer without AA")
+        // Records in the answer section, none of them for the question: data for another name or
+        // zone, not an answer.
+        if !message.answers.isEmpty { return .lame("answer for another name or zone") }
+        // An empty non-authoritative answer from a server offering recursion: a recursive
+        // resolver answering from its cache, not a server of the zone (Unbound's REC_LAME).
+        if message.rcode == .noError, !message.flags.contains(.aa), message.flags.contains(.ra) {
+            return .lame("empty answer from a recursive server")
         }
-        return message.rcode == .nxDomain ? .nxdomain(chain: [], soa: soa) : .noData(chain: [], soa: soa)
+        // NXDOMAIN, or NOERROR with nothing at all: a negative answer that cannot be cached.
+        return message.rcode == .nxDomain ? .nxdomain(chain: [], authority: []) : .noData(chain: [], authority: [])
     }
 
-    /// The zone's SOA in the authority section, when it is in bailiwick and covers `name`.
-    private static func soa(in message: DNSMessage, for name: DomainName, zone: DomainName) -> ResourceRecord? {
-        message.authorities.first {
-            $0.type == .soa && $0.name.isSubdomain(of: zone) && name.isSubdomain(of: $0.name)
+    /// The negative answer's authority records: the zone's SOA (in bailiwick, at or above `name`)
+    /// first, then the NSEC and NSEC3 records and the RRSIGs over them and the SOA, in zone, as
+    /// sent. Empty without such an SOA.
+    private static func negative(in message: DNSMessage, for name: DomainName, zone: DomainName) -> [ResourceRecord] {
+        guard
+            let soa = message.authorities.first(where: {
+                $0.type == .soa && $0.name.isSubdomain(of: zone) && name.isSubdomain(of: $0.name)
+            })
+        else { return [] }
+        let proofTypes: Set<RecordType> = [.nsec, .nsec3, .soa]
+        let proof = message.authorities.filter { record in
+            guard record.name.isSubdomain(of: zone), record.recordClass == soa.recordClass else { return false }
+            switch record.type {
+            case .nsec, .nsec3: return true
+            case .rrsig: return record.coveredType.map(proofTypes.contains) ?? false
+            default: return false
+            }
         }
+        return [soa] + proof
     }
 }

@@ -43,6 +43,12 @@ extension ResourceRecord {
         }
     }
 
+    /// The type an RRSIG record covers (the first two octets of its RDATA, RFC 4034 §3.1).
+    public var coveredType: RecordType? {
+        guard type == .rrsig, rdata.count >= 2 else { return nil }
+        return RecordType(rawValue: UInt16(rdata[0]) << 8 | UInt16(rdata[1]))
+    }
+
     /// The address of an A or AAAA record.
     public var address: IPAddress? {
         switch type {

@@ -125,6 +125,7 @@ struct HierarchyLayout {
         mode = "recursive"
         root_hints = ["\(address(1))"]
         qname_minimisation = \(qnameMinimisation)
+        query_loopback = true
         timeout_ms = \(timeoutMs)
 
         [api]

@@ -341,8 +341,8 @@ struct FuzzRegressionTests {
         // An SOA whose RDATA is too short for its MINIMUM field, and one with a TTL of 0.
         let shortSOA = ResourceRecord(name: name, type: .soa, ttl: 300, rdata: [0, 0, 1])
         let records = RecordCache(maxBytes: 1 << 20, maxTTL: 86_400, maxNegativeTTL: 3_600, shardCount: 1)
-        records.insertNXDomain(name, soa: shortSOA, now: now)
-        records.insertNoData(name, .a, soa: ResourceRecord(name: name, type: .soa, ttl: 0, rdata: [UInt8](repeating: 0, count: 22)), now: now)
+        records.insertNXDomain(name, authority: [shortSOA], now: now)
+        records.insertNoData(name, .a, authority: [ResourceRecord(name: name, type: .soa, ttl: 0, rdata: [UInt8](repeating: 0, count: 22))], now: now)
         #expect(records.nxdomain(covering: name, now: now) == nil)
         #expect(records.noData(name, .a, now: now) == nil)
         // More RRsets than the shard holds: trimming, not growth.

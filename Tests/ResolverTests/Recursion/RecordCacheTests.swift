@@ -44,13 +44,65 @@ struct RecordCacheTests {
         #expect(records.rrset(try name("glue.inb.test."), .a, now: start) != nil)
     }
 
+    @Test func aNonAuthoritativeAnswerRanksBetweenReferralAndAuthoritativeData() throws {
+        let records = cache()
+        let owner = try name("ns1.inb.test.")
+        records.insert([try rr("ns1.inb.test. 300 IN A 192.0.2.7")], credibility: .glue, now: start)
+        records.insert([try rr("ns1.inb.test. 300 IN A 192.0.2.1")], credibility: .answer(authoritative: false), now: start)
+        #expect(records.rrset(owner, .a, now: start, atLeast: .nonAuthoritativeAnswer)?.map(\.rdata) == [[192, 0, 2, 1]])
+        // Glue does not replace it; an authoritative answer does.
+        records.insert([try rr("ns1.inb.test. 300 IN A 6.6.6.6")], credibility: .glue, now: start)
+        #expect(records.rrset(owner, .a, now: start)?.map(\.rdata) == [[192, 0, 2, 1]])
+        records.insert([try rr("ns1.inb.test. 300 IN A 192.0.2.2")], credibility: .answer(authoritative: true), now: start)
+        #expect(records.rrset(owner, .a, now: start, atLeast: .answer)?.map(\.rdata) == [[192, 0, 2, 2]])
+    }
+
+    @Test func aChildsNSSetNeverOutlivesTheParentsDelegation() throws {
+        let records = cache()
+        let zone = try name("moved.test.")
+        records.insert([try rr("moved.test. 60 IN NS ns1.moved.test.")], credibility: .referral, now: start)
+        // The child's own NS set, asked for 10 s later: more credible, TTL one day. It replaces
+        // the referral's, but goes when the referral would have (CVE-2012-1033).
+        records.insert([try rr("moved.test. 86400 IN NS ns1.moved.test.")], credibility: .answer, now: start + .seconds(10))
+        let held = try #require(records.rrset(zone, .ns, now: start + .seconds(10), atLeast: .answer))
+        #expect(held.map(\.ttl) == [50])
+        #expect(records.rrset(zone, .ns, now: start + .seconds(60)) == nil)
+        // Once it expired the next delegation stands on its own TTL.
+        records.insert([try rr("moved.test. 86400 IN NS ns2.moved.test.")], credibility: .referral, now: start + .seconds(61))
+        #expect(records.rrset(zone, .ns, now: start + .seconds(3600)) != nil)
+    }
+
+    @Test func ttlsAboveMaxTTLAreServedAsMaxTTL() throws {
+        let records = RecordCache(maxBytes: 1 << 20, maxTTL: 3600, maxNegativeTTL: 900, shardCount: 1)
+        records.insert([try rr("big.inb.test. 2147483647 IN A 192.0.2.1")], credibility: .answer, now: start)
+        #expect(records.rrset(try name("big.inb.test."), .a, now: start)?.map(\.ttl) == [3600])
+        #expect(records.rrset(try name("big.inb.test."), .a, now: start + .seconds(3600)) == nil)
+    }
+
+    @Test func negativeAnswersKeepTheirProofRecordsWithTTLsCapped() throws {
+        let records = cache()
+        // SOA TTL 30 below its MINIMUM 60: the negative TTL is 30 (RFC 2308 §5), and no proof
+        // record is served longer.
+        let soa = try rr("inb.test. 30 IN SOA ns1.inb.test. nobody.invalid. 1 3600 1200 604800 60")
+        let nsec = try rr("gone.inb.test. 600 IN NSEC www.inb.test. A RRSIG NSEC")
+        records.insertNXDomain(try name("nope.inb.test."), authority: [soa, nsec], now: start)
+        let held = try #require(records.nxdomain(covering: try name("nope.inb.test."), now: start + .seconds(5)))
+        #expect(held.map(\.type) == [.soa, .nsec])
+        #expect(held.map(\.ttl) == [25, 25])
+        #expect(records.nxdomain(covering: try name("nope.inb.test."), now: start + .seconds(30)) == nil)
+        // The SOA must come first: proof records alone make no negative answer.
+        records.insertNoData(try name("www.inb.test."), .txt, authority: [nsec, soa], now: start)
+        #expect(records.noData(try name("www.inb.test."), .txt, now: start) == nil)
+    }
+
     @Test func ttlsCountDownAndAnRRsetLivesAsLongAsItsShortestTTL() throws {
         let records = cache()
         records.insert(
             [try rr("www.inb.test. 300 IN A 192.0.2.1"), try rr("www.inb.test. 100 IN A 192.0.2.2")], credibility: .answer,
             now: start)
         let later = try #require(records.rrset(try name("www.inb.test."), .a, now: start + .seconds(40)))
-        #expect(later.map(\.ttl) == [260, 60])
+        // RFC 2181 §5.2: an RRset's records share one TTL, its shortest.
+        #expect(later.map(\.ttl) == [60, 60])
         #expect(records.rrset(try name("www.inb.test."), .a, now: start + .seconds(100)) == nil)
         // TTL 0 is never stored.
         records.insert([try rr("zero.inb.test. 0 IN A 192.0.2.3")], credibility: .answer, now: start)
@@ -59,19 +111,19 @@ struct RecordCacheTests {
 
     @Test func anNXDomainCoversEverythingBelowIt() throws {
         let records = cache()
-        records.insertNXDomain(try name("nope.inb.test."), soa: try rr(soa), now: start)
+        records.insertNXDomain(try name("nope.inb.test."), authority: [try rr(soa)], now: start)
         let below = records.nxdomain(covering: try name("a.b.NOPE.inb.test."), now: start + .seconds(10))
-        #expect(below??.ttl == 50)  // min(SOA TTL, MINIMUM 60), ten seconds old
+        #expect(below?.first?.ttl == 50)  // min(SOA TTL, MINIMUM 60), ten seconds old
         #expect(records.nxdomain(covering: try name("inb.test."), now: start) == nil)
         #expect(records.nxdomain(covering: try name("nope.inb.test."), now: start + .seconds(60)) == nil)
         // Without an SOA there is no negative TTL, so nothing is kept.
-        records.insertNXDomain(try name("other.inb.test."), soa: nil, now: start)
+        records.insertNXDomain(try name("other.inb.test."), authority: [], now: start)
         #expect(records.nxdomain(covering: try name("other.inb.test."), now: start) == nil)
     }
 
     @Test func noDataIsPerTypeAndEndsWhenRecordsArrive() throws {
         let records = cache()
-        records.insertNoData(try name("www.inb.test."), .aaaa, soa: try rr(soa), now: start)
+        records.insertNoData(try name("www.inb.test."), .aaaa, authority: [try rr(soa)], now: start)
         #expect(records.noData(try name("www.inb.test."), .aaaa, now: start) != nil)
         #expect(records.noData(try name("www.inb.test."), .a, now: start) == nil)
         records.insert([try rr("www.inb.test. 300 IN AAAA 2001:db8::1")], credibility: .answer, now: start)
@@ -83,7 +135,7 @@ struct RecordCacheTests {
         for text in ["www.inb.test. 300 IN A 192.0.2.1", "a.www.inb.test. 300 IN A 192.0.2.2", "www.lab. 300 IN A 192.0.2.3"] {
             records.insert([try rr(text)], credibility: .answer, now: start)
         }
-        records.insertNXDomain(try name("nope.inb.test."), soa: try rr(soa), now: start)
+        records.insertNXDomain(try name("nope.inb.test."), authority: [try rr(soa)], now: start)
         #expect(records.flush(.name(try name("www.inb.test."))) == 1)
         #expect(records.flush(.subtree(try name("inb.test."))) == 2)
         #expect(records.count == 1)
@@ -96,8 +148,8 @@ struct RecordCacheTests {
         for index in 0..<20_000 {
             let now = start + .milliseconds(Int64(index))
             records.insert([try rr("n\(index).inb.test. 300 IN A 192.0.2.1")], credibility: .answer, now: now)
-            records.insertNoData(try name("n\(index).inb.test."), .aaaa, soa: soa, now: now)
-            records.insertNXDomain(try name("x\(index).inb.test."), soa: soa, now: now)
+            records.insertNoData(try name("n\(index).inb.test."), .aaaa, authority: [soa], now: now)
+            records.insertNXDomain(try name("x\(index).inb.test."), authority: [soa], now: now)
             if index % 100 == 0 { #expect(records.bytes <= records.maxBytes) }
         }
         #expect(records.bytes <= records.maxBytes)
@@ -195,7 +247,8 @@ struct BudgetAndTimerTests {
     }
 
     @Test func aZoneCutTakesItsFirst13NameserversAndTwoAddressesEach() throws {
-        let settings = RecursionSettings()
+        var settings = RecursionSettings()
+        settings.queryLoopback = true
         let names = try (1...200).map { try name("ns\($0).wide.test.") }
         // Each name has ten A and ten AAAA records: one of each family is taken.
         let (found, missing) = RecursiveResolver.candidates(names + names, settings: settings) { owner in
@@ -210,6 +263,34 @@ struct BudgetAndTimerTests {
         let (none, unknown) = RecursiveResolver.candidates(names, settings: settings) { _ in ([], []) }
         #expect(none.isEmpty)
         #expect(unknown == Array(names.prefix(13)))
+    }
+
+    @Test func nameserverAddressesOnThisHostAreNotQueriedUnlessAllowed() throws {
+        let names = try ["ns1.local.test.", "ns2.local.test.", "ns3.local.test.", "ns4.local.test."].map(name)
+        let addresses: [DomainName: ([UInt8], [UInt8])] = [
+            names[0]: ([127, 0, 0, 1], []),
+            names[1]: ([0, 0, 0, 0], [UInt8](repeating: 0, count: 15) + [1]),
+            names[2]: ([], [UInt8](repeating: 0, count: 10) + [0xFF, 0xFF, 127, 0, 0, 1]),
+            names[3]: ([192, 0, 2, 53], []),
+        ]
+        func known(_ owner: DomainName) -> (a: [ResourceRecord], aaaa: [ResourceRecord]) {
+            let (v4, v6) = addresses[owner] ?? ([], [])
+            return (
+                v4.isEmpty ? [] : [ResourceRecord(name: owner, type: .a, ttl: 300, rdata: v4)],
+                v6.isEmpty ? [] : [ResourceRecord(name: owner, type: .aaaa, ttl: 300, rdata: v6)]
+            )
+        }
+        // Default: only the one public address; the others are not looked up again either.
+        let (found, missing) = RecursiveResolver.candidates(names, settings: RecursionSettings(), known: known)
+        #expect(found.map(\.ip.description) == ["192.0.2.53"])
+        #expect(missing.isEmpty)
+        var allowed = RecursionSettings()
+        allowed.queryLoopback = true
+        #expect(RecursiveResolver.candidates(names, settings: allowed, known: known).found.count == 5)
+    }
+
+    @Test func primingBacksOffFromOneSecondToAMinute() {
+        #expect((1...8).map { RecursiveResolver.primingBackoff(failures: $0).nanoseconds / 1_000_000_000 } == [1, 2, 4, 8, 16, 32, 60, 60])
     }
 
     @Test func timersComeDueInDeadlineOrderAndCancelledOnesDoNotRun() {

@@ -56,14 +56,42 @@ struct ServerResponseTests {
         #expect(!ServerResponse.classify(sideways, question: asked, zone: try name("test.")).isUsable)
     }
 
-    @Test func answersNeedAuthority() throws {
+    @Test func answersWithoutAAAreStillAnswers() throws {
+        // RFC 2181 §5.4.1: lower credibility, not lame (Unbound and Knot Resolver use them).
         let asked = try question("www.inb.test.")
-        let cached = try response(to: asked, aa: false, answers: ["www.inb.test. 300 IN A 192.0.2.1"])
-        #expect(ServerResponse.classify(cached, question: asked, zone: try name("inb.test.")) == .lame("answer without AA"))
+        let plain = try response(to: asked, aa: false, answers: ["www.inb.test. 300 IN A 192.0.2.1"])
+        #expect(
+            ServerResponse.classify(plain, question: asked, zone: try name("inb.test."))
+                == .answer(chain: [], records: [try rr("www.inb.test. 300 IN A 192.0.2.1")]))
+        // A priming reply without AA.
+        let root = try question(".", .ns)
+        let priming = try response(to: root, aa: false, answers: [". 86400 IN NS a.root-servers.test."])
+        #expect(ServerResponse.classify(priming, question: root, zone: .root).isUsable)
+        // An empty reply: NODATA that cannot be cached; but from a server offering recursion
+        // without AA, a recursive resolver's cache talking (Unbound's REC_LAME).
         let empty = try response(to: asked, aa: false)
-        #expect(!ServerResponse.classify(empty, question: asked, zone: try name("inb.test.")).isUsable)
+        #expect(ServerResponse.classify(empty, question: asked, zone: try name("inb.test.")) == .noData(chain: [], authority: []))
+        var recursive = empty
+        recursive.flags.insert(.ra)
+        #expect(!ServerResponse.classify(recursive, question: asked, zone: try name("inb.test.")).isUsable)
         let refused = try response(to: asked, rcode: .refused, aa: false)
         #expect(!ServerResponse.classify(refused, question: asked, zone: try name("inb.test.")).isUsable)
+        let servfail = try response(to: asked, rcode: .servFail, aa: true)
+        #expect(!ServerResponse.classify(servfail, question: asked, zone: try name("inb.test.")).isUsable)
+    }
+
+    @Test func aReferralToItselfOrDataForAnotherZoneIsLameEvenWithAA() throws {
+        let asked = try question("www.inb.test.", .aaaa)
+        let zone = try name("inb.test.")
+        let selfReferral = try response(
+            to: asked, aa: true, authorities: ["inb.test. 3600 IN NS ns1.inb.test."],
+            additionals: ["ns1.inb.test. 3600 IN A 127.0.0.4"])
+        #expect(ServerResponse.classify(selfReferral, question: asked, zone: zone) == .lame("referral to its own zone inb.test."))
+        let foreign = try response(to: asked, aa: true, answers: ["www.hosts.lab. 300 IN AAAA 2001:db8::1"])
+        #expect(ServerResponse.classify(foreign, question: asked, zone: zone) == .lame("answer for another name or zone"))
+        // A referral below the zone but not towards the question.
+        let away = try response(to: asked, aa: false, authorities: ["other.inb.test. 3600 IN NS ns1.other.inb.test."])
+        #expect(!ServerResponse.classify(away, question: asked, zone: zone).isUsable)
     }
 
     @Test func recordsOffTheChainOrOutsideTheZoneAreDropped() throws {
@@ -110,19 +138,32 @@ struct ServerResponseTests {
         #expect(chain.last?.targetName == (try name("www.hosts.lab.")))
     }
 
-    @Test func negativeAnswersCarryTheZonesSOA() throws {
+    @Test func negativeAnswersCarryTheZonesSOAAndProofAsSent() throws {
         let asked = try question("nope.inb.test.")
+        let zone = try name("inb.test.")
         let nx = try response(to: asked, rcode: .nxDomain, aa: true, authorities: [soa])
-        #expect(ServerResponse.classify(nx, question: asked, zone: try name("inb.test.")) == .nxdomain(chain: [], soa: try rr(soa)))
+        #expect(ServerResponse.classify(nx, question: asked, zone: zone) == .nxdomain(chain: [], authority: [try rr(soa)]))
         let nodata = try response(to: try question("www.inb.test.", .aaaa), aa: true, authorities: [soa])
         #expect(
-            ServerResponse.classify(nodata, question: try question("www.inb.test.", .aaaa), zone: try name("inb.test."))
-                == .noData(chain: [], soa: try rr(soa)))
+            ServerResponse.classify(nodata, question: try question("www.inb.test.", .aaaa), zone: zone)
+                == .noData(chain: [], authority: [try rr(soa)]))
+        // With DO: the NSEC records and the RRSIGs over them and the SOA come along, in order;
+        // an RRSIG over something else and records of other zones do not.
+        let nsec = "nope.inb.test. 300 IN NSEC x.inb.test. A RRSIG NSEC"
+        let sigSOA = "inb.test. 300 IN RRSIG SOA 13 2 300 20300101000000 20200101000000 1 inb.test. AAAA"
+        let sigNSEC = "nope.inb.test. 300 IN RRSIG NSEC 13 3 300 20300101000000 20200101000000 1 inb.test. AAAA"
+        let sigA = "www.inb.test. 300 IN RRSIG A 13 3 300 20300101000000 20200101000000 1 inb.test. AAAA"
+        let proved = try response(
+            to: asked, rcode: .nxDomain, aa: true,
+            authorities: [soa, sigSOA, nsec, sigNSEC, sigA, "lab. 300 IN NSEC z.lab. A"])
+        #expect(
+            ServerResponse.classify(proved, question: asked, zone: zone)
+                == .nxdomain(chain: [], authority: try [soa, sigSOA, nsec, sigNSEC].map(rr)))
         // An SOA of another zone is not the zone's to give.
         let foreign = try response(
             to: asked, rcode: .nxDomain, aa: true,
             authorities: ["lab. 300 IN SOA ns.lab. nobody.invalid. 1 3600 1200 604800 60"])
-        #expect(ServerResponse.classify(foreign, question: asked, zone: try name("inb.test.")) == .nxdomain(chain: [], soa: nil))
+        #expect(ServerResponse.classify(foreign, question: asked, zone: zone) == .nxdomain(chain: [], authority: []))
     }
 
     @Test func aCNAMELoopInOneResponseIsLame() throws {
