@@ -95,3 +95,82 @@ struct ScenarioTests {
         for server in servers.values { await server.stop() }
     }
 }
+
+@Suite("Scenarios that change while they run", .timeLimit(.minutes(2)))
+struct ChangingScenarioTests {
+    /// moved.test. is delegated (TTL 2 s) to the server at host 3, whose own NS set says 3600 s.
+    static let moved = """
+        server 1
+        . 3600 IN SOA a.root.test. nobody.invalid. 1 3600 1200 604800 300
+        . 86400 IN NS a.root.test.
+        a.root.test. 86400 IN A $1
+        test. 86400 IN NS ns.test.
+        ns.test. 86400 IN A $2
+        server 2
+        test. 3600 IN SOA ns.test. nobody.invalid. 1 3600 1200 604800 300
+        test. 86400 IN NS ns.test.
+        ns.test. 86400 IN A $2
+        entry *.moved.test. *
+        authority
+        moved.test. 2 IN NS ns1.moved.test.
+        additional
+        ns1.moved.test. 2 IN A $3
+        server 3
+        moved.test. 3600 IN SOA ns1.moved.test. nobody.invalid. 1 3600 1200 604800 300
+        moved.test. 3600 IN NS ns1.moved.test.
+        ns1.moved.test. 3600 IN A $3
+        www.moved.test. 1 IN A 192.0.2.1
+        server 4
+        moved.test. 3600 IN SOA ns1.moved.test. nobody.invalid. 2 3600 1200 604800 300
+        moved.test. 3600 IN NS ns1.moved.test.
+        ns1.moved.test. 3600 IN A $4
+        www.moved.test. 1 IN A 192.0.2.2
+        """
+
+    @Test("a domain moved to new servers: the old delegation goes with the parent's TTL, however long the child's NS TTL")
+    func movedDomain() async throws {
+        let layout = HierarchyLayout()
+        let scenario = try Scenario(Self.moved, address: layout.address)
+        let servers = try await scenario.start(address: layout.address)
+        let daemon = try await Daemon(config: Scenarios.config(layout: layout, queryLoopback: true))
+        let client = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 5_000)
+        func ask(_ name: String, _ type: RecordType = .a) async throws -> DNSMessage? {
+            let message = try query(name, type)
+            return try await offPool { try client.ask(message) }
+        }
+        #expect(addresses(in: try await ask("www.moved.test.")) == ["192.0.2.1"])
+        // The child's own NS set, asked for: authoritative, 3600 s. It must not keep the zone
+        // on the old server past the delegation's 2 s (the ghost domain, CVE-2012-1033).
+        let ns = try #require(try await ask("moved.test.", .ns))
+        #expect(ns.rcode == .noError && ns.answers.contains { $0.type == .ns })
+        // The parent moves the zone to host 4.
+        let glue = try DNSCodec.record(fromPresentation: "ns1.moved.test. 2 IN A \(layout.address(4))")
+        var behavior = try #require(servers[2]).behavior
+        behavior.script[0].additionals = [glue]
+        servers[2]?.behavior = behavior
+        try await waitUntil("www.moved.test. answered by the new server", timeout: .seconds(10), interval: .milliseconds(250)) {
+            addresses(in: try await ask("www.moved.test.")) == ["192.0.2.2"]
+        }
+        try await daemon.stop()
+        for server in servers.values { await server.stop() }
+    }
+
+    @Test("a record with TTL 0 is answered, never cached: each question goes to the server")
+    func zeroTTLIsNeverCached() async throws {
+        let layout = HierarchyLayout()
+        let text = try String(contentsOf: Scenarios.directory.appendingPathComponent("ttl-extremes.scn"), encoding: .utf8)
+        let scenario = try Scenario(text, address: layout.address)
+        let servers = try await scenario.start(address: layout.address)
+        let daemon = try await Daemon(config: Scenarios.config(layout: layout, queryLoopback: true))
+        let client = try RawUDPClient(server: daemon.address, receiveTimeoutMs: 5_000)
+        let server = try #require(servers[3])
+        for round in 1...3 {
+            let message = try query("zero.example.test.")
+            let reply = try await offPool { try client.ask(message) }
+            #expect(reply?.answers.map(\.ttl) == [0], "round \(round)")
+            #expect(server.questions.filter { $0.name.description == "zero.example.test." }.count == round)
+        }
+        try await daemon.stop()
+        for server in servers.values { await server.stop() }
+    }
+}
