@@ -1,14 +1,16 @@
 // Recursion/: resolving a name from the root. For each question:
 //   1. What the record cache knows decides first: the RRset itself, a CNAME to follow, or a
 //      negative fact (an NXDOMAIN above the name ends it, RFC 8020).
-//   2. Otherwise iterate: start at the deepest zone cut the cache knows (the root, primed from the
-//      hints, at worst); ask that zone's servers — ordered, hedged and probed by Selection/ per
+//   2. Otherwise iterate: start at the deepest zone cut the cache knows (at worst the root: its
+//      primed NS set, or the hints themselves while priming — in the background, never waited
+//      for — has not worked); ask that zone's servers — ordered, hedged and probed by Selection/ per
 //      zone, like forward zones — and follow referrals down, caching each delegation and its glue.
 //      With QNAME minimisation (RFC 9156, relaxed) a server is asked only for the next label
 //      below its zone, as an A query, until the full name is reached.
 //   3. A referral's nameservers without glue are looked up as questions of their own (nested at
 //      most `maxDependencyDepth` deep, a few names per referral, never one already being looked
-//      up: that is a loop).
+//      up: that is a loop). Nameserver addresses on this host learned from the network are not
+//      queried unless `queryLoopback` (Unbound's do-not-query-localhost).
 //   4. An answer ending in a CNAME or DNAME leaving the zone is followed as a new question, at
 //      most `maxCNAMEChain` links.
 // Everything a client query causes is bounded: upstream packets (every one — hedges, probes,
@@ -183,7 +185,7 @@ public final class RecursiveResolver: Sendable {
 
     /// `work`'s step, or a failure at `deadline` if it is not done by then. Transactions end at
     /// the deadline themselves; this also covers waiting on work shared with another client query
-    /// (coalesced questions, priming), which keeps that query's deadline. Late work runs on to its
+    /// (coalesced questions), which keeps that query's deadline. Late work runs on to its
     /// end but sends nothing more: the budget refuses every packet past the deadline.
     private func withDeadline(_ deadline: NIODeadline, _ work: @escaping @Sendable () async -> Step) async -> Step {
         await withCheckedContinuation { (continuation: CheckedContinuation<Step, Never>) in

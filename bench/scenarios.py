@@ -1,0 +1,772 @@
+#!/usr/bin/env python3
+"""Recursion scenarios against resolverd and Unbound: every Tests/Scenarios/*.scn file (format at
+the top of Tests/FakeDNS/Scenario.swift) is served by `fake-dns --scenario` on a random loopback
+/24 (127.R.S.N, port 53; a server `at ::1` on ::1), once for resolverd and once, fresh, for
+Unbound, so each resolver starts from an empty cache and a cold hierarchy. Each resolver resolves
+from host 1 as its only root hint; the scenario's questions are asked in order with dig, and the
+replies compared section by section (rcode, flags, answer, authority and additional sections
+without OPT, records compared without TTLs and in any order) and against the scenario's own
+`expect` lines (`expect silent N` cannot be checked from outside: n/a). A table goes to stdout
+and, unless --no-write, to docs/scenarios.md, with the differing sections verbatim below it.
+
+Addresses of the scenario's /24 are shown as $N (host N), as in the scenario files, so runs on
+different prefixes compare and read the same. Loopback only (127.0.0.0/8 and ::1); every process
+started here (fake-dns, resolverd, unbound) is stopped, also on Ctrl-C and SIGTERM.
+
+Usage: bench/scenarios.py [--only NAME...] [--output docs/scenarios.md] [--no-write]
+       RESOLVERD_BUILD=release bench/scenarios.py   # .build/release/resolverd (default: debug)"""
+
+import argparse
+import collections
+import datetime
+import ipaddress
+import os
+import random
+import re
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import resolvers  # noqa: E402
+
+ROOT = resolvers.ROOT
+BUILD = os.environ.get("RESOLVERD_BUILD", "debug")
+RESOLVERD = os.path.join(ROOT, f".build/{BUILD}/resolverd")
+# fake-dns is a test tool, usually built in debug only: the same build as resolverd if there is one.
+FAKE_DNS_CANDIDATES = [os.path.join(ROOT, f".build/{BUILD}/fake-dns"), os.path.join(ROOT, ".build/debug/fake-dns")]
+UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
+SCENARIO_DIR = os.path.join(ROOT, "Tests/Scenarios")
+DEFAULT_OUTPUT = os.path.join(ROOT, "docs/scenarios.md")
+
+BINARY_WAIT_S = 300      # a binary being rebuilt under us: wait this long for it to come back
+FAKE_START_S = 20        # fake-dns to print `listening`
+RESOLVER_START_S = 30    # resolverd / unbound to answer on their port
+STOP_S = 5               # after SIGTERM, before SIGKILL
+DIG_TIME_S = 12          # dig +time
+DIG_DEADLINE_S = 40      # dig as a process, whatever happens
+START_ATTEMPTS = 3
+
+RESOLVERS = ["resolverd", "unbound"]
+SECTIONS = ["answer", "authority", "additional"]
+FLAG_ORDER = ["qr", "aa", "tc", "rd", "ra", "ad", "cd"]
+NAME_RDATA_TYPES = {"NS", "CNAME", "PTR", "DNAME", "SOA", "MX", "NSEC", "SRV"}
+
+# Unbound's settings beyond resolvers.unbound_server(): (line, why). `{hints}` and `{localhost}`
+# are filled in per run. Listed on the page as they are.
+UNBOUND_SETTINGS = [
+    ('root-hints: "{hints}"', "non-default: the scenario's host 1 as the only root (`. NS a.root.test.`, "
+                              "`a.root.test. A 127.R.S.1`)"),
+    ("do-not-query-localhost: {localhost}", "non-default `no` (the hierarchy is on loopback); the default `yes` "
+                                            "for `noloopback` scenarios, as resolverd's `query_loopback = false`"),
+    ('module-config: "iterator"', "non-default: no validator (resolverd does not validate)"),
+    ('local-zone: "test." nodefault', "non-default: Unbound otherwise answers `test.` itself (RFC 6761 "
+                                      "default local zone); the scenarios' names are all under `test.`"),
+    ("qname-minimisation: yes", "default, as resolverd's `qname_minimisation = true`"),
+    ("qname-minimisation-strict: no", "default"),
+    ("do-ip6: yes", "default; aaaa-only-glue.scn serves `v6.test.` on ::1 only"),
+    ("harden-referral-path: no", "default"),
+    ("harden-glue: yes", "default"),
+    ("minimal-responses: yes", "default"),
+    ("prefetch: no", "default"),
+    ("cache-max-ttl: 86400", "default, as resolverd's `max_ttl`"),
+    ("cache-max-negative-ttl: 3600", "default, as resolverd's `max_negative_ttl`"),
+    ("infra-host-ttl: 900", "default"),
+]
+
+
+class StartError(Exception):
+    """A process that did not come up; the message carries its output's end."""
+
+
+# MARK: scenario files
+
+
+class Query:
+    def __init__(self, name, qtype, do, line):
+        self.name, self.qtype, self.do, self.line = name, qtype, do, line
+        self.expectations = []  # (kind, value)
+
+    def label(self):
+        return f"{self.name} {self.qtype}" + (" +do" if self.do else "")
+
+
+class Scenario:
+    """What this script needs from a .scn file: its questions, their expectations, noloopback."""
+
+    def __init__(self, path):
+        self.path = path
+        self.name = os.path.basename(path)[:-len(".scn")]
+        self.queries = []
+        self.noloopback = False
+        self.comment = []
+        with open(path) as f:
+            lines = f.read().split("\n")
+        opening = True  # the comment lines the file starts with describe it
+        for number, raw in enumerate(lines, 1):
+            opening = opening and raw.startswith("#")
+            if opening:
+                self.comment.append(raw.lstrip("#").strip())
+            words = raw.split("#", 1)[0].split()
+            if not words:
+                continue
+            keyword = words[0].lower()
+            if keyword == "noloopback":
+                self.noloopback = True
+            elif keyword == "query":
+                self.queries.append(Query(words[1], words[2].upper(), "do" in words[3:], number))
+            elif keyword == "expect":
+                self._expect(words[1], words[2:], number)
+        self.comment = " ".join(self.comment)
+
+    def _expect(self, kind, rest, number):
+        if not self.queries:
+            raise ValueError(f"{self.path}:{number}: expect before any query")
+        query = self.queries[-1]
+        if kind == "answer":
+            records = [] if rest == ["none"] else [record_key(" ".join(rest))]
+            # Several `expect answer` lines make one answer section.
+            if query.expectations and query.expectations[-1][0] == "answer":
+                records = query.expectations.pop()[1] + records
+            query.expectations.append(("answer", records))
+        elif kind == "rcode":
+            query.expectations.append(("rcode", rest[0].upper()))
+        elif kind == "authority":
+            query.expectations.append(("authority", [] if rest == ["none"] else [t.upper() for t in rest]))
+        elif kind in ("ttl<=", "ttl>=", "within-ms", "silent"):
+            query.expectations.append((kind, int(rest[0])))
+        else:
+            raise ValueError(f"{self.path}:{number}: unknown expectation '{kind}'")
+
+
+# MARK: records and replies
+
+
+def split_record(text):
+    """(name, ttl or None, class, type, rdata) of a record in presentation form."""
+    words = text.split()
+    name, rest = words[0], words[1:]
+    ttl = None
+    if rest and rest[0].isdigit():
+        ttl, rest = int(rest[0]), rest[1:]
+    rclass = "IN"
+    if rest and rest[0].upper() in ("IN", "CH", "HS", "CS"):
+        rclass, rest = rest[0].upper(), rest[1:]
+    return name, ttl, rclass, rest[0].upper(), rest[1:]
+
+
+def record_key(text):
+    """A record without its TTL, in one spelling: owner lowercased, addresses in their canonical
+    form, names in the rdata lowercased (for the types that carry names)."""
+    name, _, rclass, rtype, rdata = split_record(text)
+    if rtype in ("A", "AAAA") and len(rdata) == 1 and not rdata[0].startswith("$"):
+        try:
+            rdata = [str(ipaddress.ip_address(rdata[0]))]
+        except ValueError:
+            pass
+    elif rtype in NAME_RDATA_TYPES:
+        rdata = [w.lower() for w in rdata]
+    return " ".join([name.lower(), rclass, rtype] + rdata)
+
+
+class Reply:
+    """One resolver's reply to one question, as dig showed it (None fields: no reply)."""
+
+    def __init__(self):
+        self.rcode = None
+        self.flags = []
+        self.sections = {s: [] for s in SECTIONS}  # [record text, TTL included]
+        self.ms = None
+        self.error = None  # why there is no reply
+
+    def ok(self):
+        return self.rcode is not None
+
+    def status(self):
+        if not self.ok():
+            return self.error or "no reply"
+        return f"{self.rcode} {' '.join(self.flags)}".strip()
+
+    def ttls(self, sections=("answer", "authority")):
+        return [split_record(r)[1] for s in sections for r in self.sections[s]]
+
+    def max_ttl(self):
+        ttls = self.ttls()
+        return max(ttls) if ttls else None
+
+    def keys(self, section):
+        return collections.Counter(record_key(r) for r in self.sections[section])
+
+
+def parse_dig(output, prefix):
+    """The reply in dig's output; addresses of the scenario's /24 written as $N."""
+    reply = Reply()
+    address = re.compile(r"(?<![\d.])" + re.escape(prefix) + r"(\d{1,3})(?![\d.])")
+    section = None
+    for line in output.splitlines():
+        header = re.match(r";; ->>HEADER<<- opcode: \S+, status: (\S+), id:", line)
+        if header:
+            reply.rcode = header.group(1)
+            continue
+        flags = re.match(r";; flags:([^;]*);", line)
+        if flags:
+            present = flags.group(1).split()
+            reply.flags = [f for f in FLAG_ORDER if f in present] + [f for f in present if f not in FLAG_ORDER]
+            continue
+        heading = re.match(r";; (ANSWER|AUTHORITY|ADDITIONAL) SECTION:", line)
+        if heading:
+            section = heading.group(1).lower()
+            continue
+        took = re.match(r";; Query time: (\d+) msec", line)
+        if took:
+            reply.ms = int(took.group(1))
+            continue
+        if not line.strip():
+            section = None
+            continue
+        if section and not line.startswith(";"):
+            reply.sections[section].append(address.sub(r"$\1", " ".join(line.split())))
+    if reply.rcode is None:
+        lines = [l.strip(" ;") for l in output.splitlines() if l.strip(" ;")]
+        reply.error = "no reply" + (f" ({lines[-1]})" if lines else "")
+    return reply
+
+
+def ask(port, query, prefix):
+    command = ["dig", "@127.0.0.1", "-p", str(port), query.name, query.qtype, "+tries=1", f"+time={DIG_TIME_S}"]
+    if query.do:
+        command.append("+dnssec")
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=DIG_DEADLINE_S, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        reply = Reply()
+        reply.error = f"no reply (dig still running after {DIG_DEADLINE_S} s)"
+        return reply
+    return parse_dig(done.stdout + done.stderr, prefix)
+
+
+# MARK: processes
+
+
+def wait_for_binary(candidates):
+    """The first of `candidates` that exists and is executable, waiting for a rebuild to put one back."""
+    deadline = time.monotonic() + BINARY_WAIT_S
+    while True:
+        for path in candidates:
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                return path
+        if time.monotonic() > deadline:
+            raise StartError(f"none of {candidates} is there (waited {BINARY_WAIT_S} s)")
+        time.sleep(1)
+
+
+def popen(command, **kwargs):
+    """Popen, retried while the binary is being replaced (ETXTBSY, briefly missing)."""
+    deadline = time.monotonic() + BINARY_WAIT_S
+    while True:
+        try:
+            return subprocess.Popen(command, stdin=subprocess.DEVNULL, **kwargs)
+        except OSError as error:
+            if time.monotonic() > deadline:
+                raise StartError(f"{command[0]}: {error}") from error
+            time.sleep(1)
+
+
+def stop(process):
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=STOP_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=STOP_S)
+
+
+def tail(path, lines=15):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:]).rstrip() or "(empty)"
+    except OSError as error:
+        return f"({error})"
+
+
+def random_prefix():
+    """127.R.S. with nothing bound to host 1's port 53 (a UDP bind without SO_REUSEADDR fails
+    where a server already listens)."""
+    for _ in range(50):
+        prefix = f"127.{random.randint(100, 199)}.{random.randint(0, 255)}."
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind((prefix + "1", 53))
+                return prefix
+            except OSError:
+                continue
+    raise StartError("no free 127.R.S.1:53 found")
+
+
+def free_port():
+    """A port free on 127.0.0.1 for both UDP and TCP."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                    return port
+                except OSError:
+                    continue
+    raise StartError("no free port on 127.0.0.1")
+
+
+class FakeDNS:
+    """`fake-dns --scenario FILE --prefix 127.R.S.`, up once it has printed `listening ...`."""
+
+    def __init__(self, scenario, prefix, directory):
+        self.scenario, self.prefix, self.directory = scenario, prefix, directory
+        self.process = None
+
+    def start(self):
+        binary = wait_for_binary(FAKE_DNS_CANDIDATES)
+        log = os.path.join(self.directory, "fake-dns.stderr")
+        with open(log, "w") as err:
+            self.process = popen([binary, "--scenario", self.scenario.path, "--prefix", self.prefix],
+                                 stdout=subprocess.PIPE, stderr=err)
+        deadline = time.monotonic() + FAKE_START_S
+        seen = b""
+        while time.monotonic() < deadline:
+            readable, _, _ = select.select([self.process.stdout], [], [], 0.2)
+            if readable:
+                chunk = os.read(self.process.stdout.fileno(), 4096)
+                if not chunk:
+                    break  # it exited
+                seen += chunk
+                if b"\n" in seen:
+                    line = seen.split(b"\n", 1)[0].decode(errors="replace")
+                    if line.startswith("listening"):
+                        return line
+                    break
+            elif self.process.poll() is not None:
+                break
+        self.stop()
+        raise StartError(f"fake-dns did not start ({seen.decode(errors='replace').strip()!r}):\n{tail(log)}")
+
+    def stop(self):
+        try:
+            stop(self.process)
+        finally:
+            if self.process and self.process.stdout:
+                self.process.stdout.close()
+
+
+class ResolverRun:
+    """resolverd or Unbound, resolving from 127.R.S.1 only, on a free port of 127.0.0.1."""
+
+    def __init__(self, kind, prefix, noloopback, directory):
+        self.kind, self.prefix, self.noloopback, self.directory = kind, prefix, noloopback, directory
+        self.port = free_port()
+        self.process = None
+        self.log = os.path.join(directory, f"{kind}.log")
+
+    def command(self):
+        if self.kind == "resolverd":
+            config = os.path.join(self.directory, "resolverd.toml")
+            with open(config, "w") as f:
+                f.write(resolverd_config(self.port, self.prefix, self.noloopback, self.directory))
+            return [wait_for_binary([RESOLVERD]), "--config", config]
+        hints = os.path.join(self.directory, "root.hints")
+        with open(hints, "w") as f:
+            f.write(f". 3600000 NS a.root.test.\na.root.test. 3600000 A {self.prefix}1\n")
+        config = os.path.join(self.directory, "unbound.conf")
+        with open(config, "w") as f:
+            f.write(unbound_config(self.port, self.directory, hints, self.noloopback))
+        return [UNBOUND, "-d", "-c", config]
+
+    def start(self):
+        command = self.command()
+        with open(self.log, "w") as log:
+            self.process = popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + RESOLVER_START_S
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if resolvers.wait_for_udp(self.port, deadline_s=0.5):
+                return self
+        exited = self.process.poll()
+        self.stop()
+        state = f"exited with status {exited}" if exited is not None else f"not answering after {RESOLVER_START_S} s"
+        raise StartError(f"{self.kind} did not start ({state}); its output's end:\n{tail(self.log)}")
+
+    def stop(self):
+        stop(self.process)
+
+
+def resolverd_config(port, prefix, noloopback, directory):
+    return (f'[server]\nlisten = ["127.0.0.1:{port}"]\nthreads = 1\n\n'
+            f'[api]\nlisten = "127.0.0.1:0"\n\n'
+            f'[log]\nlevel = "warning"\n\n'
+            f'[registry]\npath = "{directory}/registry.sqlite"\n\n'
+            f'[resolver]\nmode = "recursive"\nroot_hints = ["{prefix}1"]\n'
+            f'query_loopback = {"false" if noloopback else "true"}\ntimeout_ms = 3000\n')
+
+
+def unbound_config(port, directory, hints, noloopback):
+    values = {"hints": hints, "localhost": "yes" if noloopback else "no"}
+    return resolvers.unbound_server(port, directory) + "".join(
+        "  " + line.format(**values) + "\n" for line, _ in UNBOUND_SETTINGS)
+
+
+def run_one(kind, scenario):
+    """Asks every question of `scenario` of a fresh `kind` over a fresh fake-dns: a list of
+    Reply, or a StartError's text."""
+    directory = tempfile.mkdtemp(prefix=f"scenario-{kind}-")
+    fake = None
+    resolver = None
+    try:
+        last_error = None
+        for _ in range(START_ATTEMPTS):  # ::1:53 may be taken for a moment by another run
+            prefix = random_prefix()
+            fake = FakeDNS(scenario, prefix, directory)
+            try:
+                fake.start()
+                break
+            except StartError as error:
+                last_error, fake = error, None
+                time.sleep(1)
+        if fake is None:
+            raise last_error
+        resolver = ResolverRun(kind, prefix, scenario.noloopback, directory).start()
+        return [ask(resolver.port, query, prefix) for query in scenario.queries]
+    except StartError as error:
+        return str(error)
+    finally:
+        try:
+            if resolver:
+                resolver.stop()
+        finally:
+            if fake:
+                fake.stop()
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+# MARK: comparison
+
+
+def expectation_failures(query, reply):
+    """(failures, not checkable): what in `reply` breaks the query's expectations, one line each,
+    and the expectations that cannot be checked from outside."""
+    failures, unchecked = [], []
+    for kind, value in query.expectations:
+        if kind == "silent":
+            unchecked.append(f"silent {value}")
+            continue
+        if not reply.ok():
+            failures.append(f"{kind} {value if not isinstance(value, list) else ''}: {reply.status()}".replace("  ", " "))
+            continue
+        ttls = reply.ttls()
+        if kind == "rcode" and reply.rcode != value:
+            failures.append(f"rcode {reply.rcode}, expected {value}")
+        elif kind == "answer" and collections.Counter(value) != reply.keys("answer"):
+            got = "; ".join(reply.sections["answer"]) or "none"
+            failures.append(f"answer {got}, expected {'; '.join(value) or 'none'}")
+        elif kind == "authority":
+            types = [split_record(r)[3] for r in reply.sections["authority"]]
+            if types != value:
+                failures.append(f"authority types {' '.join(types) or 'none'}, expected {' '.join(value) or 'none'}")
+        elif kind == "ttl<=" and any(t > value for t in ttls):
+            failures.append(f"TTLs {ttls}, expected none above {value}")
+        elif kind == "ttl>=" and any(t < value for t in ttls):
+            failures.append(f"TTLs {ttls}, expected none below {value}")
+        elif kind == "within-ms" and (reply.ms is None or reply.ms >= value):
+            failures.append(f"took {reply.ms} ms, expected under {value}")
+    return failures, unchecked
+
+
+def differences(a, b):
+    """What differs between two replies: 'rcode', 'flags' and section names."""
+    if not a.ok() or not b.ok():
+        return [] if (not a.ok() and not b.ok()) else ["reply"]
+    out = []
+    if a.rcode != b.rcode:
+        out.append("rcode")
+    if a.flags != b.flags:
+        out.append("flags")
+    out += [s for s in SECTIONS if a.keys(s) != b.keys(s)]
+    return out
+
+
+class Row:
+    def __init__(self, index, query, replies):
+        self.index, self.query, self.replies = index, query, replies  # replies: kind -> Reply
+        self.diff = differences(replies["resolverd"], replies["unbound"])
+        self.failures = {}
+        self.unchecked = []
+        for kind in RESOLVERS:
+            self.failures[kind], self.unchecked = expectation_failures(query, replies[kind])
+
+    def expect_cell(self, kind):
+        if not self.query.expectations:
+            return "—"
+        if self.failures[kind]:
+            kinds = sorted({f.split()[0] for f in self.failures[kind]})
+            return "**no**: " + ", ".join(kinds)
+        return "yes" + (f" ({', '.join(self.unchecked)}: n/a)" if self.unchecked else "")
+
+    def same_cell(self):
+        return "same" if not self.diff else "**differ**: " + ", ".join(self.diff)
+
+
+def not_started_reply(error):
+    reply = Reply()
+    reply.error = "not started"
+    return reply
+
+
+def compare(scenario, results):
+    """Rows for a scenario from {kind: [Reply] or error text}."""
+    rows = []
+    for index, query in enumerate(scenario.queries):
+        replies = {kind: (results[kind][index] if isinstance(results[kind], list) else not_started_reply(results[kind]))
+                   for kind in RESOLVERS}
+        rows.append(Row(index + 1, query, replies))
+    return rows
+
+
+# MARK: output
+
+
+def fmt_ms(ms):
+    return "—" if ms is None else str(ms)
+
+
+def fmt_ttl(ttl):
+    return "—" if ttl is None else str(ttl)
+
+
+def text_table(scenario, rows, results):
+    out = [f"== {scenario.name}" + (" (noloopback)" if scenario.noloopback else "")]
+    for kind in RESOLVERS:
+        if not isinstance(results[kind], list):
+            out.append(f"   {kind} did not run: {results[kind]}")
+    header = ["#", "query", "resolverd", "unbound", "sections", "maxTTL r/u", "ms r/u", "expect r", "expect u"]
+    body = []
+    for row in rows:
+        r, u = row.replies["resolverd"], row.replies["unbound"]
+        body.append([str(row.index), row.query.label(), r.status(), u.status(), row.same_cell().replace("**", ""),
+                     f"{fmt_ttl(r.max_ttl())}/{fmt_ttl(u.max_ttl())}", f"{fmt_ms(r.ms)}/{fmt_ms(u.ms)}",
+                     row.expect_cell("resolverd").replace("**", ""), row.expect_cell("unbound").replace("**", "")])
+    widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
+    for line in [header] + body:
+        out.append("   " + "  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    for row in rows:
+        for kind in RESOLVERS:
+            for failure in row.failures[kind]:
+                out.append(f"   #{row.index} {kind} fails: {failure}")
+    return "\n".join(out)
+
+
+def md_cell(text):
+    return text.replace("|", "\\|")
+
+
+def md_section(rows, scenario, results):
+    out = [f"### {scenario.name}", ""]
+    if scenario.comment:
+        out += [f"*{scenario.comment}*", ""]
+    if scenario.noloopback:
+        out += ["`noloopback`: resolverd `query_loopback = false`, Unbound `do-not-query-localhost: yes`.", ""]
+    for kind in RESOLVERS:
+        if not isinstance(results[kind], list):
+            out += [f"**{kind} did not run:**", "", "```", results[kind], "```", ""]
+    out += ["| # | query | resolverd | Unbound | sections | max TTL r / u | ms r / u | expectations: resolverd | Unbound |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for row in rows:
+        r, u = row.replies["resolverd"], row.replies["unbound"]
+        cells = [str(row.index), f"`{row.query.label()}`", r.status(), u.status(), row.same_cell(),
+                 f"{fmt_ttl(r.max_ttl())} / {fmt_ttl(u.max_ttl())}", f"{fmt_ms(r.ms)} / {fmt_ms(u.ms)}",
+                 row.expect_cell("resolverd"), row.expect_cell("unbound")]
+        out.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
+    out.append("")
+    details = []
+    for row in rows:
+        block = []
+        r, u = row.replies["resolverd"], row.replies["unbound"]
+        if row.diff:
+            block.append(f"#{row.index} `{row.query.label()}`: {', '.join(row.diff)} differ")
+            block.append("")
+            block.append("```")
+            if "rcode" in row.diff or "flags" in row.diff or "reply" in row.diff:
+                block.append(f"resolverd: {r.status()}")
+                block.append(f"Unbound:   {u.status()}")
+            for section in SECTIONS:
+                if section in row.diff:
+                    for kind, reply in (("resolverd", r), ("Unbound", u)):
+                        records = reply.sections[section]
+                        block.append(f"{kind} {section}:" + ("" if records else " (empty)"))
+                        block += [f"  {record}" for record in records]
+            block.append("```")
+            block.append("")
+        for kind, title in (("resolverd", "resolverd"), ("unbound", "Unbound")):
+            for failure in row.failures[kind]:
+                block.append(f"- #{row.index} `{row.query.label()}`: {title} fails the expectation: {failure}")
+        if row.failures["resolverd"] or row.failures["unbound"]:
+            block.append("")
+        details += block
+    if details:
+        out += details
+    return out
+
+
+def unbound_version():
+    try:
+        done = subprocess.run([UNBOUND, "-V"], capture_output=True, text=True, timeout=10)
+        return done.stdout.splitlines()[0].strip()
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "unknown version"
+
+
+def resolverd_revision():
+    try:
+        head = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        head = ""
+    try:
+        built = datetime.datetime.fromtimestamp(os.path.getmtime(RESOLVERD), datetime.timezone.utc)
+        built = built.strftime("%Y-%m-%d %H:%M UTC")
+    except OSError:
+        built = "?"
+    return head, built
+
+
+def markdown(scenario_rows, argv_note):
+    head, built = resolverd_revision()
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out = ["# Recursion scenarios: resolverd and Unbound", "",
+           "`Tests/Scenarios/*.scn` are recursion scenarios: each is a small DNS hierarchy of scripted "
+           "authoritative servers on loopback (zone data, plus scripted replies for chosen questions: "
+           "non-authoritative answers, referrals to the server itself, FORMERR to EDNS, dropped queries, …), "
+           "the client questions to ask a resolver resolving from that hierarchy's root, and what each reply "
+           "must be (`expect` lines). The format is described at the top of `Tests/FakeDNS/Scenario.swift`; "
+           "`Tests/IntegrationTests/ScenarioTests.swift` runs them against resolverd.", "",
+           "This page asks the same questions of resolverd and of Unbound and compares their replies. "
+           "It is generated by", "",
+           "```", "python3 bench/scenarios.py" + argv_note, "```", "",
+           f"(run {today}; resolverd `.build/{BUILD}/resolverd`, commit {head or '?'} of the tree, built {built}; "
+           f"{unbound_version()}; dig {dig_version()}).", "",
+           "## How", "",
+           "- Each scenario is served by `fake-dns --scenario FILE --prefix 127.R.S.` on a random /24 "
+           "`127.R.S.0/24` (R 100–199), port 53 (`server 5 at ::1` in aaaa-only-glue on `[::1]:53`); a fresh "
+           "fake-dns for each resolver, so both start from an empty cache and a hierarchy that has been asked "
+           "nothing. Addresses in that /24 are written `$N` (host N) below, as in the scenario files.",
+           "- The questions are asked in the file's order with "
+           f"`dig @127.0.0.1 -p PORT NAME TYPE +tries=1 +time={DIG_TIME_S}` (`+dnssec` for `query … do`). "
+           "Milliseconds are dig's `Query time`.",
+           "- **sections**: rcode, flags (qr aa tc rd ra ad cd) and the answer, authority and additional "
+           "sections (OPT left out) compared; records compared without TTLs and in any order. "
+           "**max TTL** is the largest TTL of the answer and authority sections.",
+           "- **expectations**: the scenario's `expect` lines checked against each resolver's reply: rcode; "
+           "answer records (no TTLs, any order); authority section types, in order; `ttl<=`/`ttl>=` over the "
+           "answer and authority TTLs; `within-ms` against dig's query time. `expect silent N` (a server "
+           "never asked) cannot be seen from outside the fake servers: n/a here (the Swift test checks it).",
+           "",
+           "resolverd runs with:", "", "```toml",
+           resolverd_config("PORT", "127.R.S.", False, "TMPDIR").rstrip().replace(
+               "query_loopback = true", "query_loopback = true       # false for `noloopback` scenarios"),
+           "```", "",
+           "Unbound (`unbound -d -c FILE`) with the `server:` lines every bench script uses "
+           "(`bench/resolvers.py` `unbound_server()`: foreground, `num-threads: 1`, `interface: 127.0.0.1@PORT`, "
+           "`access-control: 127.0.0.0/8 allow`, `verbosity: 0`, no chroot or user change) and:", "",
+           "| setting | |", "|---|---|"]
+    for line, why in UNBOUND_SETTINGS:
+        shown = line.format(hints="TMPDIR/root.hints", localhost="no")
+        out.append(f"| `{md_cell(shown)}` | {md_cell(why)} |")
+    out.append("")
+    out.append("Settings written with their default value are there to make the comparison's conditions explicit.")
+    out.append("")
+
+    total = sum(len(rows) for _, rows, _ in scenario_rows)
+    differing = [(s, r) for s, rows, _ in scenario_rows for r in rows if r.diff]
+    failing = {kind: [(s, r) for s, rows, _ in scenario_rows for r in rows if r.failures[kind]] for kind in RESOLVERS}
+    out += ["## Summary", "",
+            f"{len(scenario_rows)} scenarios, {total} questions. Replies that differ between resolverd and "
+            f"Unbound: {len(differing)}. Expectations not met: resolverd {len(failing['resolverd'])}, "
+            f"Unbound {len(failing['unbound'])}.", ""]
+    out += ["| scenario | questions | replies differing | resolverd fails | Unbound fails |", "|---|---|---|---|---|"]
+    for scenario, rows, _ in scenario_rows:
+        diff = [f"#{r.index} ({', '.join(r.diff)})" for r in rows if r.diff]
+        fails = {k: [f"#{r.index}" for r in rows if r.failures[k]] for k in RESOLVERS}
+        out.append(f"| [{scenario.name}](#{scenario.name}) | {len(rows)} | {', '.join(diff) or '—'} | "
+                   f"{', '.join(fails['resolverd']) or '—'} | {', '.join(fails['unbound']) or '—'} |")
+    out += ["", "## Scenarios", ""]
+    for scenario, rows, results in scenario_rows:
+        out += md_section(rows, scenario, results)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def dig_version():
+    try:
+        done = subprocess.run(["dig", "-v"], capture_output=True, text=True, timeout=10)
+        return (done.stderr or done.stdout).strip().replace("DiG ", "")
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+
+
+# MARK: main
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="scenario names (file names, .scn optional)")
+    parser.add_argument("--output", default=DEFAULT_OUTPUT, help="the page to write (default docs/scenarios.md)")
+    parser.add_argument("--no-write", action="store_true", help="print the table only")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # runs the finally blocks
+
+    paths = sorted(os.path.join(SCENARIO_DIR, f) for f in os.listdir(SCENARIO_DIR) if f.endswith(".scn"))
+    if args.only:
+        wanted = {n[:-4] if n.endswith(".scn") else n for n in (os.path.basename(n) for n in args.only)}
+        unknown = wanted - {os.path.basename(p)[:-4] for p in paths}
+        if unknown:
+            parser.error(f"no such scenario: {', '.join(sorted(unknown))}")
+        paths = [p for p in paths if os.path.basename(p)[:-4] in wanted]
+    if not shutil.which("dig"):
+        sys.exit("dig is not installed")
+    if not os.path.exists(UNBOUND):
+        sys.exit(f"unbound is not installed ({UNBOUND})")
+
+    scenario_rows = []
+    began = time.monotonic()
+    for path in paths:
+        scenario = Scenario(path)
+        results = {}
+        for kind in RESOLVERS:
+            print(f"-- {scenario.name}: {kind} …", file=sys.stderr, flush=True)
+            results[kind] = run_one(kind, scenario)
+            if not isinstance(results[kind], list):
+                print(results[kind], file=sys.stderr, flush=True)
+        rows = compare(scenario, results)
+        scenario_rows.append((scenario, rows, results))
+        print(text_table(scenario, rows, results), flush=True)
+        print(flush=True)
+    print(f"{len(scenario_rows)} scenarios in {time.monotonic() - began:.0f} s", file=sys.stderr)
+
+    if not args.no_write:
+        note = ""
+        if args.only:
+            note = " --only " + " ".join(args.only)
+        if os.path.abspath(args.output) != DEFAULT_OUTPUT:
+            note += f" --output {args.output}"
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+        with open(args.output, "w") as f:
+            f.write(markdown(scenario_rows, note))
+        print(f"wrote {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
