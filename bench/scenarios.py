@@ -69,10 +69,11 @@ UNBOUND_SETTINGS = [
                                       "default local zone); the scenarios' names are all under `test.`"),
     ("qname-minimisation: yes", "default, as resolverd's `qname_minimisation = true`"),
     ("qname-minimisation-strict: no", "default"),
-    ("do-ip6: yes", "default; aaaa-only-glue.scn serves `v6.test.` on ::1 only"),
+    ("do-ip6: yes", "default; aaaa-only-glue.scn serves `v6.test.` on ::1 only: Unbound reaches it with "
+                    "no other setting (no `prefer-ip6`)"),
     ("harden-referral-path: no", "default"),
     ("harden-glue: yes", "default"),
-    ("minimal-responses: yes", "default"),
+    ("minimal-responses: yes", "default; `no` gave the same replies in a trial run of all scenarios"),
     ("prefetch: no", "default"),
     ("cache-max-ttl: 86400", "default, as resolverd's `max_ttl`"),
     ("cache-max-negative-ttl: 3600", "default, as resolverd's `max_negative_ttl`"),
@@ -181,7 +182,8 @@ class Reply:
         self.rcode = None
         self.flags = []
         self.sections = {s: [] for s in SECTIONS}  # [record text, TTL included]
-        self.ms = None
+        self.ms = None  # dig's query time
+        self.waited_ms = None  # dig's run, start to end (shown when there is no reply)
         self.error = None  # why there is no reply
 
     def ok(self):
@@ -233,7 +235,10 @@ def parse_dig(output, prefix):
             reply.sections[section].append(address.sub(r"$\1", " ".join(line.split())))
     if reply.rcode is None:
         lines = [l.strip(" ;") for l in output.splitlines() if l.strip(" ;")]
-        reply.error = "no reply" + (f" ({lines[-1]})" if lines else "")
+        if "timed out" in output:
+            reply.error = f"no reply in {DIG_TIME_S} s"
+        else:
+            reply.error = "no reply" + (f" (dig: {lines[-1]})" if lines else "")
     return reply
 
 
@@ -241,13 +246,16 @@ def ask(port, query, prefix):
     command = ["dig", "@127.0.0.1", "-p", str(port), query.name, query.qtype, "+tries=1", f"+time={DIG_TIME_S}"]
     if query.do:
         command.append("+dnssec")
+    began = time.monotonic()
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=DIG_DEADLINE_S, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         reply = Reply()
         reply.error = f"no reply (dig still running after {DIG_DEADLINE_S} s)"
-        return reply
-    return parse_dig(done.stdout + done.stderr, prefix)
+    else:
+        reply = parse_dig(done.stdout + done.stderr, prefix)
+    reply.waited_ms = round((time.monotonic() - began) * 1000)
+    return reply
 
 
 # MARK: processes
@@ -457,7 +465,7 @@ def run_one(kind, scenario):
 
 
 def expectation_failures(query, reply):
-    """(failures, not checkable): what in `reply` breaks the query's expectations, one line each,
+    """(failures, not checkable): what in `reply` breaks the query's expectations, as (kind, text),
     and the expectations that cannot be checked from outside."""
     failures, unchecked = [], []
     for kind, value in query.expectations:
@@ -465,24 +473,26 @@ def expectation_failures(query, reply):
             unchecked.append(f"silent {value}")
             continue
         if not reply.ok():
-            failures.append(f"{kind} {value if not isinstance(value, list) else ''}: {reply.status()}".replace("  ", " "))
+            wanted = " ".join(value) if isinstance(value, list) else str(value)
+            failures.append(("no reply", f"{reply.status()}, expected {kind} {wanted or 'none'}"))
             continue
         ttls = reply.ttls()
         if kind == "rcode" and reply.rcode != value:
-            failures.append(f"rcode {reply.rcode}, expected {value}")
+            failures.append((kind, f"rcode {reply.rcode}, expected {value}"))
         elif kind == "answer" and collections.Counter(value) != reply.keys("answer"):
             got = "; ".join(reply.sections["answer"]) or "none"
-            failures.append(f"answer {got}, expected {'; '.join(value) or 'none'}")
+            failures.append((kind, f"answer {got}, expected {'; '.join(value) or 'none'}"))
         elif kind == "authority":
             types = [split_record(r)[3] for r in reply.sections["authority"]]
             if types != value:
-                failures.append(f"authority types {' '.join(types) or 'none'}, expected {' '.join(value) or 'none'}")
+                failures.append((kind, f"authority types {' '.join(types) or 'none'}, "
+                                       f"expected {' '.join(value) or 'none'}"))
         elif kind == "ttl<=" and any(t > value for t in ttls):
-            failures.append(f"TTLs {ttls}, expected none above {value}")
+            failures.append((kind, f"TTLs {ttls}, expected none above {value}"))
         elif kind == "ttl>=" and any(t < value for t in ttls):
-            failures.append(f"TTLs {ttls}, expected none below {value}")
+            failures.append((kind, f"TTLs {ttls}, expected none below {value}"))
         elif kind == "within-ms" and (reply.ms is None or reply.ms >= value):
-            failures.append(f"took {reply.ms} ms, expected under {value}")
+            failures.append((kind, f"took {reply.ms} ms, expected under {value}"))
     return failures, unchecked
 
 
@@ -512,7 +522,7 @@ class Row:
         if not self.query.expectations:
             return "—"
         if self.failures[kind]:
-            kinds = sorted({f.split()[0] for f in self.failures[kind]})
+            kinds = list(dict.fromkeys(k for k, _ in self.failures[kind]))
             return "**no**: " + ", ".join(kinds)
         return "yes" + (f" ({', '.join(self.unchecked)}: n/a)" if self.unchecked else "")
 
@@ -520,7 +530,7 @@ class Row:
         return "same" if not self.diff else "**differ**: " + ", ".join(self.diff)
 
 
-def not_started_reply(error):
+def not_started_reply():
     reply = Reply()
     reply.error = "not started"
     return reply
@@ -530,7 +540,7 @@ def compare(scenario, results):
     """Rows for a scenario from {kind: [Reply] or error text}."""
     rows = []
     for index, query in enumerate(scenario.queries):
-        replies = {kind: (results[kind][index] if isinstance(results[kind], list) else not_started_reply(results[kind]))
+        replies = {kind: (results[kind][index] if isinstance(results[kind], list) else not_started_reply())
                    for kind in RESOLVERS}
         rows.append(Row(index + 1, query, replies))
     return rows
@@ -539,8 +549,10 @@ def compare(scenario, results):
 # MARK: output
 
 
-def fmt_ms(ms):
-    return "—" if ms is None else str(ms)
+def fmt_ms(reply):
+    if reply.ms is not None:
+        return str(reply.ms)
+    return f"({reply.waited_ms})" if reply.waited_ms is not None else "—"
 
 
 def fmt_ttl(ttl):
@@ -557,14 +569,14 @@ def text_table(scenario, rows, results):
     for row in rows:
         r, u = row.replies["resolverd"], row.replies["unbound"]
         body.append([str(row.index), row.query.label(), r.status(), u.status(), row.same_cell().replace("**", ""),
-                     f"{fmt_ttl(r.max_ttl())}/{fmt_ttl(u.max_ttl())}", f"{fmt_ms(r.ms)}/{fmt_ms(u.ms)}",
+                     f"{fmt_ttl(r.max_ttl())}/{fmt_ttl(u.max_ttl())}", f"{fmt_ms(r)}/{fmt_ms(u)}",
                      row.expect_cell("resolverd").replace("**", ""), row.expect_cell("unbound").replace("**", "")])
     widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
     for line in [header] + body:
         out.append("   " + "  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
     for row in rows:
         for kind in RESOLVERS:
-            for failure in row.failures[kind]:
+            for _, failure in row.failures[kind]:
                 out.append(f"   #{row.index} {kind} fails: {failure}")
     return "\n".join(out)
 
@@ -582,49 +594,62 @@ def md_section(rows, scenario, results):
     for kind in RESOLVERS:
         if not isinstance(results[kind], list):
             out += [f"**{kind} did not run:**", "", "```", results[kind], "```", ""]
-    out += ["| # | query | resolverd | Unbound | sections | max TTL r / u | ms r / u | expectations: resolverd | Unbound |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    out += ["| # | query | resolverd | Unbound | sections | max TTL r / u | ms r / u "
+            "| expectations: resolverd | Unbound |", "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         r, u = row.replies["resolverd"], row.replies["unbound"]
         cells = [str(row.index), f"`{row.query.label()}`", r.status(), u.status(), row.same_cell(),
-                 f"{fmt_ttl(r.max_ttl())} / {fmt_ttl(u.max_ttl())}", f"{fmt_ms(r.ms)} / {fmt_ms(u.ms)}",
+                 f"{fmt_ttl(r.max_ttl())} / {fmt_ttl(u.max_ttl())}", f"{fmt_ms(r)} / {fmt_ms(u)}",
                  row.expect_cell("resolverd"), row.expect_cell("unbound")]
         out.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
     out.append("")
-    details = []
     for row in rows:
-        block = []
-        r, u = row.replies["resolverd"], row.replies["unbound"]
-        if row.diff:
-            block.append(f"#{row.index} `{row.query.label()}`: {', '.join(row.diff)} differ")
-            block.append("")
-            block.append("```")
-            if "rcode" in row.diff or "flags" in row.diff or "reply" in row.diff:
-                block.append(f"resolverd: {r.status()}")
-                block.append(f"Unbound:   {u.status()}")
-            for section in SECTIONS:
-                if section in row.diff:
-                    for kind, reply in (("resolverd", r), ("Unbound", u)):
-                        records = reply.sections[section]
-                        block.append(f"{kind} {section}:" + ("" if records else " (empty)"))
-                        block += [f"  {record}" for record in records]
-            block.append("```")
-            block.append("")
-        for kind, title in (("resolverd", "resolverd"), ("unbound", "Unbound")):
-            for failure in row.failures[kind]:
-                block.append(f"- #{row.index} `{row.query.label()}`: {title} fails the expectation: {failure}")
-        if row.failures["resolverd"] or row.failures["unbound"]:
-            block.append("")
-        details += block
-    if details:
-        out += details
+        out += md_details(row)
     return out
 
+
+def ttl_differs(row):
+    r, u = row.replies["resolverd"], row.replies["unbound"]
+    return None not in (r.max_ttl(), u.max_ttl()) and r.max_ttl() != u.max_ttl()
+
+
+def md_details(row):
+    """The facts under the table for one question: the sections that differ, verbatim, both ways
+    (and answer and authority when only their TTLs differ), and the expectations not met."""
+    r, u = row.replies["resolverd"], row.replies["unbound"]
+    ttls_differ = ttl_differs(row)
+    out = []
+    if row.diff or ttls_differ:
+        what = ("differ: " + ", ".join(row.diff)) if row.diff else ""
+        if ttls_differ:
+            what += ("; " if row.diff else "") + f"max TTL {fmt_ttl(r.max_ttl())} / {fmt_ttl(u.max_ttl())}"
+        out += [f"**#{row.index} `{row.query.label()}`**: {what}", "", "```",
+                f"resolverd: {r.status()}", f"Unbound:   {u.status()}"]
+        shown = [s for s in SECTIONS if s in row.diff]
+        if ttls_differ:
+            shown = [s for s in SECTIONS if s in row.diff or (s != "additional" and (r.sections[s] or u.sections[s]))]
+        for section in shown:
+            for title, reply in (("resolverd", r), ("Unbound", u)):
+                records = reply.sections[section]
+                out.append(f"{title} {section}:" + ("" if records else " (empty)"))
+                out += [f"  {record}" for record in records]
+        if r.ok() and u.ok():
+            same = [s for s in SECTIONS if s not in shown]
+            if same:
+                out.append("the same in both: " + ", ".join(
+                    f"{s} ({len(r.sections[s])} record{'' if len(r.sections[s]) == 1 else 's'})" for s in same))
+        out += ["```", ""]
+    for kind, title in (("resolverd", "resolverd"), ("unbound", "Unbound")):
+        for _, failure in row.failures[kind]:
+            out.append(f"- #{row.index} `{row.query.label()}`: {title} does not meet the expectation: {failure}")
+    if row.failures["resolverd"] or row.failures["unbound"]:
+        out.append("")
+    return out
 
 def unbound_version():
     try:
         done = subprocess.run([UNBOUND, "-V"], capture_output=True, text=True, timeout=10)
-        return done.stdout.splitlines()[0].strip()
+        return "Unbound " + done.stdout.splitlines()[0].strip().replace("Version ", "")
     except (OSError, IndexError, subprocess.TimeoutExpired):
         return "unknown version"
 
@@ -665,7 +690,8 @@ def markdown(scenario_rows, argv_note):
            "nothing. Addresses in that /24 are written `$N` (host N) below, as in the scenario files.",
            "- The questions are asked in the file's order with "
            f"`dig @127.0.0.1 -p PORT NAME TYPE +tries=1 +time={DIG_TIME_S}` (`+dnssec` for `query … do`). "
-           "Milliseconds are dig's `Query time`.",
+           "Milliseconds are dig's `Query time`; in parentheses, for a question left without a reply, "
+           "how long dig waited.",
            "- **sections**: rcode, flags (qr aa tc rd ra ad cd) and the answer, authority and additional "
            "sections (OPT left out) compared; records compared without TTLs and in any order. "
            "**max TTL** is the largest TTL of the answer and authority sections.",
@@ -696,16 +722,51 @@ def markdown(scenario_rows, argv_note):
             f"{len(scenario_rows)} scenarios, {total} questions. Replies that differ between resolverd and "
             f"Unbound: {len(differing)}. Expectations not met: resolverd {len(failing['resolverd'])}, "
             f"Unbound {len(failing['unbound'])}.", ""]
-    out += ["| scenario | questions | replies differing | resolverd fails | Unbound fails |", "|---|---|---|---|---|"]
+    out += ["| scenario | questions | replies differing | max TTL differing | expectations not met: resolverd "
+            "| Unbound |", "|---|---|---|---|---|---|"]
     for scenario, rows, _ in scenario_rows:
         diff = [f"#{r.index} ({', '.join(r.diff)})" for r in rows if r.diff]
+        ttl = [f"#{r.index}" for r in rows if ttl_differs(r)]
         fails = {k: [f"#{r.index}" for r in rows if r.failures[k]] for k in RESOLVERS}
         out.append(f"| [{scenario.name}](#{scenario.name}) | {len(rows)} | {', '.join(diff) or '—'} | "
-                   f"{', '.join(fails['resolverd']) or '—'} | {', '.join(fails['unbound']) or '—'} |")
+                   f"{', '.join(ttl) or '—'} | {', '.join(fails['resolverd']) or '—'} | "
+                   f"{', '.join(fails['unbound']) or '—'} |")
+    out += ["", DEPARTURES.rstrip(), ""]
     out += ["", "## Scenarios", ""]
     for scenario, rows, results in scenario_rows:
         out += md_section(rows, scenario, results)
     return "\n".join(out).rstrip() + "\n"
+
+
+# Where resolverd decides differently from Unbound, on purpose (written by hand: the tables above
+# and below are what was measured; this says why the differences are there).
+DEPARTURES = """
+## Where resolverd departs from Unbound, and why
+
+- **A referral to the zone itself, or only another zone's data, is lame** (lame-self-referral).
+  Unbound's `response_type_from_server` (iterator/iter_resptype.c) takes an NS set for the zone
+  it asked as an answer ("FIXME: is this correct?") and returns an empty NOERROR; an answer
+  section with only out-of-zone records is scrubbed to an empty NOERROR too. resolverd counts
+  both as a lame server — it asks the zone's next server, and with none left the client gets
+  SERVFAIL, not a NODATA that is not true: the server did not say the name has no AAAA records.
+- **Configured root hints are always queried** (loopback-nameservers #1). Unbound's
+  `do-not-query-localhost: yes` also skips a root hint on 127.0.0.0/8 ("skip addr on the
+  donotquery list", then "could not prime root"), so a resolver pointed at a local root answers
+  nothing. resolverd applies the rule to addresses learned from the network only (glue and
+  looked-up addresses), which is what the rule protects against; configured hints and forward
+  servers are the operator's own choice.
+- **Priming never blocks answers** (priming-silent). With a root that never answers the priming
+  query, Unbound leaves every client question unanswered (still none after 40 s); resolverd
+  primes in the background with back-off and resolves from the hints meanwhile (RFC 8109 §3
+  allows using the hints when priming fails).
+- **Proof records' TTLs are capped at the negative TTL** (negative-authority #1, #3). Unbound
+  passes the NSEC and RRSIG records on with their own TTLs (3600 here) while the SOA gets
+  min(SOA TTL, MINIMUM); resolverd caps every record of a negative answer at that TTL, as
+  RFC 9077 §3 asks of the NSEC/NSEC3 records that prove a negative answer, so a client never
+  keeps a proof longer than the answer it proves.
+- **No additional section on a `. NS` answer** (nonaa-answers #1): resolverd sends minimal
+  answers; Unbound adds the root servers' addresses it holds. Same answer section.
+"""
 
 
 def dig_version():
@@ -727,6 +788,7 @@ def main():
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # runs the finally blocks
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
 
     paths = sorted(os.path.join(SCENARIO_DIR, f) for f in os.listdir(SCENARIO_DIR) if f.endswith(".scn"))
     if args.only:
@@ -769,4 +831,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)

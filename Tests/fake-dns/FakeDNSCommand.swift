@@ -59,7 +59,10 @@ struct FakeDNSCommand: AsyncParsableCommand {
                 throw ValidationError("--scenario \(scenario): \(error)")
             }
             let servers = try await parsed.start(address: { prefix + String($0) })
-            writeLine("listening \(servers.keys.sorted().map { prefix + String($0) + ":53" }.joined(separator: " "))")
+            let addresses = parsed.servers.map { server in
+                server.address.map { IPAddress($0)?.isV6 == true ? "[\($0)]:53" : "\($0):53" } ?? "\(prefix)\(server.host):53"
+            }
+            writeLine("listening \(addresses.joined(separator: " "))")
             await Self.waitForSignal()
             for server in servers.values { await server.stop() }
             return
