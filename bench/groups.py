@@ -66,19 +66,10 @@ class BenchError(Exception):
 
 
 def free_port():
-    """A loopback port free for both UDP and TCP right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise BenchError("no free loopback port found for UDP and TCP")
-
+    try:
+        return resolvers.free_port()
+    except OSError as error:
+        raise BenchError(str(error)) from error
 
 def filesystem_of(path):
     """The mount point and file system type holding `path` (from /proc/mounts)."""

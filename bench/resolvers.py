@@ -33,6 +33,21 @@ def wait_for_udp(port, deadline_s=15.0):
     return False
 
 
+def free_port():
+    """A port free on 127.0.0.1 for both UDP and TCP right now; OSError when none is found."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise OSError("no free loopback port found for UDP and TCP")
+
+
 def build_query(qid, name, qtype=1, rd=True):
     header = struct.pack(">HHHHHH", qid, 0x0100 if rd else 0, 1, 0, 0, 0)
     labels = b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split(".") if p)

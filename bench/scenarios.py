@@ -319,18 +319,10 @@ def random_prefix():
 
 
 def free_port():
-    """A port free on 127.0.0.1 for both UDP and TCP."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                    return port
-                except OSError:
-                    continue
-    raise StartError("no free port on 127.0.0.1")
+    try:
+        return resolvers.free_port()
+    except OSError as error:
+        raise StartError(str(error)) from error
 
 
 class FakeDNS:

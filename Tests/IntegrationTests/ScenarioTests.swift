@@ -26,23 +26,8 @@ enum Scenarios {
     }
 
     /// A recursive resolverd resolving from host 1 of `layout`.
-    static func config(layout: HierarchyLayout, queryLoopback: Bool, timeoutMs: Int = 3000) -> String {
-        """
-        [server]
-        listen = ["127.0.0.1:0"]
-
-        [resolver]
-        mode = "recursive"
-        root_hints = ["\(layout.address(1))"]
-        query_loopback = \(queryLoopback)
-        timeout_ms = \(timeoutMs)
-
-        [api]
-        listen = "127.0.0.1:0"
-
-        [log]
-        level = "debug"
-        """
+    static func config(layout: HierarchyLayout, queryLoopback: Bool) -> String {
+        layout.config(timeoutMs: 3000, queryLoopback: queryLoopback)
     }
 }
 

@@ -116,7 +116,7 @@ struct HierarchyLayout {
     }
 
     /// A resolverd config resolving from this hierarchy's root.
-    func config(qnameMinimisation: Bool = true, timeoutMs: Int = 1000, extra: String = "") -> String {
+    func config(qnameMinimisation: Bool = true, timeoutMs: Int = 1000, queryLoopback: Bool = true, extra: String = "") -> String {
         """
         [server]
         listen = ["127.0.0.1:0"]
@@ -125,7 +125,7 @@ struct HierarchyLayout {
         mode = "recursive"
         root_hints = ["\(address(1))"]
         qname_minimisation = \(qnameMinimisation)
-        query_loopback = true
+        query_loopback = \(queryLoopback)
         timeout_ms = \(timeoutMs)
 
         [api]
