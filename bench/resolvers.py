@@ -64,6 +64,20 @@ def unbound_server(port, directory):
             f"  directory: \"{directory}\"\n  access-control: 127.0.0.0/8 allow\n")
 
 
+def kresd_server(port):
+    """The lines every Knot Resolver run here starts its config with: DNS (UDP and TCP) on
+    127.0.0.1:port, and no DNSSEC validation (the root trust anchor that kresd loads by default
+    removed)."""
+    return (f"net.listen('127.0.0.1', {port}, {{ kind = 'dns' }})\n"
+            "trust_anchors.remove('.')\n")
+
+
+def kresd_command(config, directory):
+    """kresd in the foreground without its interactive prompt, `directory` as its working
+    directory (where it opens its cache unless told otherwise)."""
+    return ["kresd", "-n", "-q", "-c", config, directory]
+
+
 class Resolver:
     """One resolver process with a generated config in its own temporary directory."""
 
@@ -108,11 +122,10 @@ class Resolver:
             forwards = ", ".join(f"'{ip}@{port}'" for ip, port in ups)
             config = os.path.join(self.dir, "kresd.conf")
             with open(config, "w") as f:
-                f.write(f"net.listen('127.0.0.1', {self.port}, {{ kind = 'dns' }})\n"
-                        "trust_anchors.remove('.')\n"
+                f.write(kresd_server(self.port) +
                         f"policy.add(policy.all(policy.FORWARD({{{forwards}}})))\n"
                         "cache.size = 100 * MB\n")
-            return ["kresd", "-n", "-q", "-c", config, self.dir]
+            return kresd_command(config, self.dir)
         if self.name == "dnsmasq":
             servers = [f"--server={ip}#{port}" for ip, port in ups]
             return ["dnsmasq", "-d", "-k", "--no-resolv", "--no-hosts", f"--port={self.port}",

@@ -1,17 +1,18 @@
 #!/usr/bin/env python3
-"""Recursion scenarios against resolverd and Unbound: every Tests/Scenarios/*.scn file (format at
-the top of Tests/FakeDNS/Scenario.swift) is served by `fake-dns --scenario` on a random loopback
-/24 (127.R.S.N, port 53; a server `at ::1` on ::1), once for resolverd and once, fresh, for
-Unbound, so each resolver starts from an empty cache and a cold hierarchy. Each resolver resolves
-from host 1 as its only root hint; the scenario's questions are asked in order with dig, and the
-replies compared section by section (rcode, flags, answer, authority and additional sections
-without OPT, records compared without TTLs and in any order) and against the scenario's own
-`expect` lines (`expect silent N` cannot be checked from outside: n/a). A table goes to stdout
-and, unless --no-write, to docs/scenarios.md, with the differing sections verbatim below it.
+"""Recursion scenarios against resolverd, Unbound and Knot Resolver: every Tests/Scenarios/*.scn
+file (format at the top of Tests/FakeDNS/Scenario.swift) is served by `fake-dns --scenario` on a
+random loopback /24 (127.R.S.N, port 53; a server `at ::1` on ::1), once for each resolver, fresh
+each time, so each resolver starts from an empty cache and a cold hierarchy. Each resolver resolves
+from host 1 as its only root hint; the scenario's questions are asked in order with dig, and
+Unbound's and Knot Resolver's replies each compared with resolverd's section by section (rcode,
+flags, answer, authority and additional sections without OPT, records compared without TTLs and in
+any order), and every reply against the scenario's own `expect` lines (`expect silent N` cannot be
+checked from outside: n/a). A table goes to stdout and, unless --no-write, to docs/scenarios.md,
+with the differing sections verbatim below it.
 
 Addresses of the scenario's /24 are shown as $N (host N), as in the scenario files, so runs on
 different prefixes compare and read the same. Loopback only (127.0.0.0/8 and ::1); every process
-started here (fake-dns, resolverd, unbound) is stopped, also on Ctrl-C and SIGTERM.
+started here (fake-dns, resolverd, unbound, kresd) is stopped, also on Ctrl-C and SIGTERM.
 
 Usage: bench/scenarios.py [--only NAME...] [--output docs/scenarios.md] [--no-write]
        RESOLVERD_BUILD=release bench/scenarios.py   # .build/release/resolverd (default: debug)"""
@@ -41,18 +42,22 @@ RESOLVERD = os.path.join(ROOT, f".build/{BUILD}/resolverd")
 # fake-dns is a test tool, usually built in debug only: the same build as resolverd if there is one.
 FAKE_DNS_CANDIDATES = [os.path.join(ROOT, f".build/{BUILD}/fake-dns"), os.path.join(ROOT, ".build/debug/fake-dns")]
 UNBOUND = shutil.which("unbound") or "/usr/sbin/unbound"
+KRESD = shutil.which("kresd") or "/usr/sbin/kresd"
 SCENARIO_DIR = os.path.join(ROOT, "Tests/Scenarios")
 DEFAULT_OUTPUT = os.path.join(ROOT, "docs/scenarios.md")
 
 BINARY_WAIT_S = 300      # a binary being rebuilt under us: wait this long for it to come back
 FAKE_START_S = 20        # fake-dns to print `listening`
-RESOLVER_START_S = 30    # resolverd / unbound to answer on their port
+RESOLVER_START_S = 30    # resolverd / unbound / kresd to answer on their port
 STOP_S = 5               # after SIGTERM, before SIGKILL
 DIG_TIME_S = 12          # dig +time
 DIG_DEADLINE_S = 40      # dig as a process, whatever happens
 START_ATTEMPTS = 3
 
-RESOLVERS = ["resolverd", "unbound"]
+RESOLVERS = ["resolverd", "unbound", "knot-resolver"]
+OTHERS = RESOLVERS[1:]  # each compared with resolverd
+TITLES = {"resolverd": "resolverd", "unbound": "Unbound", "knot-resolver": "Knot Resolver"}
+INITIALS = {"resolverd": "r", "unbound": "u", "knot-resolver": "k"}
 SECTIONS = ["answer", "authority", "additional"]
 FLAG_ORDER = ["qr", "aa", "tc", "rd", "ra", "ad", "cd"]
 NAME_RDATA_TYPES = {"NS", "CNAME", "PTR", "DNAME", "SOA", "MX", "NSEC", "SRV"}
@@ -79,6 +84,59 @@ UNBOUND_SETTINGS = [
     ("cache-max-negative-ttl: 3600", "default, as resolverd's `max_negative_ttl`"),
     ("infra-host-ttl: 900", "default"),
 ]
+
+# Knot Resolver's config: the lines resolvers.kresd_server() starts it with, then KRESD_SETTINGS;
+# (line, why) each. `{prefix}`, `{directory}` and `{allow_local}` are filled in per run. Listed on
+# the page as they are. kresd runs with KRESD_NO_LISTEN=1 in its environment (KRESD_ENV).
+KRESD_SERVER_NOTES = [
+    "`kresd_server()`: DNS over UDP and TCP on 127.0.0.1:PORT, and nothing else: kresd adds its "
+    "default listeners (127.0.0.1 and ::1, ports 53 and 853) only when the config has none, and "
+    "with `KRESD_NO_LISTEN=1` in its environment it opens no control socket (a Unix socket "
+    "`TMPDIR/control/PID` otherwise)",
+    "`kresd_server()`; non-default: no DNSSEC validation (resolverd does not validate). kresd "
+    "loads the root trust anchor `/usr/share/dns/root.key` before the config runs; with no trust "
+    "anchor every answer is insecure: nothing is validated (no `ad` flag in any reply below); RRSIGs "
+    "asked for with DO are passed on",
+]
+KRESD_SETTINGS = [
+    ("modules.load('hints')", "non-default: the module that sets root hints (not among kresd's default modules)"),
+    ("hints.root({{['a.root.test.'] = '{prefix}1'}})",
+     "non-default: the scenario's host 1 as the only root. `hints.root()` replaces the root hints; "
+     "kresd reads its built-in ones (`/usr/share/dns/root.hints`) only when the config leaves them "
+     "empty (postconfig.lua), so it never has another root"),
+    ("policy.add(policy.suffix(policy.PASS, {{todname('test.')}}))",
+     "non-default: kresd's `policy.special_names` answers every name under `test.` itself "
+     "(NXDOMAIN, SOA and an `explanation.invalid.` TXT: RFC 6761), as Unbound's default local zone "
+     "does; a rule in `policy.rules` that lets `test.` pass ends the policy walk before the special "
+     "names are looked at. The scenarios' names are all under `test.`"),
+    ("option('ALLOW_LOCAL', {allow_local})",
+     "non-default `true` (the hierarchy is on loopback); the default `false` for `noloopback` "
+     "scenarios. kresd 5.6.0 has no setting named like Unbound's do-not-query-localhost: this query "
+     "flag (`kr_qflags`, \"allow queries to local or private address ranges\") is what "
+     "`update_nsaddr()` in lib/layer/iterate.c checks. Without it, the addresses 0.0.0.0, "
+     "127.0.0.0/8, `::` and `::1` (no private ranges) found in a reply being processed — glue in a "
+     "referral, or the answer to kresd's own lookup of a nameserver's address — are not put in the "
+     "zone cut (\"ignoring invalid glue\"). Not filtered: the configured root hints (host 1 is "
+     "asked in loopback-nameservers too, as by resolverd; Unbound skips it there), and addresses of a delegation "
+     "taken from the cache: the ignored glue is cached all the same, and a later question that finds "
+     "the delegation in the cache queries it. In a trial run of loopback-nameservers, "
+     "no question of the scenario's three reached $3 (kresd's log), and `www.example.test. A` asked again "
+     "after them went to $3 and was answered NOERROR. The scenarios ask that question once only"),
+    ("cache.open(100 * MB, 'lmdb://{directory}/cache')",
+     "a new, empty cache in the run's temporary directory; 100 MB is kresd's size when no cache is "
+     "configured"),
+    ("cache.min_ttl(0)",
+     "non-default (kresd's default is 5 s), as resolverd's `min_ttl` and Unbound's `cache-min-ttl` "
+     "defaults: with 5 s, ttl-extremes' `zero.example.test.` (TTL 0) was answered with TTL 5 both "
+     "times in a trial run"),
+    ("cache.max_ttl(86400)", "default, as resolverd's `max_ttl` and Unbound's `cache-max-ttl`. kresd has "
+                             "no separate limit for negative answers (resolverd's `max_negative_ttl`, "
+                             "Unbound's `cache-max-negative-ttl`, both 3600); no record of a negative "
+                             "answer in the scenarios has a TTL above 3600"),
+    ("option('NO_MINIMIZE', false)", "default: QNAME minimisation on, as resolverd's `qname_minimisation = true`"),
+    ("net.ipv6 = true", "default; aaaa-only-glue.scn serves `v6.test.` on ::1 only"),
+]
+KRESD_ENV = {"KRESD_NO_LISTEN": "1"}
 
 
 class StartError(Exception):
@@ -366,7 +424,7 @@ class FakeDNS:
 
 
 class ResolverRun:
-    """resolverd or Unbound, resolving from 127.R.S.1 only, on a free port of 127.0.0.1."""
+    """resolverd, Unbound or Knot Resolver, resolving from 127.R.S.1 only, on a free port of 127.0.0.1."""
 
     def __init__(self, kind, prefix, noloopback, directory):
         self.kind, self.prefix, self.noloopback, self.directory = kind, prefix, noloopback, directory
@@ -380,18 +438,24 @@ class ResolverRun:
             with open(config, "w") as f:
                 f.write(resolverd_config(self.port, self.prefix, self.noloopback, self.directory))
             return [wait_for_binary([RESOLVERD]), "--config", config]
-        hints = os.path.join(self.directory, "root.hints")
-        with open(hints, "w") as f:
-            f.write(f". 3600000 NS a.root.test.\na.root.test. 3600000 A {self.prefix}1\n")
-        config = os.path.join(self.directory, "unbound.conf")
+        if self.kind == "unbound":
+            hints = os.path.join(self.directory, "root.hints")
+            with open(hints, "w") as f:
+                f.write(f". 3600000 NS a.root.test.\na.root.test. 3600000 A {self.prefix}1\n")
+            config = os.path.join(self.directory, "unbound.conf")
+            with open(config, "w") as f:
+                f.write(unbound_config(self.port, self.directory, hints, self.noloopback))
+            return [UNBOUND, "-d", "-c", config]
+        config = os.path.join(self.directory, "kresd.conf")
         with open(config, "w") as f:
-            f.write(unbound_config(self.port, self.directory, hints, self.noloopback))
-        return [UNBOUND, "-d", "-c", config]
+            f.write(kresd_config(self.port, self.prefix, self.noloopback, self.directory))
+        return [KRESD] + resolvers.kresd_command(config, self.directory)[1:]
 
     def start(self):
         command = self.command()
+        env = dict(os.environ, **KRESD_ENV) if self.kind == "knot-resolver" else None
         with open(self.log, "w") as log:
-            self.process = popen(command, stdout=log, stderr=subprocess.STDOUT)
+            self.process = popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + RESOLVER_START_S
         while time.monotonic() < deadline and self.process.poll() is None:
             if resolvers.wait_for_udp(self.port, deadline_s=0.5):
@@ -418,6 +482,11 @@ def unbound_config(port, directory, hints, noloopback):
     values = {"hints": hints, "localhost": "yes" if noloopback else "no"}
     return resolvers.unbound_server(port, directory) + "".join(
         "  " + line.format(**values) + "\n" for line, _ in UNBOUND_SETTINGS)
+
+
+def kresd_config(port, prefix, noloopback, directory):
+    values = {"prefix": prefix, "directory": directory, "allow_local": "false" if noloopback else "true"}
+    return resolvers.kresd_server(port) + "".join(line.format(**values) + "\n" for line, _ in KRESD_SETTINGS)
 
 
 def run_one(kind, scenario):
@@ -504,11 +573,18 @@ def differences(a, b):
 class Row:
     def __init__(self, index, query, replies):
         self.index, self.query, self.replies = index, query, replies  # replies: kind -> Reply
-        self.diff = differences(replies["resolverd"], replies["unbound"])
+        # What differs from resolverd's reply, for each of the others.
+        self.diff = {kind: differences(replies["resolverd"], replies[kind]) for kind in OTHERS}
+        # resolverd the odd one out: it differs from both, and they agree with each other.
+        self.resolverd_alone = (all(self.diff.values())
+                                and not differences(*(replies[kind] for kind in OTHERS)))
         self.failures = {}
         self.unchecked = []
         for kind in RESOLVERS:
             self.failures[kind], self.unchecked = expectation_failures(query, replies[kind])
+
+    def differs(self):
+        return any(self.diff.values())
 
     def expect_cell(self, kind):
         if not self.query.expectations:
@@ -518,8 +594,14 @@ class Row:
             return "**no**: " + ", ".join(kinds)
         return "yes" + (f" ({', '.join(self.unchecked)}: n/a)" if self.unchecked else "")
 
-    def same_cell(self):
-        return "same" if not self.diff else "**differ**: " + ", ".join(self.diff)
+    def same_cell(self, kind):
+        return "same" if not self.diff[kind] else "**differ**: " + ", ".join(self.diff[kind])
+
+    def max_ttls(self, sep=" / "):
+        return sep.join(fmt_ttl(self.replies[kind].max_ttl()) for kind in RESOLVERS)
+
+    def times(self, sep=" / "):
+        return sep.join(fmt_ms(self.replies[kind]) for kind in RESOLVERS)
 
 
 def not_started_reply():
@@ -556,17 +638,21 @@ def text_table(scenario, rows, results):
     for kind in RESOLVERS:
         if not isinstance(results[kind], list):
             out.append(f"   {kind} did not run: {results[kind]}")
-    header = ["#", "query", "resolverd", "unbound", "sections", "maxTTL r/u", "ms r/u", "expect r", "expect u"]
+    initials = "/".join(INITIALS[kind] for kind in RESOLVERS)
+    header = (["#", "query"] + RESOLVERS + [f"{INITIALS[kind]} vs r" for kind in OTHERS]
+              + [f"maxTTL {initials}", f"ms {initials}"] + [f"expect {INITIALS[kind]}" for kind in RESOLVERS])
     body = []
     for row in rows:
-        r, u = row.replies["resolverd"], row.replies["unbound"]
-        body.append([str(row.index), row.query.label(), r.status(), u.status(), row.same_cell().replace("**", ""),
-                     f"{fmt_ttl(r.max_ttl())}/{fmt_ttl(u.max_ttl())}", f"{fmt_ms(r)}/{fmt_ms(u)}",
-                     row.expect_cell("resolverd").replace("**", ""), row.expect_cell("unbound").replace("**", "")])
+        body.append([str(row.index), row.query.label()] + [row.replies[kind].status() for kind in RESOLVERS]
+                    + [row.same_cell(kind).replace("**", "") for kind in OTHERS]
+                    + [row.max_ttls("/"), row.times("/")]
+                    + [row.expect_cell(kind).replace("**", "") for kind in RESOLVERS])
     widths = [max(len(line[i]) for line in [header] + body) for i in range(len(header))]
     for line in [header] + body:
         out.append("   " + "  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
     for row in rows:
+        if row.resolverd_alone:
+            out.append(f"   #{row.index}: resolverd alone ({' and '.join(OTHERS)} agree)")
         for kind in RESOLVERS:
             for _, failure in row.failures[kind]:
                 out.append(f"   #{row.index} {kind} fails: {failure}")
@@ -582,17 +668,21 @@ def md_section(rows, scenario, results):
     if scenario.comment:
         out += [f"*{scenario.comment}*", ""]
     if scenario.noloopback:
-        out += ["`noloopback`: resolverd `query_loopback = false`, Unbound `do-not-query-localhost: yes`.", ""]
+        out += ["`noloopback`: resolverd `query_loopback = false`, Unbound `do-not-query-localhost: yes`, "
+                "Knot Resolver `option('ALLOW_LOCAL', false)` (the defaults).", ""]
     for kind in RESOLVERS:
         if not isinstance(results[kind], list):
-            out += [f"**{kind} did not run:**", "", "```", results[kind], "```", ""]
-    out += ["| # | query | resolverd | Unbound | sections | max TTL r / u | ms r / u "
-            "| expectations: resolverd | Unbound |", "|---|---|---|---|---|---|---|---|---|"]
+            out += [f"**{TITLES[kind]} did not run:**", "", "```", results[kind], "```", ""]
+    titles = [TITLES[kind] for kind in RESOLVERS]
+    initials = " / ".join(INITIALS[kind] for kind in RESOLVERS)
+    header = (["#", "query"] + titles + [f"sections vs resolverd: {TITLES[OTHERS[0]]}"]
+              + [TITLES[kind] for kind in OTHERS[1:]] + [f"max TTL {initials}", f"ms {initials}"]
+              + [f"expectations: {titles[0]}"] + titles[1:])
+    out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        r, u = row.replies["resolverd"], row.replies["unbound"]
-        cells = [str(row.index), f"`{row.query.label()}`", r.status(), u.status(), row.same_cell(),
-                 f"{fmt_ttl(r.max_ttl())} / {fmt_ttl(u.max_ttl())}", f"{fmt_ms(r)} / {fmt_ms(u)}",
-                 row.expect_cell("resolverd"), row.expect_cell("unbound")]
+        cells = ([str(row.index), f"`{row.query.label()}`"] + [row.replies[kind].status() for kind in RESOLVERS]
+                 + [row.same_cell(kind) for kind in OTHERS] + [row.max_ttls(), row.times()]
+                 + [row.expect_cell(kind) for kind in RESOLVERS])
         out.append("| " + " | ".join(md_cell(c) for c in cells) + " |")
     out.append("")
     for row in rows:
@@ -600,43 +690,53 @@ def md_section(rows, scenario, results):
     return out
 
 
-def ttl_differs(row):
-    r, u = row.replies["resolverd"], row.replies["unbound"]
-    return None not in (r.max_ttl(), u.max_ttl()) and r.max_ttl() != u.max_ttl()
+def ttl_differs(row, kind):
+    r, other = row.replies["resolverd"].max_ttl(), row.replies[kind].max_ttl()
+    return None not in (r, other) and r != other
 
 
 def md_details(row):
-    """The facts under the table for one question: the sections that differ, verbatim, both ways
-    (and answer and authority when only their TTLs differ), and the expectations not met."""
-    r, u = row.replies["resolverd"], row.replies["unbound"]
-    ttls_differ = ttl_differs(row)
+    """The facts under the table for one question: the sections that differ from resolverd's,
+    verbatim, for all three (and answer and authority when only their TTLs differ), and the
+    expectations not met."""
+    replies = row.replies
+    ttls_differ = [kind for kind in OTHERS if ttl_differs(row, kind)]
     out = []
-    if row.diff or ttls_differ:
-        what = ("differ: " + ", ".join(row.diff)) if row.diff else ""
+    if row.differs() or ttls_differ:
+        what = [f"{TITLES[kind]} differs: {', '.join(row.diff[kind])}" for kind in OTHERS if row.diff[kind]]
         if ttls_differ:
-            what += ("; " if row.diff else "") + f"max TTL {fmt_ttl(r.max_ttl())} / {fmt_ttl(u.max_ttl())}"
-        out += [f"**#{row.index} `{row.query.label()}`**: {what}", "", "```",
-                f"resolverd: {r.status()}", f"Unbound:   {u.status()}"]
-        shown = [s for s in SECTIONS if s in row.diff]
+            what.append(f"max TTL {row.max_ttls()}")
+        if row.resolverd_alone:
+            what.append(" and ".join(TITLES[kind] for kind in OTHERS) + " agree")
+        width = max(len(TITLES[kind]) for kind in RESOLVERS) + 1
+        out += [f"**#{row.index} `{row.query.label()}`**: {'; '.join(what)}", "", "```"]
+        out += [f"{TITLES[kind] + ':':<{width}} {replies[kind].status()}" for kind in RESOLVERS]
+        differing = {s for kind in OTHERS for s in row.diff[kind]}
+        shown = [s for s in SECTIONS if s in differing]
         if ttls_differ:
-            shown = [s for s in SECTIONS if s in row.diff or (s != "additional" and (r.sections[s] or u.sections[s]))]
+            shown = [s for s in SECTIONS if s in differing or (s != "additional" and any(
+                replies[kind].sections[s] for kind in RESOLVERS))]
         for section in shown:
-            for title, reply in (("resolverd", r), ("Unbound", u)):
-                records = reply.sections[section]
-                out.append(f"{title} {section}:" + ("" if records else " (empty)"))
+            for kind in RESOLVERS:
+                if not replies[kind].ok():
+                    continue
+                records = replies[kind].sections[section]
+                out.append(f"{TITLES[kind]} {section}:" + ("" if records else " (empty)"))
                 out += [f"  {record}" for record in records]
-        if r.ok() and u.ok():
+        if all(replies[kind].ok() for kind in RESOLVERS):
             same = [s for s in SECTIONS if s not in shown]
+            counts = {s: len(replies["resolverd"].sections[s]) for s in same}
             if same:
-                out.append("the same in both: " + ", ".join(
-                    f"{s} ({len(r.sections[s])} record{'' if len(r.sections[s]) == 1 else 's'})" for s in same))
+                out.append("the same in all three: " + ", ".join(
+                    f"{s} ({counts[s]} record{'' if counts[s] == 1 else 's'})" for s in same))
         out += ["```", ""]
-    for kind, title in (("resolverd", "resolverd"), ("unbound", "Unbound")):
+    for kind in RESOLVERS:
         for _, failure in row.failures[kind]:
-            out.append(f"- #{row.index} `{row.query.label()}`: {title} does not meet the expectation: {failure}")
-    if row.failures["resolverd"] or row.failures["unbound"]:
+            out.append(f"- #{row.index} `{row.query.label()}`: {TITLES[kind]} does not meet the expectation: {failure}")
+    if any(row.failures[kind] for kind in RESOLVERS):
         out.append("")
     return out
+
 
 def unbound_version():
     try:
@@ -644,6 +744,14 @@ def unbound_version():
         return "Unbound " + done.stdout.splitlines()[0].strip().replace("Version ", "")
     except (OSError, IndexError, subprocess.TimeoutExpired):
         return "unknown version"
+
+
+def kresd_version():
+    try:
+        done = subprocess.run([KRESD, "--version"], capture_output=True, text=True, timeout=10)
+        return done.stdout.splitlines()[0].strip().replace(", version", "")
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        return "Knot Resolver, unknown version"
 
 
 def resolverd_revision():
@@ -660,33 +768,45 @@ def resolverd_revision():
     return head, built
 
 
+# Under Knot Resolver's settings table: what runs besides the config, and what is not comparable.
+KRESD_NOTES = """
+kresd's default modules stay loaded. Two of them query the root as soon as kresd starts, in the
+background and next to the first client question: `priming` (`. NS`, then the A and AAAA records
+of each root server name; the addresses it gets replace the root hints) and `detect_time_skew`
+(`. NS` with DO and CD, to compare RRSIG times with the clock).
+"""
+
+
 def markdown(scenario_rows, argv_note):
     head, built = resolverd_revision()
     today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    out = ["# Recursion scenarios: resolverd and Unbound", "",
+    out = ["# Recursion scenarios: resolverd, Unbound and Knot Resolver", "",
            "`Tests/Scenarios/*.scn` are recursion scenarios: each is a small DNS hierarchy of scripted "
            "authoritative servers on loopback (zone data, plus scripted replies for chosen questions: "
            "non-authoritative answers, referrals to the server itself, FORMERR to EDNS, dropped queries, …), "
            "the client questions to ask a resolver resolving from that hierarchy's root, and what each reply "
            "must be (`expect` lines). The format is described at the top of `Tests/FakeDNS/Scenario.swift`; "
            "`Tests/IntegrationTests/ScenarioTests.swift` runs them against resolverd.", "",
-           "This page asks the same questions of resolverd and of Unbound and compares their replies. "
-           "It is generated by", "",
+           "This page asks the same questions of resolverd, Unbound and Knot Resolver and compares Unbound's "
+           "and Knot Resolver's replies with resolverd's. It is generated by", "",
            "```", "python3 bench/scenarios.py" + argv_note, "```", "",
            f"(run {today}; resolverd `.build/{BUILD}/resolverd`, commit {head or '?'} of the tree, built {built}; "
-           f"{unbound_version()}; dig {dig_version()}).", "",
+           f"{unbound_version()}; {kresd_version()}; dig {dig_version()}).", "",
            "## How", "",
            "- Each scenario is served by `fake-dns --scenario FILE --prefix 127.R.S.` on a random /24 "
            "`127.R.S.0/24` (R 100–199), port 53 (`server 5 at ::1` in aaaa-only-glue on `[::1]:53`); a fresh "
-           "fake-dns for each resolver, so both start from an empty cache and a hierarchy that has been asked "
+           "fake-dns for each resolver, so each starts from an empty cache and a hierarchy that has been asked "
            "nothing. Addresses in that /24 are written `$N` (host N) below, as in the scenario files.",
            "- The questions are asked in the file's order with "
            f"`dig @127.0.0.1 -p PORT NAME TYPE +tries=1 +time={DIG_TIME_S}` (`+dnssec` for `query … do`). "
            "Milliseconds are dig's `Query time`; in parentheses, for a question left without a reply, "
            "how long dig waited.",
-           "- **sections**: rcode, flags (qr aa tc rd ra ad cd) and the answer, authority and additional "
-           "sections (OPT left out) compared; records compared without TTLs and in any order. "
-           "**max TTL** is the largest TTL of the answer and authority sections.",
+           "- **sections vs resolverd**: Unbound's reply and Knot Resolver's reply, each compared with "
+           "resolverd's: rcode, flags (qr aa tc rd ra ad cd) and the answer, authority and additional "
+           "sections (OPT left out); records compared without TTLs and in any order. "
+           "**max TTL** is the largest TTL of the answer and authority sections (r / u / k: resolverd / "
+           "Unbound / Knot Resolver). **resolverd alone**: Unbound's and Knot Resolver's replies are the same "
+           "(compared as above) and resolverd's differs.",
            "- **expectations**: the scenario's `expect` lines checked against each resolver's reply: rcode; "
            "answer records (no TTLs, any order); authority section types, in order; `ttl<=`/`ttl>=` over the "
            "answer and authority TTLs; `within-ms` against dig's query time. `expect silent N` (a server "
@@ -703,26 +823,43 @@ def markdown(scenario_rows, argv_note):
     for line, why in UNBOUND_SETTINGS:
         shown = line.format(hints="TMPDIR/root.hints", localhost="no")
         out.append(f"| `{md_cell(shown)}` | {md_cell(why)} |")
-    out.append("")
+    out += ["",
+            "Knot Resolver (`kresd -n -q -c FILE TMPDIR`, as the other bench scripts start it: "
+            "`bench/resolvers.py` `kresd_command()`; one process in the foreground, no prompt, its working "
+            "directory the run's temporary directory; here with `KRESD_NO_LISTEN=1` in its environment; "
+            "kresd's default logging, to stderr) with this config, line by line:", "",
+            "| setting | |", "|---|---|"]
+    server_lines = resolvers.kresd_server("PORT").splitlines()
+    assert len(server_lines) == len(KRESD_SERVER_NOTES)
+    shown = list(zip(server_lines, KRESD_SERVER_NOTES)) + [
+        (line.format(prefix="127.R.S.", directory="TMPDIR", allow_local="true"), why) for line, why in KRESD_SETTINGS]
+    for line, why in shown:
+        out.append(f"| `{md_cell(line)}` | {md_cell(why)} |")
+    out += ["", " ".join(KRESD_NOTES.split()), ""]
     out.append("Settings written with their default value are there to make the comparison's conditions explicit.")
     out.append("")
 
     total = sum(len(rows) for _, rows, _ in scenario_rows)
-    differing = [(s, r) for s, rows, _ in scenario_rows for r in rows if r.diff]
-    failing = {kind: [(s, r) for s, rows, _ in scenario_rows for r in rows if r.failures[kind]] for kind in RESOLVERS}
+    all_rows = [r for _, rows, _ in scenario_rows for r in rows]
+    differing = {kind: sum(1 for r in all_rows if r.diff[kind]) for kind in OTHERS}
+    alone = sum(1 for r in all_rows if r.resolverd_alone)
+    failing = {kind: sum(1 for r in all_rows if r.failures[kind]) for kind in RESOLVERS}
     out += ["## Summary", "",
-            f"{len(scenario_rows)} scenarios, {total} questions. Replies that differ between resolverd and "
-            f"Unbound: {len(differing)}. Expectations not met: resolverd {len(failing['resolverd'])}, "
-            f"Unbound {len(failing['unbound'])}.", ""]
-    out += ["| scenario | questions | replies differing | max TTL differing | expectations not met: resolverd "
-            "| Unbound |", "|---|---|---|---|---|---|"]
+            f"{len(scenario_rows)} scenarios, {total} questions. Replies that differ from resolverd's: "
+            + ", ".join(f"{TITLES[kind]} {differing[kind]}" for kind in OTHERS)
+            + f". resolverd alone (Unbound's and Knot Resolver's replies the same, resolverd's not): {alone}. "
+            "Expectations not met: " + ", ".join(f"{TITLES[kind]} {failing[kind]}" for kind in RESOLVERS) + ".", ""]
+    out += ["| scenario | questions | replies differing from resolverd's: Unbound | Knot Resolver "
+            "| resolverd alone | max TTL differing: Unbound | Knot Resolver | expectations not met: resolverd "
+            "| Unbound | Knot Resolver |", "|" + "---|" * 10]
     for scenario, rows, _ in scenario_rows:
-        diff = [f"#{r.index} ({', '.join(r.diff)})" for r in rows if r.diff]
-        ttl = [f"#{r.index}" for r in rows if ttl_differs(r)]
-        fails = {k: [f"#{r.index}" for r in rows if r.failures[k]] for k in RESOLVERS}
-        out.append(f"| [{scenario.name}](#{scenario.name}) | {len(rows)} | {', '.join(diff) or '—'} | "
-                   f"{', '.join(ttl) or '—'} | {', '.join(fails['resolverd']) or '—'} | "
-                   f"{', '.join(fails['unbound']) or '—'} |")
+        cells = [f"[{scenario.name}](#{scenario.name})", str(len(rows))]
+        cells += [", ".join(f"#{r.index} ({', '.join(r.diff[kind])})" for r in rows if r.diff[kind]) or "—"
+                  for kind in OTHERS]
+        cells.append(", ".join(f"#{r.index}" for r in rows if r.resolverd_alone) or "—")
+        cells += [", ".join(f"#{r.index}" for r in rows if ttl_differs(r, kind)) or "—" for kind in OTHERS]
+        cells += [", ".join(f"#{r.index}" for r in rows if r.failures[kind]) or "—" for kind in RESOLVERS]
+        out.append("| " + " | ".join(cells) + " |")
     out += ["", DEPARTURES.rstrip(), ""]
     out += ["", "## Scenarios", ""]
     for scenario, rows, results in scenario_rows:
@@ -731,7 +868,8 @@ def markdown(scenario_rows, argv_note):
 
 
 # Where resolverd decides differently from Unbound, on purpose (written by hand: the tables above
-# and below are what was measured; this says why the differences are there).
+# and below are what was measured; this says why the differences are there). The Knot Resolver
+# bullets: where kresd answers as Unbound does and resolverd differs, facts only.
 DEPARTURES = """
 ## Where resolverd departs from Unbound, and why
 
@@ -758,6 +896,14 @@ DEPARTURES = """
   keeps a proof longer than the answer it proves.
 - **No additional section on a `. NS` answer** (nonaa-answers #1): resolverd sends minimal
   answers; Unbound adds the root servers' addresses it holds. Same answer section.
+- **Knot Resolver, as Unbound, takes an AA reply without the records asked for as an answer**
+  (lame-self-referral #2, #4). In kresd's iterator (lib/layer/iterate.c), an NS set for the zone
+  it asked is no referral, and a reply with AA is authoritative (`is_authoritative()`): NOERROR
+  with an empty answer, in #2 with that NS set in the authority section, in #4 without the record
+  for another name. Without AA (#3) the reply is a "lame response: non-auth sent negative
+  response" and the client gets SERVFAIL, as from resolverd.
+- **Knot Resolver, as Unbound, passes proof records on with their own TTLs** (negative-authority
+  #1, #3): the NSEC and RRSIG records reach the client with TTL 3600.
 """
 
 
@@ -793,6 +939,8 @@ def main():
         sys.exit("dig is not installed")
     if not os.path.exists(UNBOUND):
         sys.exit(f"unbound is not installed ({UNBOUND})")
+    if not os.path.exists(KRESD):
+        sys.exit(f"kresd is not installed ({KRESD})")
 
     scenario_rows = []
     began = time.monotonic()
