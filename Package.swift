@@ -38,9 +38,13 @@ let package = Package(
         // recvmmsg/sendmmsg for the UDP fast path, epoll and eventfd for upstream UDP (Swift's
         // Glibc module lacks them).
         .target(name: "CBatchIO"),
+        // Names, types, addresses, the message reader and writer, canonical forms (RFC 4034 §6):
+        // no Foundation, no NIO, no ldns.
+        .target(name: "DNSWire", swiftSettings: swiftSettings),
         .target(
             name: "Resolver",
             dependencies: [
+                "DNSWire",
                 "CLDNS",
                 "CBatchIO",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -100,9 +104,16 @@ let package = Package(
             path: "Tests/fake-dns",
             swiftSettings: swiftSettings
         ),
+        // Wire fragments built byte by byte and a seeded random source, for both unit test targets.
+        .target(name: "WireTestSupport", dependencies: ["DNSWire"], path: "Tests/WireTestSupport", swiftSettings: swiftSettings),
+        .testTarget(
+            name: "DNSWireTests",
+            dependencies: ["DNSWire", "WireTestSupport"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "ResolverTests",
-            dependencies: ["Resolver"],
+            dependencies: ["Resolver", "DNSWire", "WireTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -5,6 +5,7 @@ import Foundation
 import Testing
 
 @testable import Resolver
+import WireTestSupport
 
 @Suite("APIToken")
 struct APITokenTests {

@@ -6,6 +6,7 @@ import Synchronization
 import Testing
 
 @testable import Resolver
+import WireTestSupport
 
 /// Builds upstream answers and client queries for the cache tests.
 enum CacheFixture {

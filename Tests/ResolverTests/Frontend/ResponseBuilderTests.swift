@@ -4,6 +4,7 @@ import NIOCore
 import Testing
 
 @testable import Resolver
+import WireTestSupport
 
 @Suite("ResponseBuilder")
 struct ResponseBuilderTests {

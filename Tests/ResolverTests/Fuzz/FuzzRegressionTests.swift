@@ -11,6 +11,7 @@ import NIOCore
 import Testing
 
 @testable import Resolver
+import WireTestSupport
 
 @Suite("FuzzRegression")
 struct FuzzRegressionTests {

@@ -9,6 +9,7 @@ import Synchronization
 import Testing
 
 @testable import Resolver
+import WireTestSupport
 
 @Suite("RecordCache")
 struct RecordCacheTests {

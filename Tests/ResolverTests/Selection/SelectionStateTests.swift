@@ -5,6 +5,7 @@ import NIOCore
 import Testing
 
 @testable import Resolver
+import WireTestSupport
 
 /// A clock the test moves by hand.
 struct ManualClock {

@@ -4,6 +4,7 @@
 import Testing
 
 @testable import Resolver
+import WireTestSupport
 
 @Suite("DNSCodec")
 struct LDNSCodecTests {
@@ -286,7 +287,7 @@ struct LDNSCodecTests {
 
     @Test func decodeExpandsCompressedRDATA() throws {
         // The hand-built response of WireNamesTests: a CNAME whose target is `mail` + a pointer.
-        let bytes = WireNamesTests.response.prefix(52)
+        let bytes = TestWire.pointerChains.prefix(52)
         let decoded = try DNSCodec.decode(Array(bytes))
         #expect(decoded.id == 0x1234)
         #expect(decoded.flags == [.qr, .rd, .ra])

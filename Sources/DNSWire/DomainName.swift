@@ -13,7 +13,10 @@ public struct DomainName: Hashable, Sendable, CustomStringConvertible, Comparabl
     /// The root name `.`.
     public static let root = DomainName(uncheckedWire: [0])
 
-    init(uncheckedWire: [UInt8]) { self.wire = uncheckedWire }
+    /// Wraps wire bytes the caller has already validated (a reader that checked every label,
+    /// a stored copy of such a name). Public so that code outside the module that keeps names
+    /// it validated itself need not validate them twice.
+    public init(uncheckedWire: [UInt8]) { self.wire = uncheckedWire }
 
     /// Validates uncompressed wire bytes (labels within limits, ending at the root label).
     public init?(wire: [UInt8]) {
@@ -131,7 +134,9 @@ public struct DomainName: Hashable, Sendable, CustomStringConvertible, Comparabl
         DomainName(uncheckedWire: wire.map(Self.lower))
     }
 
-    @inline(__always) static func lower(_ byte: UInt8) -> UInt8 {
+    /// ASCII lower case of one octet. Safe over a whole uncompressed name: length octets are
+    /// at most 63, below `A` (0x41).
+    @inline(__always) public static func lower(_ byte: UInt8) -> UInt8 {
         (byte >= 0x41 && byte <= 0x5A) ? byte | 0x20 : byte
     }
 
@@ -187,12 +192,8 @@ public struct DomainName: Hashable, Sendable, CustomStringConvertible, Comparabl
     }
 
     /// Canonical DNS order (RFC 4034 §6.1): by labels from the root, case-insensitively.
+    /// Without allocating (see `canonicalCompare` in Canonical.swift).
     public static func < (lhs: DomainName, rhs: DomainName) -> Bool {
-        let left = lhs.labels.reversed().map { $0.map(lower) }
-        let right = rhs.labels.reversed().map { $0.map(lower) }
-        for (l, r) in zip(left, right) where l != r {
-            return l.lexicographicallyPrecedes(r)
-        }
-        return left.count < right.count
+        canonicalCompare(lhs, rhs) < 0
     }
 }

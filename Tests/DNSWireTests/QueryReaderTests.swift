@@ -3,7 +3,8 @@
 
 import Testing
 
-@testable import Resolver
+@testable import DNSWire
+import WireTestSupport
 
 @Suite("QueryReader.read")
 struct QueryReaderTests {

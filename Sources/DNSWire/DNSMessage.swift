@@ -1,5 +1,5 @@
-// Wire/: the DNS message as a Swift value. Built and read by LDNSCodec (ldns does the parsing,
-// compression and presentation); everything above Wire/ works with these types only.
+// Wire/: the DNS message as a Swift value. Read by MessageReader and written by MessageWriter
+// (formerly by LDNSCodec through ldns); everything above Wire/ works with these types only.
 
 /// One entry of the question section (RFC 1035 §4.1.2).
 public struct Question: Hashable, Sendable, CustomStringConvertible {

@@ -9,6 +9,12 @@ public struct EDNSInfo: Sendable, Equatable {
     public var version: UInt8
     /// The DO bit (RFC 3225).
     public var dnssecOK: Bool
+
+    public init(udpPayloadSize: UInt16, version: UInt8, dnssecOK: Bool) {
+        self.udpPayloadSize = udpPayloadSize
+        self.version = version
+        self.dnssecOK = dnssecOK
+    }
 }
 
 /// What was wrong with a packet, for logs and metrics. No payload, so nothing allocates.
@@ -26,6 +32,17 @@ public enum MalformedReason: String, Sendable, Error {
     case trailingData = "trailing bytes after the last record"
     case optNotRoot = "OPT owner is not the root"
     case multipleOPT = "more than one OPT record"
+    /// RFC 6891 §6.1.1: the OPT pseudo-record belongs in the additional section only.
+    case optNotInAdditional = "OPT outside the additional section"
+    /// An OPT option whose length runs past the OPT RDATA (RFC 6891 §6.1.2).
+    case badEDNSOption = "EDNS option runs past the OPT RDATA"
+    /// RDATA that does not fit its type: an A not 4 octets, an SOA without its 20 fixed
+    /// octets, an embedded name running past RDLENGTH.
+    case badRDATA = "RDATA does not match its type"
+    /// RFC 8945 §5.1: TSIG must be the last record of the additional section.
+    case tsigNotLast = "TSIG is not the last record"
+    /// A DNS message cannot be longer than TCP's 2-octet length field allows.
+    case messageTooLong = "message longer than 65,535 octets"
 }
 
 /// Why a query cannot be answered normally, and how to answer it.

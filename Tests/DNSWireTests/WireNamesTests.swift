@@ -3,27 +3,13 @@
 
 import Testing
 
-@testable import Resolver
+@testable import DNSWire
+import WireTestSupport
 
 @Suite("WireNames")
 struct WireNamesTests {
-    /// A response-like buffer:
-    /// - 12: `www.Example.com` (the question), then QTYPE and QCLASS;
-    /// - 33: a pointer to 12 (the answer's owner), then TYPE … RDLENGTH;
-    /// - 45: `mail` + a pointer to 16 (`Example.com`), the CNAME target;
-    /// - 52: `x` + a pointer to 45 (`mail.Example.com`), a pointer to a name that ends in a pointer;
-    /// - 56: a pointer to 52, a pointer to a pointer.
-    static let response: [UInt8] = {
-        var bytes =
-            TestWire.u16(0x1234) + TestWire.u16(0x8180) + TestWire.u16(1) + TestWire.u16(1)
-            + TestWire.u16(0) + TestWire.u16(0)
-        bytes += TestWire.name("www.Example.com") + TestWire.u16(5) + TestWire.u16(1)
-        bytes += [0xC0, 0x0C] + TestWire.u16(5) + TestWire.u16(1) + TestWire.u32(300) + TestWire.u16(7)
-        bytes += [4] + Array("mail".utf8) + [0xC0, 0x10]
-        bytes += [1, UInt8(ascii: "x"), 0xC0, 45]
-        bytes += [0xC0, 52]
-        return bytes
-    }()
+    /// The names-and-pointers buffer of WireTestSupport (offsets described there).
+    static let response = TestWire.pointerChains
 
     private func skip(_ bytes: [UInt8], at start: Int) -> Result<Int, MalformedReason> {
         bytes.withUnsafeBytes { buffer in
