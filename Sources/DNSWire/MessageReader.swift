@@ -205,7 +205,8 @@ public struct MessageView: Sendable {
 /// - A and AAAA RDATA must be 4 and 16 octets, names inside RDATA must end within RDLENGTH,
 ///   fixed fields must be whole (SOA's 20 octets after its names). Empty RDATA is accepted
 ///   for classes NONE and ANY (RFC 2136's update forms).
-/// - Nothing may follow the last counted record (`trailingData`).
+/// - Nothing may follow the last counted record (`trailingData`), unless the caller asks to
+///   ignore it (`TrailingData.ignore`: what ldns and Unbound do with received answers).
 ///
 /// Owner names are decoded during the walk, not on demand: a resolver needs every owner, and
 /// decoding them while the labels are being checked anyway costs less than walking again
@@ -223,12 +224,20 @@ public enum MessageReader {
     /// Pointers per name, at most: the longest name has 127 labels and the root.
     static let maxPointers = 128
 
+    /// What to do with octets after the last counted record.
+    public enum TrailingData: Sendable {
+        /// A malformed message (`trailingData`): for what clients send.
+        case reject
+        /// Not part of the message: for answers from servers, some of which pad them.
+        case ignore
+    }
+
     /// Walks the whole message once and checks it.
-    public static func read(_ bytes: [UInt8]) throws(MalformedReason) -> MessageView {
+    public static func read(_ bytes: [UInt8], trailingData: TrailingData = .reject) throws(MalformedReason) -> MessageView {
         let result = bytes.withUnsafeBufferPointer { buffer in
             // One scratch buffer per message for putting compressed names together.
             withUnsafeTemporaryAllocation(of: UInt8.self, capacity: DomainName.maxWireLength) { scratch in
-                var parser = Parser(buffer, scratch: scratch)
+                var parser = Parser(buffer, scratch: scratch, ignoresTrailingData: trailingData == .ignore)
                 do throws(MalformedReason) {
                     try parser.parse()
                 } catch {
@@ -244,8 +253,8 @@ public enum MessageReader {
     }
 
     /// `read(bytes).message()`: a drop-in for the ldns-based `DNSCodec.decode`.
-    public static func decode(_ bytes: [UInt8]) throws(MalformedReason) -> DNSMessage {
-        try read(bytes).message()
+    public static func decode(_ bytes: [UInt8], trailingData: TrailingData = .reject) throws(MalformedReason) -> DNSMessage {
+        try read(bytes, trailingData: trailingData).message()
     }
 
     // MARK: - The walk
@@ -264,10 +273,12 @@ public enum MessageReader {
         var answerEnd = 0
         var authorityEnd = 0
         var recent = RecentNames()
+        let ignoresTrailingData: Bool
 
-        init(_ bytes: UnsafeBufferPointer<UInt8>, scratch: UnsafeMutableBufferPointer<UInt8>) {
+        init(_ bytes: UnsafeBufferPointer<UInt8>, scratch: UnsafeMutableBufferPointer<UInt8>, ignoresTrailingData: Bool) {
             self.bytes = bytes
             self.scratch = scratch
+            self.ignoresTrailingData = ignoresTrailingData
         }
 
         mutating func parse() throws(MalformedReason) {
@@ -303,7 +314,7 @@ public enum MessageReader {
             try section(.authority, count: authorities, offset: &offset)
             authorityEnd = records.count
             try section(.additional, count: additionals, offset: &offset)
-            guard offset == count else { throw .trailingData }
+            guard offset == count || ignoresTrailingData else { throw .trailingData }
         }
 
         mutating func section(_ section: MessageSection, count recordCount: Int, offset: inout Int)

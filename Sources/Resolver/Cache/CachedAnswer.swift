@@ -50,25 +50,28 @@ public struct CachedAnswer: Sendable, Equatable {
             id: 0, flags: flags, opcode: .query, rcode: answer.rcode,
             questions: [Question(name: question.name.lowercased, type: question.type, recordClass: question.recordClass)],
             answers: answer.answers, authorities: answer.authorities, additionals: answer.additionals, edns: nil)
-        var bytes = try DNSCodec.encode(message)
+        // Written once by DNSWire's writer, which says where every TTL field went.
+        let written: WrittenMessage
+        do {
+            written = try MessageWriter.write(message, compression: .ignoringCase)
+        } catch {
+            throw CodecError("the answer cannot be written: \(error)")
+        }
+        var bytes = written.bytes
         // Served over TCP with our OPT record it must still fit the 2-octet length (fuzzing
         // finding F7: 65,525–65,535 octets were cached and then could not be sent).
         guard bytes.count <= Int(UInt16.max) - ResponseBuilder.optLength else {
             throw CodecError("an answer of \(bytes.count) octets is too long to serve over TCP with EDNS")
         }
-        let scan: WireScan
-        do throws(MalformedReason) {
-            scan = try WireScan(bytes)
-        } catch {
-            throw CodecError("re-encoded answer is unreadable: \(error.rawValue)")
-        }
-        let decision = settings.lifetime(rcode: answer.rcode, scan: scan)
-        for field in scan.records {
+        let fields = AnswerTTLs(message, ttlOffsets: written.ttlOffsets)
+        let decision = settings.lifetime(rcode: answer.rcode, ttls: fields)
+        for field in fields.records {
             let clamped = decision.clamp(field)
             if clamped != field.ttl { bytes.writeU32(clamped, at: field.ttlOffset) }
         }
-        return CachedAnswer(message: bytes, nameLength: scan.nameLength, ttlOffsets: scan.records.map(\.ttlOffset),
-                            kind: decision.kind, ttl: decision.ttl)
+        return CachedAnswer(
+            message: bytes, nameLength: message.questions[0].name.wire.count, ttlOffsets: written.ttlOffsets,
+            kind: decision.kind, ttl: decision.ttl)
     }
 
     /// A failure entry: SERVFAIL with the question and no records.
@@ -182,71 +185,37 @@ public struct CachedAnswer: Sendable, Equatable {
     }
 }
 
-/// The TTL fields of a message, found by walking its records (names skipped, never decoded).
-struct WireScan {
+/// The TTL fields of an answer as written: each record's TTL, type and section with the offset
+/// the writer put its TTL at (in record order, OPT excluded); and the first authority SOA's TTL
+/// and MINIMUM field (RFC 2308 §5).
+struct AnswerTTLs {
     struct Field: Equatable {
         var ttlOffset: Int
         var type: UInt16
         var ttl: UInt32
         /// 0 answer, 1 authority, 2 additional.
         var section: Int
-        var rdataOffset: Int
-        var rdataLength: Int
     }
 
-    var nameLength: Int
     var answerCount: Int
     var records: [Field] = []
-    /// The first SOA in the authority section: its TTL and MINIMUM field (RFC 2308 §5).
     var soa: (ttl: UInt32, minimum: UInt32)?
 
-    init(_ bytes: [UInt8]) throws(MalformedReason) {
-        guard bytes.count >= DNSHeader.length else { throw .truncatedHeader }
-        guard bytes.u16(at: 4) == 1 else { throw .questionCount }
-        let counts = [Int(bytes.u16(at: 6)), Int(bytes.u16(at: 8)), Int(bytes.u16(at: 10))]
-        answerCount = counts[0]
-        var offset = DNSHeader.length
-        try Self.skipName(bytes, &offset)
-        nameLength = offset - DNSHeader.length
-        offset += 4
-        guard offset <= bytes.count else { throw .truncated }
-        records.reserveCapacity(counts.reduce(0, +))
-        for (section, count) in counts.enumerated() {
-            for _ in 0..<count {
-                try Self.skipName(bytes, &offset)
-                guard offset + 10 <= bytes.count else { throw .truncated }
-                let type = bytes.u16(at: offset)
-                let ttl = UInt32(bytes.u16(at: offset + 4)) << 16 | UInt32(bytes.u16(at: offset + 6))
-                let rdataLength = Int(bytes.u16(at: offset + 8))
-                guard offset + 10 + rdataLength <= bytes.count else { throw .truncated }
-                // OPT's "TTL" holds flags, not a time (RFC 6891 §6.1.3).
-                if type == RecordType.soa.rawValue, section == 1, soa == nil, rdataLength >= 20 {
-                    let end = offset + 10 + rdataLength
-                    soa = (ttl, UInt32(bytes.u16(at: end - 4)) << 16 | UInt32(bytes.u16(at: end - 2)))
+    init(_ message: DNSMessage, ttlOffsets: [Int]) {
+        answerCount = message.answers.count
+        let sections = [message.answers, message.authorities, message.additionals]
+        var index = 0
+        records.reserveCapacity(ttlOffsets.count)
+        for (section, list) in sections.enumerated() {
+            for record in list where index < ttlOffsets.count {
+                records.append(
+                    Field(ttlOffset: ttlOffsets[index], type: record.type.rawValue, ttl: record.ttl, section: section))
+                index += 1
+                if section == 1, soa == nil, record.type == .soa, record.rdata.count >= 20 {
+                    let minimum = record.rdata.suffix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+                    soa = (record.ttl, minimum)
                 }
-                if type != RecordType.opt.rawValue {
-                    records.append(Field(
-                        ttlOffset: offset + 4, type: type, ttl: ttl, section: section, rdataOffset: offset + 10,
-                        rdataLength: rdataLength))
-                }
-                offset += 10 + rdataLength
             }
-        }
-        guard offset == bytes.count else { throw .trailingData }
-    }
-
-    /// Moves `offset` past a (possibly compressed) name.
-    private static func skipName(_ bytes: [UInt8], _ offset: inout Int) throws(MalformedReason) {
-        while true {
-            guard offset < bytes.count else { throw .truncated }
-            let length = Int(bytes[offset])
-            if length & 0xC0 == 0xC0 {
-                offset += 2
-                return
-            }
-            guard length <= DomainName.maxLabelLength else { throw .labelTooLong }
-            offset += 1 + length
-            if length == 0 { return }
         }
     }
 }

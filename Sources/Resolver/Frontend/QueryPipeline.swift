@@ -322,7 +322,7 @@ public final class QueryPipeline: Sendable {
     ) -> ByteBuffer {
         let bytes: [UInt8]
         do {
-            bytes = try DNSCodec.encode(message)
+            bytes = try MessageWriter.encode(message, compression: .ignoringCase)
         } catch {
             logger.warning("could not encode a reply", metadata: ["error": "\(error)"])
             return wire.withUnsafeBytes {

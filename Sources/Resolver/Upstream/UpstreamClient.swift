@@ -117,9 +117,9 @@ public struct UpstreamClient: Sendable {
             query.question, id: id, recursionDesired: query.recursionDesired, dnssecOK: query.dnssecOK,
             checkingDisabled: query.checkingDisabled, edns: edns)
         do {
-            return (try DNSCodec.encode(message), ExpectedAnswer(id: id, question: query.question, server: server))
+            return (try MessageWriter.encode(message), ExpectedAnswer(id: id, question: query.question, server: server))
         } catch {
-            throw .badQuery(error.message)
+            throw .badQuery("\(error)")
         }
     }
 
@@ -208,17 +208,18 @@ struct AnswerMatcher {
     }
 
     /// Whether `bytes` answer the query: the ID and QR bit first (cheap), then the whole message
-    /// through ldns, whose question must be the one asked (RFC 5452 §4.2) — a server may leave it
-    /// out only when it reports an error about the query itself.
+    /// read once by DNSWire's reader (octets after the last record ignored, as ldns and Unbound
+    /// do), whose question must be the one asked (RFC 5452 §4.2) — a server may leave it out
+    /// only when it reports an error about the query itself.
     static func match(_ bytes: [UInt8], expected: ExpectedAnswer) -> Match {
         guard bytes.count >= DNSHeader.length, UInt16(bytes[0]) << 8 | UInt16(bytes[1]) == expected.id,
             bytes[2] & 0x80 != 0
         else { return .mismatch }
         let message: DNSMessage
         do {
-            message = try DNSCodec.decode(bytes)
+            message = try MessageReader.decode(bytes, trailingData: .ignore)
         } catch {
-            return .malformed(error.message)
+            return .malformed(error.rawValue)
         }
         let questionMatches =
             message.questions == [expected.question]
