@@ -1,6 +1,6 @@
 // Fuzz/fuzz-response: libFuzzer target for an upstream server's response, from the socket to the
 // client's reply. The input is the response's bytes. It goes through AnswerMatcher.match (ID, QR,
-// ldns, the question), then both ways resolverd uses an answer:
+// DNSWire's reader, the question), then both ways resolverd uses an answer:
 //   - forwarding: CachedAnswer.make → AnswerCache.insert → a client's query answered from the
 //     cache (fresh, in its last tenth, stale) over TCP and UDP;
 //   - recursion: ServerResponse.classify as the server of a zone above the question (the zone's
@@ -25,7 +25,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard size >= DNSHeader.length else { return 0 }
     // The question asked is the one the response carries (a server answering what it was asked);
     // without one, a fixed question, which only error responses may leave out.
-    let question = (try? DNSCodec.decode(bytes))?.questions.first
+    let question = (try? MessageReader.decode(bytes, trailingData: .ignore))?.questions.first
         ?? Question(name: DomainName("www.example.com.") ?? .root, type: .a)
     let expected = ExpectedAnswer(id: UInt16(bytes[0]) << 8 | UInt16(bytes[1]), question: question, server: server)
     guard case .answer(let message) = AnswerMatcher.match(bytes, expected: expected) else { return 0 }
