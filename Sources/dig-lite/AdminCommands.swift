@@ -4,12 +4,11 @@
 // shows in `ps` to every user of the host: the file or the environment keeps it private.
 
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
+import NIOCore
+import NIOHTTP1
 import Resolver
-
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// Where the API is and how to authenticate; shared by every admin verb.
 struct APIOptions: ParsableArguments {
@@ -30,6 +29,9 @@ struct APIOptions: ParsableArguments {
     @Flag(help: "Print the API's JSON instead of a table.")
     var json = false
 
+    /// The largest API answer read (a registry of 100,000 members is about 20 MiB of JSON).
+    static let maxResponseBytes = 64 << 20
+
     /// GETs `path` and returns the body; errors print a clear line and exit 1.
     func get(_ path: String) async throws -> Data { try await send("GET", path).data }
 
@@ -46,26 +48,28 @@ struct APIOptions: ParsableArguments {
             writeStandardError("dig-lite: '\(base)' is not a URL\n")
             throw ExitCode(1)
         }
-        var request = URLRequest(url: url, timeoutInterval: 10)
-        request.httpMethod = method
+        var request = HTTPClientRequest(url: url.absoluteString)
+        request.method = HTTPMethod(rawValue: method)
         if let body {
-            request.httpBody = body
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.body = .bytes(ByteBuffer(bytes: body))
+            request.headers.add(name: "Content-Type", value: "application/json")
         }
         if let token = try bearerToken(environment) {
-            request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+            request.headers.add(name: "Authorization", value: "Bearer \(token)")
         }
-        let (data, response): (Data, URLResponse)
+        let data: Data
+        let status: Int
         do {
-            (data, response) = try await URLSession.shared.data(for: request)
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            status = Int(response.status.code)
+            data = Data(buffer: try await response.body.collect(upTo: Self.maxResponseBytes))
         } catch {
-            writeStandardError("dig-lite: cannot reach \(url): \(error.localizedDescription)\n")
+            writeStandardError("dig-lite: cannot reach \(url): \(error)\n")
             throw ExitCode(1)
         }
-        guard let status = (response as? HTTPURLResponse)?.statusCode, (200..<300).contains(status) else {
-            let code = (response as? HTTPURLResponse)?.statusCode ?? 0
+        guard (200..<300).contains(status) else {
             let message = (try? JSONDecoder().decode(APIErrorBody.self, from: data))?.error.message
-            writeStandardError("dig-lite: \(method) \(url): \(code) \(message ?? String(decoding: data, as: UTF8.self))\n")
+            writeStandardError("dig-lite: \(method) \(url): \(status) \(message ?? String(decoding: data, as: UTF8.self))\n")
             throw ExitCode(1)
         }
         return (data, status)
