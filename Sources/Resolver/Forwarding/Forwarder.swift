@@ -9,7 +9,7 @@ public enum Resolution: Sendable {
     /// A usable answer (NOERROR or NXDOMAIN, possibly empty).
     case answer(DNSMessage)
     /// Every server failed or refused; the client gets SERVFAIL.
-    case failure(String)
+    case failure(ResolutionFailure)
     /// No forward zone covers the name.
     case noZone
 }

@@ -40,7 +40,7 @@ public final class QueryPipeline: Sendable {
     /// What the one resolution of a coalesced miss gives everyone waiting on it.
     enum Fetched: Sendable {
         case answer(CachedAnswer)
-        case failure(String)
+        case failure(ResolutionFailure)
         case noZone
     }
 
@@ -246,7 +246,7 @@ public final class QueryPipeline: Sendable {
                 return .answer(answer)
             } catch {
                 logger.warning("could not store an answer", metadata: ["question": "\(key.question)", "error": "\(error)"])
-                return .failure("\(error)")
+                return .failure(.unstorable("\(error)"))
             }
         case .failure(let reason):
             logger.info("resolution failed", metadata: ["question": "\(key.question)", "reason": "\(reason)"])

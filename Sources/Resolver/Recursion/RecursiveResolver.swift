@@ -93,7 +93,7 @@ public final class RecursiveResolver: Sendable {
         /// `authority`: the zone's SOA and its proof records, as the zone sent them.
         case nxdomain(chain: [ResourceRecord], authority: [ResourceRecord])
         case noData(chain: [ResourceRecord], authority: [ResourceRecord])
-        case failure(String)
+        case failure(ResolutionFailure)
     }
 
     public init(
@@ -191,7 +191,7 @@ public final class RecursiveResolver: Sendable {
         await withCheckedContinuation { (continuation: CheckedContinuation<Step, Never>) in
             let once = ResumeOnce(continuation)
             let timer = transactions.client.schedule(in: deadline - clock.now()) {
-                once.resume(.failure("deadline passed"))
+                once.resume(.failure(.deadlinePassed))
             }
             Task {
                 let step = await work()
@@ -221,7 +221,7 @@ public final class RecursiveResolver: Sendable {
             case .alias(let links, let target):
                 chain += links
                 guard !chain.contains(where: { $0.name == target && $0.type == .cname }) else {
-                    return .failure("CNAME loop at \(target)")
+                    return .failure(.cnameLoop(at: target))
                 }
                 name = target
             case .nxdomain(let links, let authority):
@@ -232,7 +232,7 @@ public final class RecursiveResolver: Sendable {
                 return .failure(reason)
             }
         }
-        return .failure("CNAME chain longer than \(settings.maxCNAMEChain)")
+        return .failure(.cnameChainTooLong(limit: settings.maxCNAMEChain))
     }
 
     /// What the record cache says about `question`, if enough to answer it.
@@ -268,7 +268,7 @@ public final class RecursiveResolver: Sendable {
         var minimised = 0
         for _ in 0..<settings.maxReferrals {
             let servers = await addresses(of: cut, budget: budget, depth: depth)
-            guard !servers.isEmpty else { return .failure("no address for any nameserver of \(cut.zone)") }
+            guard !servers.isEmpty else { return .failure(.noNameserverAddress(zone: cut.zone)) }
 
             // Names below the cut already known to exist (earlier minimised queries) are skipped.
             while minimise, question.name.labelCount > known.labelCount + 1 {
@@ -297,7 +297,7 @@ public final class RecursiveResolver: Sendable {
                     cutFromCache = false
                     continue
                 }
-                return .failure("no usable answer from the servers of \(cut.zone)")
+                return .failure(.noUsableAnswer(zone: cut.zone))
             }
             let now = clock.now()
             let response = ServerResponse.classify(message, question: asked, zone: cut.zone)
@@ -314,7 +314,7 @@ public final class RecursiveResolver: Sendable {
                 cutFromCache = false
                 continue
             case .lame(let reason):
-                return .failure("\(cut.zone): \(reason)")
+                return .failure(.lame(zone: cut.zone, reason))
             case .nxdomain where asked != question:
                 // A minimised name that does not exist: relaxed mode asks the full name before
                 // believing it (some servers deny empty non-terminals).
@@ -350,7 +350,7 @@ public final class RecursiveResolver: Sendable {
                 return .noData(chain: chain, authority: authority)
             }
         }
-        return .failure("more than \(settings.maxReferrals) referrals for \(question.name)")
+        return .failure(.tooManyReferrals(name: question.name, limit: settings.maxReferrals))
     }
 
     /// The deepest zone cut above `question` with a fresh NS set; at worst the (primed) root.
@@ -457,7 +457,7 @@ public final class RecursiveResolver: Sendable {
 
     enum MessageOutcome {
         case answer(DNSMessage)
-        case failure(String)
+        case failure(ResolutionFailure)
     }
 
     private func message(
@@ -505,9 +505,9 @@ final class ResolutionBudget: SendBudget {
     var sent: Int { state.withLock { $0.sent } }
 
     /// Why no packet may leave any more, or nil while one may.
-    func exhausted(now: NIODeadline) -> String? {
-        guard now < deadline else { return "deadline passed" }
-        return state.withLock { $0.sent < maxQueries } ? nil : "more than \(maxQueries) upstream queries"
+    func exhausted(now: NIODeadline) -> ResolutionFailure? {
+        guard now < deadline else { return .deadlinePassed }
+        return state.withLock { $0.sent < maxQueries } ? nil : .budgetSpent(maxQueries: maxQueries)
     }
 
     /// Marks a nameserver lookup as under way; false if it already is (a dependency loop).

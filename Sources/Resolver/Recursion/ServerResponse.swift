@@ -28,7 +28,7 @@ public enum ServerResponse: Equatable, Sendable {
     /// The name at the end of `chain` exists without records of the asked type.
     case noData(chain: [ResourceRecord], authority: [ResourceRecord])
     /// Not an answer this server may give: ask another.
-    case lame(String)
+    case lame(LameReason)
 
     /// Whether the transaction may end with this response (a lame one sends it to the next server).
     public var isUsable: Bool {
@@ -40,8 +40,8 @@ public enum ServerResponse: Equatable, Sendable {
 
     /// Classifies `message`, the response of a server of `zone` to `question`.
     public static func classify(_ message: DNSMessage, question: Question, zone: DomainName) -> ServerResponse {
-        guard message.rcode == .noError || message.rcode == .nxDomain else { return .lame("rcode \(message.rcode)") }
-        guard question.name.isSubdomain(of: zone) else { return .lame("asked outside its zone") }
+        guard message.rcode == .noError || message.rcode == .nxDomain else { return .lame(.rcode(message.rcode)) }
+        guard question.name.isSubdomain(of: zone) else { return .lame(.askedOutsideZone) }
         func inZone(_ record: ResourceRecord) -> Bool {
             record.name.isSubdomain(of: zone) && record.recordClass == question.recordClass
         }
@@ -75,7 +75,7 @@ public enum ServerResponse: Equatable, Sendable {
             } else {
                 break chainLoop
             }
-            if chain.contains(where: { $0.type == .cname && $0.name == name }) { return .lame("CNAME loop at \(name)") }
+            if chain.contains(where: { $0.type == .cname && $0.name == name }) { return .lame(.cnameLoop(at: name)) }
             if !name.isSubdomain(of: zone) {
                 leftZone = true
                 break
@@ -100,24 +100,24 @@ public enum ServerResponse: Equatable, Sendable {
         if let ns = message.authorities.first(where: { $0.type == .ns && $0.recordClass == question.recordClass }) {
             let cut = ns.name
             if message.rcode == .nxDomain { return .nxdomain(chain: [], authority: []) }
-            guard cut != zone else { return .lame("referral to its own zone \(zone)") }
-            guard cut.isSubdomain(of: zone) else { return .lame("upward or sideways referral to \(cut)") }
-            guard question.name.isSubdomain(of: cut) else { return .lame("referral to \(cut), away from the question") }
+            guard cut != zone else { return .lame(.referralToOwnZone(zone)) }
+            guard cut.isSubdomain(of: zone) else { return .lame(.upwardOrSidewaysReferral(to: cut)) }
+            guard question.name.isSubdomain(of: cut) else { return .lame(.referralAwayFromQuestion(to: cut)) }
             let ns = message.authorities.filter { $0.type == .ns && $0.name == cut && inZone($0) }
             let names = Set(ns.compactMap(\.targetName))
             let glue = message.additionals.filter {
                 ($0.type == .a || $0.type == .aaaa) && names.contains($0.name) && inZone($0)
             }
-            guard !names.isEmpty else { return .lame("referral without nameserver names") }
+            guard !names.isEmpty else { return .lame(.referralWithoutNameservers) }
             return .referral(cut: cut, ns: ns, glue: glue)
         }
         // Records in the answer section, none of them for the question: data for another name or
         // zone, not an answer.
-        if !message.answers.isEmpty { return .lame("answer for another name or zone") }
+        if !message.answers.isEmpty { return .lame(.answerForAnotherName) }
         // An empty non-authoritative answer from a server offering recursion: a recursive
         // resolver answering from its cache, not a server of the zone (Unbound's REC_LAME).
         if message.rcode == .noError, !message.flags.contains(.aa), message.flags.contains(.ra) {
-            return .lame("empty answer from a recursive server")
+            return .lame(.recursiveServer)
         }
         // NXDOMAIN, or NOERROR with nothing at all: a negative answer that cannot be cached.
         return message.rcode == .nxDomain ? .nxdomain(chain: [], authority: []) : .noData(chain: [], authority: [])

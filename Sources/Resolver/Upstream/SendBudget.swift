@@ -11,4 +11,6 @@ public protocol SendBudget: Sendable {
     func spend() -> Bool
     /// No packet leaves and no answer is waited for past this.
     var deadline: NIODeadline { get }
+    /// Why no packet may leave any more, or nil while one may.
+    func exhausted(now: NIODeadline) -> ResolutionFailure?
 }

@@ -12,7 +12,7 @@ import NIOCore
 /// The result of one transaction.
 public enum TransactionOutcome: Sendable {
     case answer(UpstreamAnswer)
-    case failure(String)
+    case failure(ResolutionFailure)
 }
 
 /// Sends a question to a zone's servers as selection plans it.
@@ -43,13 +43,13 @@ public struct UpstreamTransactions: Sendable {
         maxServers: Int = .max, accept: @escaping @Sendable (DNSMessage) -> Bool = { _ in true }
     ) async -> TransactionOutcome {
         let plan = selector.plan(zone: zone, servers: servers, now: .now())
-        guard !plan.order.isEmpty else { return .failure("no servers for \(zone)") }
+        guard !plan.order.isEmpty else { return .failure(.noServers(zone: zone)) }
         let (events, sink) = AsyncStream<Event>.makeStream()
         defer { sink.finish() }
         var launched = 0
         var outstanding = 0
         var asked: Set<ServerAddress> = []
-        var lastError = "no servers"
+        var lastError: ServerFailure? = nil
 
         // Sends complete through callbacks and hedge timers run on the client's answer thread:
         // no task per attempt, no dispatch timer or event-loop wakeup per hedge.
@@ -59,11 +59,20 @@ public struct UpstreamTransactions: Sendable {
             timers.append(client.schedule(in: budget.deadline - .now()) { sink.yield(.deadline) })
         }
 
+        /// What the transaction failed with: how the last server did, or that none could be asked.
+        func failed() -> ResolutionFailure {
+            switch lastError {
+            case .budgetSpent?: budget?.exhausted(now: .now()) ?? .serversFailed(zone: zone, last: .budgetSpent)
+            case let last?: .serversFailed(zone: zone, last: last)
+            case nil: .noServers(zone: zone)
+            }
+        }
+
         /// Sends to `server` if the server cap and the budget allow it.
         func launch(_ server: ServerAddress, attempt: Int) -> Bool {
             guard asked.count < maxServers else { return false }
             guard budget?.spend() ?? true else {
-                lastError = "the client query's upstream budget is spent"
+                lastError = .budgetSpent
                 return false
             }
             outstanding += 1
@@ -93,14 +102,14 @@ public struct UpstreamTransactions: Sendable {
             return true
         }
 
-        guard launchNext() else { return .failure(lastError) }
+        guard launchNext() else { return .failure(failed()) }
         if let probe = plan.probe, probe != plan.order[0] {
             _ = launch(probe, attempt: -1)
         }
         for await event in events {
             switch event {
             case .deadline:
-                return .failure("deadline passed waiting for \(zone)'s servers")
+                return .failure(.deadlinePassed)
             case .hedgeTimer(let attempt):
                 // Only the newest attempt's timer hedges; older timers are stale.
                 guard attempt == launched - 1 else { continue }
@@ -112,18 +121,18 @@ public struct UpstreamTransactions: Sendable {
                 case .success(let answer) where Self.isUsable(answer.message):
                     return .answer(answer)
                 case .success(let answer):
-                    lastError = "\(server) answered \(answer.message.rcode)"
+                    lastError = .rcode(server, answer.message.rcode)
                 case .failure(let error):
-                    lastError = "\(server): \(error)"
+                    lastError = .error(server, error)
                 }
-                logger.debug("upstream attempt failed", metadata: ["zone": "\(zone)", "error": "\(lastError)"])
+                logger.debug("upstream attempt failed", metadata: ["zone": "\(zone)", "error": "\(lastError.map(\.description) ?? "-")"])
                 // Fail over at once when nothing else is in flight.
                 if outstanding == 0, !launchNext() {
-                    return .failure(lastError)
+                    return .failure(failed())
                 }
             }
         }
-        return .failure(lastError)
+        return .failure(failed())
     }
 
     /// NOERROR and NXDOMAIN are answers; SERVFAIL, REFUSED, FORMERR and NOTIMP say this server

@@ -231,13 +231,13 @@ struct BudgetAndTimerTests {
         #expect((0..<3).allSatisfy { _ in budget.spend(now: now) })
         #expect(!budget.spend(now: now))
         #expect(budget.sent == 3)
-        #expect(budget.exhausted(now: now)?.contains("more than 3") == true)
+        #expect(budget.exhausted(now: now) == .budgetSpent(maxQueries: 3))
         // The deadline: nothing leaves at or past it, whatever is left.
         settings.maxUpstreamQueries = 64
         let timed = ResolutionBudget(settings: settings, now: now)
         #expect(timed.spend(now: now + .milliseconds(9_999)))
         #expect(!timed.spend(now: now + .seconds(10)))
-        #expect(timed.exhausted(now: now + .seconds(10)) == "deadline passed")
+        #expect(timed.exhausted(now: now + .seconds(10)) == .deadlinePassed)
         #expect(timed.sent == 1)
         // A nameserver lookup already under way is a loop.
         let question = Question(name: .root, type: .a)
