@@ -254,7 +254,7 @@ struct Workers: AsyncParsableCommand {
         print("WORKER  STATE       PID      RESTARTS  UP        LAST EXIT     LAST RESTART")
         for worker in view.workers {
             let columns = [
-                ("\(worker.index)", 8), (worker.state, 12), (worker.pid.map { "\($0)" } ?? "-", 9), ("\(worker.restarts)", 10),
+                ("\(worker.index)", 8), (worker.state.rawValue, 12), (worker.pid.map { "\($0)" } ?? "-", 9), ("\(worker.restarts)", 10),
                 (worker.upS.map { String(format: "%.0f s", $0) } ?? "-", 10), (worker.lastExit ?? "-", 14),
                 (worker.lastRestartMs.map { String(format: "%.0f ms", $0) } ?? "-", 0),
             ]

@@ -113,7 +113,7 @@ struct ForwardingTests {
             let servers = try runCommand([Binaries.path("dig-lite"), "servers", "--api", daemon.apiURL, "--token-file", daemon.tokenFile ?? "", "--json"])
             let report = try JSONDecoder().decode(ServersResponse.self, from: Data(servers.stdout.utf8))
             let line = report.zones.first?.servers.first { $0.address == silentAddress.description }
-            return line?.state == "down" && line?.timeouts == 1
+            return line?.state == .down && line?.timeouts == 1
         }
         try await daemon.stop()
         await silent.stop()

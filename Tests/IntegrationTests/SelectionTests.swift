@@ -117,7 +117,7 @@ struct SelectionTimingTests {
             ServersResponse.self, from: try await harness.daemon.api.send("GET", "/v1/servers").body)
         let zone = try #require(view.zones.first { $0.zone == "." })
         #expect(zone.servers.map(\.address) == harness.addresses.map(\.description))
-        #expect(zone.servers.allSatisfy { $0.state == "alive" })
+        #expect(zone.servers.allSatisfy { $0.state == .alive })
         #expect(zone.servers.first?.queries == harness.fakes[fast].queryCount)
         let srtts = zone.servers.compactMap(\.srttMs)
         #expect(srtts.count == 3 && srtts == srtts.sorted(), "SRTTs \(srtts)")

@@ -36,7 +36,7 @@ private func waitForRestart(_ api: APIClient, index: Int, restarts: Int) async t
     try await waitUntil("worker \(index) back after its restart \(restarts)", timeout: .seconds(10)) {
         let all = try await workers(api)
         seen = all.first { $0.index == index }
-        return all.allSatisfy { $0.state == "running" } && seen?.restarts == restarts
+        return all.allSatisfy { $0.state == .running } && seen?.restarts == restarts
     }
     return try #require(seen)
 }
@@ -49,7 +49,7 @@ struct WorkersTests {
         let daemon = try await Daemon(config: workersConfig(upstream: upstream), environment: ["RESOLVERD_CRASH_SWITCH": "1"])
         let api = daemon.api
         let started = try await workers(api)
-        #expect(started.count == 2 && started.allSatisfy { $0.state == "running" && $0.pid != nil })
+        #expect(started.count == 2 && started.allSatisfy { $0.state == .running && $0.pid != nil })
         try await api.register("web", "a", #"{"address": "127.1.0.1", "ttl_s": 300}"#)
         try await api.register("web", "b", #"{"address": "127.1.0.2", "ttl_s": 300}"#)
         // Registrations reach both workers (queries from many source ports land on both).
@@ -63,7 +63,7 @@ struct WorkersTests {
             Question(name: try #require(DomainName("crash.resolverd.")), type: .txt, recordClass: .ch), id: 7, edns: false)))
         var crashed: WorkerView?
         try await waitUntil("a worker to restart after the trap") {
-            crashed = try await workers(api).first { $0.restarts == 1 && $0.state == "running" }
+            crashed = try await workers(api).first { $0.restarts == 1 && $0.state == .running }
             return crashed != nil
         }
         let first = try #require(crashed)

@@ -102,8 +102,7 @@ public struct AdminAPI: Sendable {
 public struct ServersResponse: ResponseEncodable, Decodable, Sendable {
     public struct Server: Codable, Sendable {
         public var address: String
-        /// `unknown`, `alive` or `down`.
-        public var state: String
+        public var state: ServerState
         public var srttMs: Double?
         public var rttvarMs: Double?
         /// When the next server is asked too if this one is silent (the hedge delay).

@@ -11,7 +11,7 @@ public enum ServersTable {
         for zone in response.zones {
             for server in zone.servers {
                 rows.append([
-                    zone.zone, server.address, server.state, ms(server.srttMs), ms(server.rttvarMs), ms(server.rtoMs),
+                    zone.zone, server.address, server.state.rawValue, ms(server.srttMs), ms(server.rttvarMs), ms(server.rtoMs),
                     "\(server.queries)", "\(server.timeouts)", "\(server.errors)", ms(server.downForMs),
                 ])
             }

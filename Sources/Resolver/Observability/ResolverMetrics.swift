@@ -135,7 +135,7 @@ public final class ResolverMetrics: Sendable {
             cache: .init(
                 hitRatio: lookups == 0 ? 0 : Double(cache.hits) / Double(lookups), entries: cache.entries, bytes: cache.bytes),
             memoryBytes: process.residentBytes, openSockets: process.sockets,
-            upstream: .init(zones: report.count, servers: servers.count, down: servers.filter { $0.state == "down" }.count),
+            upstream: .init(zones: report.count, servers: servers.count, down: servers.filter { $0.state == .down }.count),
             registry: .init(
                 healthy: members.filter(\.isHealthy).count, unhealthy: members.filter { !$0.isHealthy }.count,
                 backend: sources.registryBackend, runsChecks: sources.runsChecks(),
@@ -227,7 +227,7 @@ public final class ResolverMetrics: Sendable {
                 if let estimate = server.stats.estimate {
                     live.insert(set("resolverd_upstream_srtt_seconds", labels, to: Double(estimate.smoothed) / 1e9))
                 }
-                live.insert(set("resolverd_upstream_up", labels, to: server.state == "down" ? 0 : 1))
+                live.insert(set("resolverd_upstream_up", labels, to: server.state == .down ? 0 : 1))
             }
         }
         // Only the per-server series: resolverd_upstream_table_bytes has no server to outlive.

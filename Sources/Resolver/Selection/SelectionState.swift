@@ -24,12 +24,21 @@ public struct ZoneSelection: Sendable, Equatable {
     }
 }
 
+/// A server's state as the admin view shows it.
+public enum ServerState: String, Codable, Sendable, Equatable {
+    /// Not asked yet, or its figures expired.
+    case unknown
+    case alive
+    /// Failed; down until it answers again, even once its back-off has passed and it may be
+    /// asked: it has not shown it works.
+    case down
+}
+
 /// A server's line in the admin view.
 public struct ServerReport: Sendable, Equatable {
     public var server: ServerAddress
     public var stats: ServerStats
-    /// `unknown`, `alive` or `down`.
-    public var state: String
+    public var state: ServerState
 }
 
 /// All zones' statistics and the planning logic.
@@ -259,13 +268,11 @@ public struct SelectionState: Sendable {
             let order = rank(Array(table.servers.keys).sorted { $0.description < $1.description }, in: table, now: now, random: &random).order
             return (zone, order.compactMap { server in
                 guard let stats = table.servers[server] else { return nil }
-                let state: String
+                let state: ServerState
                 switch stats.health {
-                case .unknown: state = "unknown"
-                case .alive: state = "alive"
-                // Down until it answers again, even once its back-off has passed and it may be
-                // asked: it has not shown it works.
-                case .down: state = "down"
+                case .unknown: state = .unknown
+                case .alive: state = .alive
+                case .down: state = .down
                 }
                 return ServerReport(server: server, stats: stats, state: state)
             })

@@ -92,11 +92,18 @@ public final class PortReservation: Sendable {
     }
 }
 
+/// Where a worker process is in its life.
+public enum WorkerState: String, Codable, Sendable, Equatable {
+    case starting, running
+    /// Waiting out a back-off before the next start.
+    case restarting
+    case stopped
+}
+
 /// One worker as GET /v1/workers shows it.
 public struct WorkerView: Codable, Sendable, Equatable {
     public var index: Int
-    /// `starting`, `running`, `restarting` (waiting out a back-off) or `stopped`.
-    public var state: String
+    public var state: WorkerState
     public var pid: Int32?
     /// The worker's private admin API (loopback), once ready.
     public var api: String?
@@ -158,7 +165,7 @@ struct CrashLoop: Sendable, Equatable {
 /// The supervisor's worker processes.
 public final class WorkerPool: Sendable {
     private struct Slot {
-        var state = "starting"
+        var state = WorkerState.starting
         var pid: pid_t?
         var channel: ControlChannel?
         var ready: WorkerReady?
@@ -347,7 +354,7 @@ public final class WorkerPool: Sendable {
             let started = clock.now
             slots.withLock { slots in
                 slots[index].pid = pid
-                slots[index].state = "starting"
+                slots[index].state = .starting
             }
             if attach(channel, to: index), case .message(let message) = channel.receive(timeoutMs: 30_000),
                 let ready = message.ready
@@ -356,7 +363,7 @@ public final class WorkerPool: Sendable {
                 slots.withLock { slots in
                     slots[index].ready = ready
                     slots[index].readyAt = now
-                    slots[index].state = "running"
+                    slots[index].state = .running
                     if let died = slots[index].diedAt { slots[index].lastRestartMs = Self.seconds(now - died) * 1000 }
                 }
                 everReady = true
@@ -390,14 +397,14 @@ public final class WorkerPool: Sendable {
                 slots[index].restarts += 1
                 slots[index].lastExit = exit
                 slots[index].diedAt = died
-                slots[index].state = pause == .zero ? "starting" : "restarting"
+                slots[index].state = pause == .zero ? .starting : .restarting
             }
             logger.error(
                 "worker died; starting it again",
                 metadata: ["worker": "\(index + 1)", "pid": "\(pid)", "exit": "\(exit)", "pause": "\(pause)"])
             pauseUnlessStopping(pause)
         }
-        slots.withLock { $0[index].state = "stopped" }
+        slots.withLock { $0[index].state = .stopped }
     }
 
     /// Waits `pause` on the slot's thread, ending early when the pool stops.
@@ -425,7 +432,7 @@ public final class WorkerPool: Sendable {
     private func fail(_ index: Int, _ message: String) {
         logger.critical("worker cannot start", metadata: ["worker": "\(index + 1)", "error": "\(message)"])
         slots.withLock { slots in
-            slots[index].state = "stopped"
+            slots[index].state = .stopped
             slots[index].failedToStart = message
         }
     }

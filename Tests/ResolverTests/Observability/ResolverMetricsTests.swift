@@ -61,7 +61,7 @@ struct ResolverMetricsTests {
                 var stats = ServerStats(now: .now())
                 stats.queries = 3
                 stats.health = .alive(RTTEstimate(firstSample: .milliseconds(5)))
-                return ServerReport(server: ServerAddress(ip: .v4(0xC000_0200 | host), port: 53), stats: stats, state: "alive")
+                return ServerReport(server: ServerAddress(ip: .v4(0xC000_0200 | host), port: 53), stats: stats, state: .alive)
             })]
         }
         metrics.exposeServers(report(Array(1...100)))

@@ -227,7 +227,7 @@ struct SelectionStateTests {
         }
         #expect(periods == [1, 2, 4, 8, 16, 20, 20].map { TimeAmount.seconds($0) })
         #expect(state.zones[Self.zone]?.servers[dead]?.errors.timeouts == 7)
-        #expect(state.report(now: clock.now).first?.servers.last?.state == "down")
+        #expect(state.report(now: clock.now).first?.servers.last?.state == .down)
 
         // A probe's answer: it competes again on fresh figures, and wins on its speed.
         state.record(.answered(rtt: .milliseconds(5)), server: dead, zone: Self.zone, now: clock.now)
@@ -337,7 +337,7 @@ struct SelectionStateTests {
         // Back in the ranking, but on its penalised 3 s estimate: behind every live server.
         #expect(plan.order.last == Self.servers[1])
         // Still reported down: it has not answered since it failed.
-        #expect(state.report(now: clock.now).first?.servers.last?.state == "down")
+        #expect(state.report(now: clock.now).first?.servers.last?.state == .down)
     }
 
     @Test("SERVFAIL, REFUSED, malformed and unreachable count against a server; mismatches do not")
@@ -418,7 +418,7 @@ struct SelectionStateTests {
         #expect(report.count == 1)
         #expect(report[0].zone == Self.zone)
         #expect(report[0].servers.map(\.server) == [Self.servers[2], Self.servers[1], Self.servers[0], Self.servers[3]])
-        #expect(report[0].servers.allSatisfy { $0.state == "alive" && $0.stats.queries > 0 })
+        #expect(report[0].servers.allSatisfy { $0.state == .alive && $0.stats.queries > 0 })
         #expect(report[0].servers[0].stats.queries > 40)
     }
 

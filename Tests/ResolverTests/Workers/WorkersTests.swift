@@ -123,7 +123,7 @@ struct WorkersUnitTests {
     func mergeServers() throws {
         func server(_ address: String, queries: Int, srtt: Double) -> ServersResponse.Server {
             ServersResponse.Server(
-                address: address, state: "alive", srttMs: srtt, rttvarMs: 1, rtoMs: 50, queries: queries, timeouts: 1,
+                address: address, state: .alive, srttMs: srtt, rttvarMs: 1, rtoMs: 50, queries: queries, timeouts: 1,
                 errors: 1, consecutiveFailures: 0, downForMs: nil, lastUsedMsAgo: Double(queries))
         }
         let one = ServersResponse(zones: [.init(zone: ".", servers: [server("a", queries: 10, srtt: 5), server("b", queries: 1, srtt: 9)])])
