@@ -104,12 +104,29 @@ def memory(name, port, upstream, data, count):
         server.stop()
 
 
+def fill(name, port, upstream, data, count):
+    """Misses: every one of `count` distinct names asked once, as fast as the resolver answers
+    (8 clients, 100 outstanding each, no rate limit): wall time, answers, and the resolver's CPU
+    per miss (its query in, the upstream exchange, the answer stored and sent)."""
+    server = resolvers.Resolver(name, port, [upstream], cpu=SERVER_CPU, cache_bytes=2 << 30).start()
+    try:
+        cpu_before = server.cpu_seconds()
+        started = time.monotonic()
+        result = dnsperf(port, data, "-n", "1", "-c", "8", "-q", "800", "-t", "5")
+        wall = time.monotonic() - started
+        cpu = server.cpu_seconds() - cpu_before
+        return {"answered": result["completed"], "wall_s": wall, "cpu_us": cpu * 1e6 / max(1.0, result["completed"])}
+    finally:
+        server.stop()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--names", type=int, default=10_000)
     parser.add_argument("--memory", type=int, default=0, help="measure RSS per entry for this many names instead")
+    parser.add_argument("--fill", type=int, default=0, help="measure filling the cache with this many distinct names instead")
     parser.add_argument("--resolvers", default="resolverd,unbound")
     args = parser.parse_args()
     names = [n for n in args.resolvers.split(",") if resolvers.Resolver(n, 0, []).installed()]
@@ -120,6 +137,22 @@ def main():
     directory = tempfile.mkdtemp(prefix="bench-cache-")
     fake, upstream = start_fake()
     try:
+        if args.fill:
+            data = names_file(directory, args.fill, "fill")
+            print("| resolver | round | names answered | wall s | CPU µs per miss |")
+            print("|---|---|---|---|---|")
+            cpu = {name: [] for name in names}
+            for round_index in range(args.rounds):
+                order = names if round_index % 2 == 0 else list(reversed(names))
+                for offset, name in enumerate(order):
+                    row = fill(name, 15400 + offset, upstream, data, args.fill)
+                    cpu[name].append(row["cpu_us"])
+                    print(f"| {name} | {round_index + 1} | {row['answered']:.0f} | {row['wall_s']:.1f} "
+                          f"| {row['cpu_us']:.1f} |", flush=True)
+            if "resolverd" in cpu and "unbound" in cpu:
+                ratio = statistics.median(cpu["resolverd"]) / statistics.median(cpu["unbound"])
+                print(f"\nresolverd / unbound CPU per miss (medians) = {ratio:.2f}")
+            return
         if args.memory:
             data = names_file(directory, args.memory, "mem")
             print(f"| resolver | names answered | RSS before MB | RSS after MB | bytes per entry |")

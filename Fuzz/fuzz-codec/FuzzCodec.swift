@@ -45,7 +45,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     } catch {
         return 0
     }
-    if wire != message { fatalError("DNSWire and ldns read the same bytes differently") }
+    if !sameReading(wire, ldns: message) { fatalError("DNSWire and ldns read the same bytes differently") }
     let written: WrittenMessage
     do {
         written = try MessageWriter.write(wire, compression: .ignoringCase)
@@ -67,6 +67,26 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     // back in the letter case of an earlier occurrence: the same name (RFC 4343).
     if folded(again) != folded(wire) || folded(fromLDNS) != folded(wire) { fatalError("read(write(m)) != m") }
     return 0
+}
+
+/// Whether DNSWire read what ldns read. One difference is by design: for a type whose RDATA is
+/// longer than ldns's field layout for it (an L32 of 20 octets, say), ldns keeps only the fields
+/// it knows while DNSWire keeps RDLENGTH octets, as sent.
+private func sameReading(_ wire: DNSMessage, ldns: DNSMessage) -> Bool {
+    func same(_ a: [ResourceRecord], _ b: [ResourceRecord]) -> Bool {
+        a.count == b.count
+            && zip(a, b).allSatisfy { mine, theirs in
+                var cut = mine
+                cut.rdata = Array(mine.rdata.prefix(theirs.rdata.count))
+                return mine == theirs || (theirs.rdata.count < mine.rdata.count && cut == theirs)
+            }
+    }
+    var header = wire
+    header.answers = ldns.answers
+    header.authorities = ldns.authorities
+    header.additionals = ldns.additionals
+    return header == ldns && same(wire.answers, ldns.answers) && same(wire.authorities, ldns.authorities)
+        && same(wire.additionals, ldns.additionals)
 }
 
 /// `message` with every RDATA octet in ASCII lower case (owner names already compare that way).

@@ -54,9 +54,8 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
 /// What RecursiveResolver.lookup does with a classified response: the record cache's inserts,
 /// and the message the client gets when the resolution ends here.
 private func learn(_ response: ServerResponse, question: Question, records: RecordCache) -> DNSMessage? {
-    func reply(_ rcode: ResponseCode, _ answers: [ResourceRecord], _ soa: ResourceRecord? = nil) -> DNSMessage {
-        DNSMessage(id: 0, flags: [.qr, .ra], rcode: rcode, questions: [question], answers: answers,
-                   authorities: soa.map { [$0] } ?? [])
+    func reply(_ rcode: ResponseCode, _ answers: [ResourceRecord], _ authority: [ResourceRecord] = []) -> DNSMessage {
+        DNSMessage(id: 0, flags: [.qr, .ra], rcode: rcode, questions: [question], answers: answers, authorities: authority)
     }
     switch response {
     case .referral(let cut, let ns, let glue):
@@ -78,16 +77,16 @@ private func learn(_ response: ServerResponse, question: Question, records: Reco
         records.insert(chain, credibility: .answer, now: start)
         _ = records.rrset(target, .cname, now: start)
         return reply(.noError, chain)
-    case .nxdomain(let chain, let soa):
+    case .nxdomain(let chain, let authority):
         records.insert(chain, credibility: .answer, now: start)
-        records.insertNXDomain(chain.last?.targetName ?? question.name, soa: soa, now: start)
+        records.insertNXDomain(chain.last?.targetName ?? question.name, authority: authority, now: start)
         _ = records.nxdomain(covering: question.name, now: start + .seconds(1))
-        return reply(.nxDomain, chain, soa)
-    case .noData(let chain, let soa):
+        return reply(.nxDomain, chain, authority)
+    case .noData(let chain, let authority):
         records.insert(chain, credibility: .answer, now: start)
-        records.insertNoData(chain.last?.targetName ?? question.name, question.type, soa: soa, now: start)
+        records.insertNoData(chain.last?.targetName ?? question.name, question.type, authority: authority, now: start)
         _ = records.noData(question.name, question.type, now: start + .seconds(1))
-        return reply(.noError, chain, soa)
+        return reply(.noError, chain, authority)
     }
 }
 
@@ -99,8 +98,9 @@ private func checkBailiwick(_ response: ServerResponse, question: Question, zone
         check(inZone(chain) && inZone(records), "answer with a record from outside the zone")
     case .alias(let chain, _):
         check(inZone(chain), "alias chain with a record from outside the zone")
-    case .nxdomain(let chain, let soa), .noData(let chain, let soa):
-        check(inZone(chain) && inZone(soa.map { [$0] } ?? []), "negative answer with data from outside the zone")
+    case .nxdomain(let chain, let authority), .noData(let chain, let authority):
+        check(inZone(chain) && inZone(authority), "negative answer with data from outside the zone")
+        check(authority.isEmpty || authority.first?.type == .soa, "negative answer's authority without its SOA first")
     case .referral(let cut, let ns, let glue):
         check(cut != zone && cut.isSubdomain(of: zone) && question.name.isSubdomain(of: cut), "referral not downwards")
         check(ns.allSatisfy { $0.name == cut && $0.type == .ns }, "referral NS not at the cut")

@@ -605,6 +605,18 @@ public enum MessageReader {
             guard length == fixed || (length == 0 && isUpdateClass(recordClass)) else { throw .badRDATA }
         } else if let shape = type.nameShape, length > 0 || !isUpdateClass(recordClass) {
             _ = try expandedLength(bytes, shape: shape, offset: offset, length: length)
+        } else if let strings = type.characterStrings, length > 0 || !isUpdateClass(recordClass) {
+            // TXT, SPF, HINFO: <character-string>s that tile the RDATA exactly (RFC 1035
+            // §3.3.2, §3.3.14). A reply passed on with a string running past its RDATA is one
+            // that clients' parsers (ldns, BIND's) refuse whole.
+            var position = offset
+            var count = 0
+            let end = offset + length
+            while position < end {
+                position += 1 + Int(bytes[position])
+                count += 1
+            }
+            guard position == end, strings.contains(count) else { throw .badRDATA }
         }
     }
 

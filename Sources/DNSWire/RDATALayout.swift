@@ -61,6 +61,16 @@ extension RecordType {
         }
     }
 
+    /// How many <character-string>s the RDATA of the types made of nothing else holds: TXT and
+    /// SPF one or more, HINFO two; nil for every other type.
+    var characterStrings: ClosedRange<Int>? {
+        switch rawValue {
+        case 16, 99: 1...Int.max
+        case 13: 2...2
+        default: nil
+        }
+    }
+
     /// The one RDATA length a type allows, for the fixed-size address types.
     var fixedRDATALength: Int? {
         switch rawValue {

@@ -372,6 +372,22 @@ struct MessageReaderTests {
         #expect(rejection(forward) == .badPointer)
     }
 
+    @Test func characterStringsMustTileTheirRDATA() {
+        func answer(_ type: UInt16, _ rdata: [UInt8]) -> [UInt8] {
+            TestWire.responseStart(answers: 1) + TestWire.record(owner: TestWire.pointer(12), type: type, rdata: rdata)
+        }
+        let spf = [UInt8](arrayLiteral: 11) + Array("v=spf1 -all".utf8)
+        #expect(rejection(answer(16, spf)) == nil)
+        #expect(rejection(answer(16, spf + [2, 65, 66])) == nil)
+        // A string running past the RDATA (fuzzing finding: the reply served from it was one
+        // ldns and BIND refuse whole), an empty TXT, HINFO with one string.
+        #expect(rejection(answer(16, spf + [151, 65])) == .badRDATA)
+        #expect(rejection(answer(16, [])) == .badRDATA)
+        #expect(rejection(answer(99, [5, 65])) == .badRDATA)
+        #expect(rejection(answer(13, [3] + Array("x86".utf8))) == .badRDATA)
+        #expect(rejection(answer(13, [3] + Array("x86".utf8) + [5] + Array("Linux".utf8))) == nil)
+    }
+
     @Test func expandsNamesInTheTypesReceiversShouldDecompress() throws {
         // SRV, NAPTR, RRSIG, NSEC (compression forbidden or discouraged, but followed on read,
         // as ldns did): each holds a pointer to the question name.

@@ -270,6 +270,24 @@ struct FuzzRegressionTests {
         }
     }
 
+    @Test func aTXTStringRunningPastItsRDATAIsMalformed() throws {
+        // F8, the exact reproducer (Fuzz/regressions/fuzz-response/F8-txt-string-past-rdata): a
+        // TXT whose second character-string claims 151 octets with 5 left. DNSWire's reader took
+        // it as opaque, the answer was cached and served, and no client parser reads that reply.
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fuzz/regressions/fuzz-response/F8-txt-string-past-rdata")
+        let bytes = [UInt8](try Data(contentsOf: url))
+        #expect(throws: MalformedReason.badRDATA) { try MessageReader.decode(bytes, trailingData: .ignore) }
+        let expected = ExpectedAnswer(
+            id: 0x5678, question: Question(name: try #require(DomainName("example.com.")), type: .any),
+            server: ServerAddress(ip: .v4(0x7F00_0035), port: 53))
+        guard case .malformed = AnswerMatcher.match(bytes, expected: expected) else {
+            Issue.record("the upstream answer should be refused as malformed")
+            return
+        }
+    }
+
     /// F7: 288 SRV records expanding as in F1, then a TXT record sized so that the stored answer
     /// is 65,531 octets — under the codec's 65,535 — and an OPT record.
     static func tcpEdgeResponse() -> [UInt8] {
