@@ -65,7 +65,11 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     // Names are compressed ignoring case, so a name in RDATA (NS, CNAME, MX, SOA, PTR) may come
     // back in the letter case of an earlier occurrence: the same name (RFC 4343).
-    if folded(again) != folded(wire) || folded(fromLDNS) != folded(wire) { fatalError("read(write(m)) != m") }
+    var expected = wire
+    // RFC 6891 §6.2.5: a payload size of 0 goes out as 512 (MessageWriter.write).
+    if expected.edns?.udpPayloadSize == 0 { expected.edns?.udpPayloadSize = 512 }
+    if folded(again) != folded(expected) { fatalError("read(write(m)) != m") }
+    if !sameReading(folded(expected), ldns: folded(fromLDNS)) { fatalError("ldns reads what DNSWire wrote differently") }
     return 0
 }
 

@@ -8,7 +8,7 @@
 //     the client's reply built from the classification, cached and served the same way.
 // Checks: classification keeps its bailiwick promises (nothing from outside the zone, referrals
 // strictly downwards, glue only for the referral's nameservers), and every served reply is a
-// message ldns reads, carrying the stored records (TTLs aside), fitting TCP's length field or,
+// message DNSWire reads back, carrying the stored records (TTLs aside), fitting TCP's length field or,
 // over UDP, the client's limit.
 
 import NIOCore
@@ -118,7 +118,7 @@ private func store(_ message: DNSMessage, question: Question, settings: CacheSet
         answer = try CachedAnswer.make(
             answer: message, question: question, authenticated: message.flags.contains(.ad), settings: settings)
     } catch {
-        return  // not storable (ldns will not encode it): the client gets SERVFAIL
+        return  // not storable (the writer refuses it): the client gets SERVFAIL
     }
     let dnssecOK = message.edns?.dnssecOK ?? false
     let query = clientQuery(question, edns: message.edns != nil, dnssecOK: dnssecOK)
@@ -152,7 +152,7 @@ private func store(_ message: DNSMessage, question: Question, settings: CacheSet
     cache.flush(.subtree(question.name))
 }
 
-/// A reply from the cache: over UDP within the client's limit; otherwise ldns reads it, and it
+/// A reply from the cache: over UDP within the client's limit; otherwise DNSWire reads it, and it
 /// holds the stored records and the client's question.
 private func checkServed(
     _ reply: ByteBuffer, answer: CachedAnswer, message: DNSMessage, view: QueryView, transport: Transport
@@ -163,15 +163,18 @@ private func checkServed(
     } else {
         check(bytes.count <= Int(UInt16.max), "TCP reply over 65,535 octets (the length field)")
     }
+    // Read back by DNSWire's reader, strictly (nothing after the last record): what resolverd
+    // serves is what it accepted. (ldns checks the inside of more opaque types than DNSWire
+    // and Unbound do, CAA's tag length say; it is no oracle for replies passed through.)
     let served: DNSMessage
     do {
-        served = try DNSCodec.decode(bytes)
+        served = try MessageReader.decode(bytes)
     } catch {
-        fatalError("ldns cannot read a reply served from the cache: \(error)")
+        fatalError("DNSWire cannot read a reply served from the cache: \(error)")
     }
     check(served.id == view.id, "reply ID is not the client's")
     if served.flags.contains(.tc) { return }
-    // TTLs are rewritten (clamps, age), and ldns compresses names case-insensitively, so a name
+    // TTLs are rewritten (clamps, age), and names are compressed case-insensitively, so a name
     // in RDATA may come back in the letter case of an earlier occurrence (RFC 4343: the same name).
     func strip(_ records: [ResourceRecord]) -> [ResourceRecord] {
         records.map { record in
