@@ -381,12 +381,14 @@ struct CompressionTable: Sendable {
 }
 
 extension [UInt8] {
-    @inline(__always) mutating func appendU16(_ value: UInt16) {
+    /// Appends `value` in network byte order.
+    @inline(__always) public mutating func appendU16(_ value: UInt16) {
         append(UInt8(value >> 8))
         append(UInt8(value & 0xFF))
     }
 
-    @inline(__always) mutating func appendU32(_ value: UInt32) {
+    /// Appends `value` in network byte order.
+    @inline(__always) public mutating func appendU32(_ value: UInt32) {
         appendU16(UInt16(value >> 16))
         appendU16(UInt16(value & 0xFFFF))
     }

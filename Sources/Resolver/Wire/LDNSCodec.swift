@@ -224,18 +224,6 @@ public enum DNSCodec {
 @inline(__always) private func isSet<T: BinaryInteger>(_ value: T) -> Bool { value != 0 }
 @inline(__always) private func cBool<T: BinaryInteger>(_ value: Bool) -> T { value ? 1 : 0 }
 
-extension [UInt8] {
-    @inline(__always) mutating func appendU16(_ value: UInt16) {
-        append(UInt8(value >> 8))
-        append(UInt8(value & 0xFF))
-    }
-
-    @inline(__always) mutating func appendU32(_ value: UInt32) {
-        appendU16(UInt16(value >> 16))
-        appendU16(UInt16(value & 0xFFFF))
-    }
-}
-
 extension String {
     fileprivate func trimmingTrailingNewlines() -> String {
         var copy = self
