@@ -16,7 +16,7 @@ public enum ServerFeedback: Sendable, Equatable {
     case servFail
     /// Answers that did not match the query (wrong ID, source or question).
     case mismatched
-    /// An answer ldns could not parse.
+    /// An answer that could not be parsed.
     case malformed
     /// A network error (ICMP unreachable, connection refused or reset).
     case unreachable
