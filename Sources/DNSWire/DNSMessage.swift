@@ -43,6 +43,13 @@ extension ResourceRecord {
         }
     }
 
+    /// An SOA record's MINIMUM field, its last four octets (RFC 1035 §3.3.13; the negative TTL,
+    /// RFC 2308 §4); nil for other types and for RDATA too short to hold the fixed fields.
+    public var soaMinimum: UInt32? {
+        guard type == .soa, rdata.count >= 20 else { return nil }
+        return rdata.suffix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+    }
+
     /// The type an RRSIG record covers (the first two octets of its RDATA, RFC 4034 §3.1).
     public var coveredType: RecordType? {
         guard type == .rrsig, rdata.count >= 2 else { return nil }

@@ -212,10 +212,7 @@ struct AnswerTTLs {
                 records.append(
                     Field(ttlOffset: ttlOffsets[index], type: record.type.rawValue, ttl: record.ttl, section: section))
                 index += 1
-                if section == 1, soa == nil, record.type == .soa, record.rdata.count >= 20 {
-                    let minimum = record.rdata.suffix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-                    soa = (record.ttl, minimum)
-                }
+                if section == 1, soa == nil, let minimum = record.soaMinimum { soa = (record.ttl, minimum) }
             }
         }
     }

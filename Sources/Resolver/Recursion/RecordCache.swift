@@ -317,8 +317,7 @@ public final class RecordCache: Sendable {
     /// The negative fact `authority` makes: it lives min(SOA TTL, SOA MINIMUM, `maxNegativeTTL`),
     /// and no record in it is served with a longer TTL. Nil without an SOA first, or for TTL 0.
     private func negative(_ name: DomainName, _ authority: [ResourceRecord], now: NIODeadline) -> Negative? {
-        guard let soa = authority.first, soa.type == .soa, soa.rdata.count >= 20 else { return nil }
-        let minimum = soa.rdata.suffix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        guard let soa = authority.first, let minimum = soa.soaMinimum else { return nil }
         let ttl = min(soa.ttl, minimum, maxNegativeTTL)
         guard ttl > 0 else { return nil }
         let capped = authority.map { $0.withTTL(min($0.ttl, ttl)) }

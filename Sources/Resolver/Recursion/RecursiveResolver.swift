@@ -420,16 +420,19 @@ public final class RecursiveResolver: Sendable {
         for name in nameservers where seen.insert(name).inserted {
             guard seen.count <= settings.maxNameserversPerCut else { break }
             let (a, aaaa) = known(name)
-            // Addresses known but not to be queried: the name is not looked up again either.
-            if !(a.isEmpty && aaaa.isEmpty), !(servers(a) + servers(aaaa)).contains(where: usable) { continue }
             let v4 = servers(a).filter(usable)
             let v6 = servers(aaaa).filter(usable)
+            guard !v4.isEmpty || !v6.isEmpty else {
+                // Records known but no address to query (on this host): not looked up again.
+                if a.isEmpty, aaaa.isEmpty { missing.append(name) }
+                continue
+            }
             var mixed: [ServerAddress] = []
             for index in 0..<max(v4.count, v6.count) where mixed.count < settings.maxAddressesPerNameserver {
                 if index < v4.count { mixed.append(v4[index]) }
                 if index < v6.count, mixed.count < settings.maxAddressesPerNameserver { mixed.append(v6[index]) }
             }
-            if mixed.isEmpty { missing.append(name) } else { found += mixed }
+            found += mixed
         }
         return (found, missing)
     }

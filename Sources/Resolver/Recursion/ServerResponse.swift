@@ -97,8 +97,7 @@ public enum ServerResponse: Equatable, Sendable {
             return message.rcode == .nxDomain
                 ? .nxdomain(chain: [], authority: authority) : .noData(chain: [], authority: authority)
         }
-        if let ns = message.authorities.first(where: { $0.type == .ns && $0.recordClass == question.recordClass }) {
-            let cut = ns.name
+        if let cut = message.authorities.first(where: { $0.type == .ns && $0.recordClass == question.recordClass })?.name {
             if message.rcode == .nxDomain { return .nxdomain(chain: [], authority: []) }
             guard cut != zone else { return .lame(.referralToOwnZone(zone)) }
             guard cut.isSubdomain(of: zone) else { return .lame(.upwardOrSidewaysReferral(to: cut)) }

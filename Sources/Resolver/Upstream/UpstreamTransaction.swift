@@ -20,11 +20,14 @@ public struct UpstreamTransactions: Sendable {
     let client: UpstreamClient
     let selector: any ServerSelector
     let logger: Logger
+    /// The time selection's plans and records, and the budget's deadline, are read from.
+    let clock: ResolverClock
 
-    public init(client: UpstreamClient, selector: any ServerSelector, logger: Logger) {
+    public init(client: UpstreamClient, selector: any ServerSelector, logger: Logger, clock: ResolverClock = .system) {
         self.client = client
         self.selector = selector
         self.logger = logger
+        self.clock = clock
     }
 
     private enum Event: Sendable {
@@ -42,7 +45,7 @@ public struct UpstreamTransactions: Sendable {
         _ query: UpstreamQuery, zone: DomainName, servers: [ServerAddress], budget: (any SendBudget)? = nil,
         maxServers: Int = .max, accept: @escaping @Sendable (DNSMessage) -> Bool = { _ in true }
     ) async -> TransactionOutcome {
-        let plan = selector.plan(zone: zone, servers: servers, now: .now())
+        let plan = selector.plan(zone: zone, servers: servers, now: clock.now())
         guard !plan.order.isEmpty else { return .failure(.noServers(zone: zone)) }
         let (events, sink) = AsyncStream<Event>.makeStream()
         defer { sink.finish() }
@@ -56,13 +59,13 @@ public struct UpstreamTransactions: Sendable {
         var timers: [UpstreamTimer] = []
         defer { timers.forEach { $0.cancel() } }
         if let budget {
-            timers.append(client.schedule(in: budget.deadline - .now()) { sink.yield(.deadline) })
+            timers.append(client.schedule(in: budget.deadline - clock.now()) { sink.yield(.deadline) })
         }
 
         /// What the transaction failed with: how the last server did, or that none could be asked.
         func failed() -> ResolutionFailure {
             switch lastError {
-            case .budgetSpent?: budget?.exhausted(now: .now()) ?? .serversFailed(zone: zone, last: .budgetSpent)
+            case .budgetSpent?: budget?.exhausted(now: clock.now()) ?? .serversFailed(zone: zone, last: .budgetSpent)
             case let last?: .serversFailed(zone: zone, last: last)
             case nil: .noServers(zone: zone)
             }
@@ -83,7 +86,7 @@ public struct UpstreamTransactions: Sendable {
                     result = .failure(.lame)
                 }
                 if let feedback = Self.feedback(for: result) {
-                    selector.record(feedback, server: server, zone: zone, now: .now())
+                    selector.record(feedback, server: server, zone: zone, now: clock.now())
                 }
                 sink.yield(.outcome(attempt: attempt, server: server, result))
             }
@@ -113,7 +116,7 @@ public struct UpstreamTransactions: Sendable {
             case .hedgeTimer(let attempt):
                 // Only the newest attempt's timer hedges; older timers are stale.
                 guard attempt == launched - 1 else { continue }
-                selector.record(.late(after: plan.hedgeDelays[attempt]), server: plan.order[attempt], zone: zone, now: .now())
+                selector.record(.late(after: plan.hedgeDelays[attempt]), server: plan.order[attempt], zone: zone, now: clock.now())
                 _ = launchNext()
             case .outcome(_, let server, let result):
                 outstanding -= 1

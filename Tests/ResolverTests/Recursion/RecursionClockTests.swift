@@ -48,7 +48,7 @@ struct RecursionClockTests {
         let logger = Logger(label: "test")
         let client = UpstreamClient(group: group, timeout: .seconds(1), logger: logger)
         let transactions = UpstreamTransactions(
-            client: client, selector: AdaptiveSelector(policy: SelectionPolicy()), logger: logger)
+            client: client, selector: AdaptiveSelector(policy: SelectionPolicy()), logger: logger, clock: manual.clock)
         let records = RecordCache(maxBytes: 1 << 20, maxTTL: 86_400, maxNegativeTTL: 3_600, shardCount: 1)
         let resolver = RecursiveResolver(
             transactions: transactions, records: records, settings: RecursionSettings(), logger: logger,
