@@ -419,6 +419,10 @@ struct ConfigTests {
         #expect(defaults.resolver.recursion.rootHints == RootHints.iana)
         #expect(RootHints.iana.count == 26)
         #expect(defaults.resolver.recursion.qnameMinimisation)
+        // Nameservers on this host are not queried unless asked for (test hierarchies).
+        #expect(!defaults.resolver.recursion.queryLoopback)
+        let loopback = try Config.parse("[resolver]\nmode = \"recursive\"\nquery_loopback = true\n")
+        #expect(loopback.resolver.recursion.queryLoopback)
     }
 
     @Test func rejectsRootHintsWithAPortOrNoAddress() throws {
@@ -431,6 +435,9 @@ struct ConfigTests {
         #expect(bad.line == 2)
         let notBool = try #require(failure("[resolver]\nqname_minimisation = \"yes\"\n" + Self.minimal))
         #expect(notBool.key == "resolver.qname_minimisation")
+        let loopback = try #require(failure("[resolver]\n\nquery_loopback = 1\n" + Self.minimal))
+        #expect(loopback.key == "resolver.query_loopback")
+        #expect(loopback.line == 3)
     }
 
     @Test func readsTheLimitKeys() throws {
