@@ -38,7 +38,7 @@ struct ScenarioTests {
         #expect(Scenarios.names.count >= 13, "found \(Scenarios.names) in \(Scenarios.directory.path)")
     }
 
-    @Test("scenario", arguments: Scenarios.names)
+    @Test("scenario", .serialized, arguments: Scenarios.names)
     func scenario(_ name: String) async throws {
         let layout = HierarchyLayout()
         let scenario = try Scenarios.load(name, layout: layout)
