@@ -1,4 +1,6 @@
-// Recursion/: resolving a name from the root. For each question:
+// Recursion/: resolving a name from the root. The decisions are RecursionMachine's (a value type
+// fed replies and the time, tested without sockets); this file drives it over the network, primes
+// the root, and keeps the deadline while waiting. For each question:
 //   1. What the record cache knows decides first: the RRset itself, a CNAME to follow, or a
 //      negative fact (an NXDOMAIN above the name ends it, RFC 8020).
 //   2. Otherwise iterate: start at the deepest zone cut the cache knows (at worst the root: its
@@ -77,25 +79,6 @@ public final class RecursiveResolver: Sendable {
         let question: Question
     }
 
-    /// A zone cut and how to reach its servers.
-    struct Cut: Sendable {
-        let zone: DomainName
-        /// The NS names; their addresses are in the record cache or looked up.
-        let nameservers: [DomainName]
-        /// Addresses used as they are (the root hints before priming).
-        let fixed: [ServerAddress]
-    }
-
-    /// One question's outcome inside a resolution.
-    enum Step: Sendable {
-        case answer(chain: [ResourceRecord], records: [ResourceRecord])
-        case alias(chain: [ResourceRecord], target: DomainName)
-        /// `authority`: the zone's SOA and its proof records, as the zone sent them.
-        case nxdomain(chain: [ResourceRecord], authority: [ResourceRecord])
-        case noData(chain: [ResourceRecord], authority: [ResourceRecord])
-        case failure(ResolutionFailure)
-    }
-
     public init(
         transactions: UpstreamTransactions, records: RecordCache, settings: RecursionSettings, logger: Logger,
         clock: ResolverClock = .system
@@ -112,7 +95,7 @@ public final class RecursiveResolver: Sendable {
     public func resolve(_ query: UpstreamQuery) async -> Resolution {
         let budget = ResolutionBudget(settings: settings, now: clock.now(), clock: clock)
         let outcome = await withDeadline(budget.deadline) { [self] in
-            await lookup(query.question, budget: budget, depth: 0)
+            await run(query.question, budget: budget)
         }
         switch outcome {
         case .failure(let reason):
@@ -187,8 +170,8 @@ public final class RecursiveResolver: Sendable {
     /// the deadline themselves; this also covers waiting on work shared with another client query
     /// (coalesced questions), which keeps that query's deadline. Late work runs on to its
     /// end but sends nothing more: the budget refuses every packet past the deadline.
-    private func withDeadline(_ deadline: NIODeadline, _ work: @escaping @Sendable () async -> Step) async -> Step {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Step, Never>) in
+    private func withDeadline(_ deadline: NIODeadline, _ work: @escaping @Sendable () async -> RecursionStep) async -> RecursionStep {
+        await withCheckedContinuation { (continuation: CheckedContinuation<RecursionStep, Never>) in
             let once = ResumeOnce(continuation)
             let timer = transactions.client.schedule(in: deadline - clock.now()) {
                 once.resume(.failure(.deadlinePassed))
@@ -203,245 +186,27 @@ public final class RecursiveResolver: Sendable {
 
     // MARK: - Resolution
 
-    /// Resolves `question`, following CNAMEs across zones; the record cache answers what it can.
-    func lookup(_ question: Question, budget: ResolutionBudget, depth: Int) async -> Step {
-        var chain: [ResourceRecord] = []
-        var name = question.name
-        for _ in 0...settings.maxCNAMEChain {
-            let current = Question(name: name, type: question.type, recordClass: question.recordClass)
-            let step: Step
-            if let cached = fromCache(current) {
-                step = cached
-            } else {
-                step = await iterate(current, budget: budget, depth: depth)
-            }
-            switch step {
-            case .answer(let links, let found):
-                return .answer(chain: chain + links, records: found)
-            case .alias(let links, let target):
-                chain += links
-                guard !chain.contains(where: { $0.name == target && $0.type == .cname }) else {
-                    return .failure(.cnameLoop(at: target))
-                }
-                name = target
-            case .nxdomain(let links, let authority):
-                return .nxdomain(chain: chain + links, authority: authority)
-            case .noData(let links, let authority):
-                return .noData(chain: chain + links, authority: authority)
-            case .failure(let reason):
-                return .failure(reason)
-            }
+    /// Drives a RecursionMachine for `question` over the network: every question it asks goes to
+    /// the zone's servers (shared with identical ones in flight), its outcome back into the
+    /// machine. Bounded by the budget: each send spends packets or fails, and a spent budget or a
+    /// passed deadline ends the machine.
+    func run(_ question: Question, budget: ResolutionBudget) async -> RecursionStep {
+        var machine = RecursionMachine(
+            question: question, settings: settings, records: records, deadline: budget.deadline)
+        var action = machine.start(now: clock.now())
+        while case .send(let asked, let zone, let servers) = action {
+            let outcome = await ask(asked, zone: zone, servers: servers, budget: budget)
+            action = machine.receive(outcome, now: clock.now())
         }
-        return .failure(.cnameChainTooLong(limit: settings.maxCNAMEChain))
-    }
-
-    /// What the record cache says about `question`, if enough to answer it.
-    private func fromCache(_ question: Question) -> Step? {
-        let now = clock.now()
-        // Glue and referral NS sets lead the way but never answer a client.
-        if let found = records.rrset(question.name, question.type, now: now, atLeast: .nonAuthoritativeAnswer) {
-            return .answer(chain: [], records: found)
-        }
-        if question.type != .cname, let cname = records.rrset(question.name, .cname, now: now)?.first,
-            let target = cname.targetName
-        {
-            return .alias(chain: [cname], target: target)
-        }
-        if let authority = records.nxdomain(covering: question.name, now: now) {
-            return .nxdomain(chain: [], authority: authority)
-        }
-        if let authority = records.noData(question.name, question.type, now: now) {
-            return .noData(chain: [], authority: authority)
-        }
-        return nil
-    }
-
-    /// Iterates from the closest known zone cut down to the servers that answer `question`.
-    private func iterate(_ question: Question, budget: ResolutionBudget, depth: Int) async -> Step {
-        var cut = await closestCut(for: question, budget: budget)
-        // A cut taken from the cache may be stale (the zone moved to other servers): when all its
-        // servers fail, it is forgotten once and the parent asked for the delegation again.
-        var cutFromCache = !cut.zone.isRoot
-        // The deepest name known to exist below the cut (QNAME minimisation's progress).
-        var known = cut.zone
-        var minimise = settings.qnameMinimisation && question.type != .ds
-        var minimised = 0
-        for _ in 0..<settings.maxReferrals {
-            let servers = await addresses(of: cut, budget: budget, depth: depth)
-            guard !servers.isEmpty else { return .failure(.noNameserverAddress(zone: cut.zone)) }
-
-            // Names below the cut already known to exist (earlier minimised queries) are skipped.
-            while minimise, question.name.labelCount > known.labelCount + 1 {
-                let next = question.name.keepingLast(known.labelCount + 1)
-                let now = clock.now()
-                guard records.noData(next, .a, now: now) != nil || records.rrset(next, .a, now: now) != nil else { break }
-                known = next
-            }
-            var asked = question
-            if minimise, minimised < settings.maxMinimisedQueries, question.name.labelCount > known.labelCount + 1 {
-                asked = Question(
-                    name: question.name.keepingLast(known.labelCount + 1), type: .a, recordClass: question.recordClass)
-                minimised += 1
-            }
-            guard case .answer(let message) = await ask(asked, zone: cut.zone, servers: servers, budget: budget) else {
-                // Relaxed minimisation (RFC 9156 §2.3): a server that fails the minimised query is
-                // asked the full question.
-                if asked != question {
-                    minimise = false
-                    continue
-                }
-                if cutFromCache {
-                    records.remove(cut.zone, .ns)
-                    cut = await closestCut(for: question, budget: budget)
-                    known = cut.zone
-                    cutFromCache = false
-                    continue
-                }
-                return .failure(.noUsableAnswer(zone: cut.zone))
-            }
-            let now = clock.now()
-            let response = ServerResponse.classify(message, question: asked, zone: cut.zone)
-            let rank = Credibility.answer(authoritative: message.flags.contains(.aa))
-            switch response {
-            case .referral(let child, let ns, let glue):
-                // Only the nameservers that will be used bring their glue (a referral to 200
-                // names stores 13 names' addresses).
-                let used = Set(ns.compactMap(\.targetName).prefix(settings.maxNameserversPerCut))
-                records.insert(ns, credibility: .referral, now: now)
-                records.insert(glue.filter { used.contains($0.name) }, credibility: .glue, now: now)
-                cut = Cut(zone: child, nameservers: ns.compactMap(\.targetName), fixed: [])
-                known = child
-                cutFromCache = false
-                continue
-            case .lame(let reason):
-                return .failure(.lame(zone: cut.zone, reason))
-            case .nxdomain where asked != question:
-                // A minimised name that does not exist: relaxed mode asks the full name before
-                // believing it (some servers deny empty non-terminals).
-                minimise = false
-                continue
-            case _ where asked != question:
-                // The minimised name exists inside this zone; go one label further. What was
-                // learned is kept, so the next name below it starts past it.
-                switch response {
-                case .noData(let chain, let authority) where chain.isEmpty:
-                    records.insertNoData(asked.name, asked.type, authority: authority, now: now)
-                case .answer(let chain, let found):
-                    records.insert(chain + found, credibility: rank, now: now)
-                default:
-                    break
-                }
-                known = asked.name
-                continue
-            case .answer(let chain, let found):
-                records.insert(chain + found, credibility: rank, now: now)
-                return .answer(chain: chain, records: found)
-            case .alias(let chain, let target):
-                records.insert(chain, credibility: rank, now: now)
-                return .alias(chain: chain, target: target)
-            case .nxdomain(let chain, let authority):
-                records.insert(chain, credibility: rank, now: now)
-                records.insertNXDomain(chain.last?.targetName ?? question.name, authority: authority, now: now)
-                return .nxdomain(chain: chain, authority: authority)
-            case .noData(let chain, let authority):
-                records.insert(chain, credibility: rank, now: now)
-                records.insertNoData(
-                    chain.last?.targetName ?? question.name, question.type, authority: authority, now: now)
-                return .noData(chain: chain, authority: authority)
-            }
-        }
-        return .failure(.tooManyReferrals(name: question.name, limit: settings.maxReferrals))
-    }
-
-    /// The deepest zone cut above `question` with a fresh NS set; at worst the (primed) root.
-    private func closestCut(for question: Question, budget: ResolutionBudget) async -> Cut {
-        let now = clock.now()
-        // The DS RRset lives in the parent, above the cut at its own name (RFC 4035 §3.1.4.1).
-        var candidate: DomainName? = question.type == .ds ? question.name.parent : question.name
-        while let zone = candidate, !zone.isRoot {
-            if let ns = records.rrset(zone, .ns, now: now) {
-                return Cut(zone: zone, nameservers: ns.compactMap(\.targetName), fixed: [])
-            }
-            candidate = zone.parent
-        }
-        // Priming runs in the background (keepPrimed): until it has worked, the hints are the root.
-        if let ns = records.rrset(.root, .ns, now: now) {
-            return Cut(zone: .root, nameservers: ns.compactMap(\.targetName), fixed: settings.rootHints)
-        }
-        return Cut(zone: .root, nameservers: [], fixed: settings.rootHints)
-    }
-
-    /// Addresses of `cut`'s nameservers: cached ones (glue or looked up) if any; else a few
-    /// nameserver names are looked up now. The fixed addresses (root hints) stand in when none is known.
-    private func addresses(of cut: Cut, budget: ResolutionBudget, depth: Int) async -> [ServerAddress] {
-        let now = clock.now()
-        let (known, missing) = Self.candidates(cut.nameservers, settings: settings) { name in
-            (records.rrset(name, .a, now: now) ?? [], records.rrset(name, .aaaa, now: now) ?? [])
-        }
-        var found = known
-        if !found.isEmpty { return found }
-        if !cut.fixed.isEmpty { return cut.fixed }
-        guard depth < settings.maxDependencyDepth else { return [] }
-        // An NS name inside the zone it serves can only be reached through glue; without it,
-        // looking it up would ask this same zone (a loop), so it is skipped.
-        for name in missing.filter({ !$0.isSubdomain(of: cut.zone) }).prefix(settings.maxNSLookupsPerReferral) {
-            let question = Question(name: name, type: .a)
-            guard budget.begin(question) else { continue }
-            let step = await lookup(question, budget: budget, depth: depth + 1)
-            budget.end(question)
-            if case .answer(_, let addresses) = step {
-                found += Self.candidates([name], settings: settings) { _ in
-                    (addresses.filter { $0.type == .a }, addresses.filter { $0.type == .aaaa })
-                }.found
-            }
-            if !found.isEmpty { break }
-        }
-        return found
-    }
-
-    /// The nameserver addresses A and AAAA records give (authoritative servers answer on 53).
-    private static func servers(_ records: [ResourceRecord]) -> [ServerAddress] {
-        records.compactMap(\.address).map { ServerAddress(ip: $0, port: 53) }
-    }
-
-    /// The server addresses of a zone cut's first `maxNameserversPerCut` NS names, at most
-    /// `maxAddressesPerNameserver` each (IPv4 and IPv6 taken in turn), from what `known` gives
-    /// for a name (its A and AAAA records); and the names among them with no address known.
-    static func candidates(
-        _ nameservers: [DomainName], settings: RecursionSettings,
-        known: (DomainName) -> (a: [ResourceRecord], aaaa: [ResourceRecord])
-    ) -> (found: [ServerAddress], missing: [DomainName]) {
-        var found: [ServerAddress] = []
-        var missing: [DomainName] = []
-        var seen: Set<DomainName> = []
-        func usable(_ server: ServerAddress) -> Bool {
-            settings.queryLoopback || !server.ip.isThisHost
-        }
-        for name in nameservers where seen.insert(name).inserted {
-            guard seen.count <= settings.maxNameserversPerCut else { break }
-            let (a, aaaa) = known(name)
-            let v4 = servers(a).filter(usable)
-            let v6 = servers(aaaa).filter(usable)
-            guard !v4.isEmpty || !v6.isEmpty else {
-                // Records known but no address to query (on this host): not looked up again.
-                if a.isEmpty, aaaa.isEmpty { missing.append(name) }
-                continue
-            }
-            var mixed: [ServerAddress] = []
-            for index in 0..<max(v4.count, v6.count) where mixed.count < settings.maxAddressesPerNameserver {
-                if index < v4.count { mixed.append(v4[index]) }
-                if index < v6.count, mixed.count < settings.maxAddressesPerNameserver { mixed.append(v6[index]) }
-            }
-            found += mixed
-        }
-        return (found, missing)
+        guard case .finish(let step) = action else { return .failure(.noUsableAnswer(zone: .root)) }
+        return step
     }
 
     /// One upstream question to a zone's servers, shared with identical ones in flight. A lame
     /// response counts as that server's failure and the next server is asked, up to
     /// `maxServersPerQuestion`; every packet is taken from `budget`.
     private func ask(_ question: Question, zone: DomainName, servers: [ServerAddress], budget: ResolutionBudget) async
-        -> MessageOutcome
+        -> SendOutcome
     {
         if let exhausted = budget.exhausted(now: clock.now()) { return .failure(exhausted) }
         let outcome = await inFlight.run(UpstreamKey(zone: zone, question: question)) {
@@ -458,11 +223,6 @@ public final class RecursiveResolver: Sendable {
         }
     }
 
-    enum MessageOutcome {
-        case answer(DNSMessage)
-        case failure(ResolutionFailure)
-    }
-
     private func message(
         _ question: Question, _ rcode: ResponseCode, answers: [ResourceRecord], authorities: [ResourceRecord] = []
     ) -> DNSMessage {
@@ -474,13 +234,7 @@ public final class RecursiveResolver: Sendable {
 /// What one client query may still spend, shared by the nested lookups it causes: every upstream
 /// packet is taken from it, and nothing leaves past its deadline.
 final class ResolutionBudget: SendBudget {
-    private struct State {
-        var sent = 0
-        /// Nameserver lookups under way (to detect loops).
-        var lookups: Set<Question> = []
-    }
-
-    private let state = Mutex(State())
+    private let count = Mutex(0)
     private let maxQueries: Int
     private let clock: ResolverClock
     /// No upstream query leaves after this, and the client gets SERVFAIL then at the latest.
@@ -497,26 +251,21 @@ final class ResolutionBudget: SendBudget {
 
     func spend(now: NIODeadline) -> Bool {
         guard now < deadline else { return false }
-        return state.withLock { state in
-            guard state.sent < maxQueries else { return false }
-            state.sent += 1
+        return count.withLock { sent in
+            guard sent < maxQueries else { return false }
+            sent += 1
             return true
         }
     }
 
     /// Packets taken so far.
-    var sent: Int { state.withLock { $0.sent } }
+    var sent: Int { count.withLock { $0 } }
 
     /// Why no packet may leave any more, or nil while one may.
     func exhausted(now: NIODeadline) -> ResolutionFailure? {
         guard now < deadline else { return .deadlinePassed }
-        return state.withLock { $0.sent < maxQueries } ? nil : .budgetSpent(maxQueries: maxQueries)
+        return count.withLock { $0 < maxQueries } ? nil : .budgetSpent(maxQueries: maxQueries)
     }
-
-    /// Marks a nameserver lookup as under way; false if it already is (a dependency loop).
-    func begin(_ question: Question) -> Bool { state.withLock { $0.lookups.insert(question).inserted } }
-
-    func end(_ question: Question) { _ = state.withLock { $0.lookups.remove(question) } }
 }
 
 /// Resumes a continuation once, from whichever of two racers comes first.
