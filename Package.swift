@@ -41,10 +41,20 @@ let package = Package(
         // Names, types, addresses, the message reader and writer, canonical forms (RFC 4034 §6):
         // no Foundation, no NIO, no ldns.
         .target(name: "DNSWire", swiftSettings: swiftSettings),
+        // Pure policy, told the time: the recursion state machine, what a server's response
+        // means, server selection, the record and answer caches, member lifecycle. NIOCore only
+        // for its value types (ByteBuffer, NIODeadline, TimeAmount): no sockets, no threads, no
+        // clock read but through an injected ResolverClock.
+        .target(
+            name: "ResolverCore",
+            dependencies: ["DNSWire", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "Resolver",
             dependencies: [
                 "DNSWire",
+                "ResolverCore",
                 "CLDNS",
                 "CBatchIO",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -116,7 +126,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ResolverTests",
-            dependencies: ["Resolver", "DNSWire", "WireTestSupport"],
+            dependencies: ["Resolver", "ResolverCore", "DNSWire", "WireTestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

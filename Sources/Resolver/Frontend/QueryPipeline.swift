@@ -12,11 +12,6 @@
 import Logging
 import NIOCore
 
-/// How a query arrived.
-public enum Transport: String, Sendable {
-    case udp, tcp
-}
-
 /// A query that needs an upstream answer.
 public struct PendingQuery: Sendable {
     public let view: QueryView
@@ -246,7 +241,7 @@ public final class QueryPipeline: Sendable {
                 return .answer(answer)
             } catch {
                 logger.warning("could not store an answer", metadata: ["question": "\(key.question)", "error": "\(error)"])
-                return .failure(.unstorable("\(error)"))
+                return .failure(error)
             }
         case .failure(let reason):
             logger.info("resolution failed", metadata: ["question": "\(key.question)", "reason": "\(reason)"])

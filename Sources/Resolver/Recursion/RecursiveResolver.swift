@@ -26,43 +26,6 @@ import Logging
 import NIOCore
 import Synchronization
 
-/// Recursion's knobs; the defaults are what `[resolver]` gives.
-public struct RecursionSettings: Sendable, Equatable {
-    /// Where iteration starts before priming.
-    public var rootHints: [ServerAddress] = RootHints.iana
-    /// RFC 9156: ask each server only for the next label (relaxed: fall back to the full name).
-    public var qnameMinimisation = true
-    /// A client query unanswered after this long gets SERVFAIL.
-    public var deadline: TimeAmount = .seconds(10)
-    /// Upstream packets one client query may cause: first sends, hedges, probes, failovers, TCP
-    /// and EDNS-less retries, nested lookups included.
-    public var maxUpstreamQueries = 64
-    /// NS names of one zone cut whose addresses are used (PowerDNS's max-ns-per-resolve is 13,
-    /// BIND's NS_PROCESSING_LIMIT 20): a referral to 200 nameservers is a referral to 13.
-    public var maxNameserversPerCut = 13
-    /// Addresses used per NS name (one of each family when it has both).
-    public var maxAddressesPerNameserver = 2
-    /// Servers asked for one question at one zone cut — first choice, probe, hedges and failovers
-    /// (Knot Resolver retries a query at most 4 times, KR_QUERY_NSRETRY_LIMIT).
-    public var maxServersPerQuestion = 4
-    /// Referrals followed for one name.
-    public var maxReferrals = 30
-    /// CNAME/DNAME links followed for one client query.
-    public var maxCNAMEChain = 12
-    /// Nameserver names without glue looked up per referral (the NXNS attack's lever).
-    public var maxNSLookupsPerReferral = 3
-    /// Nameserver lookups nested inside nameserver lookups.
-    public var maxDependencyDepth = 4
-    /// RFC 9156 §2.3: minimised queries per name, at most; the rest of the labels go at once.
-    public var maxMinimisedQueries = 10
-    /// Query nameserver addresses on loopback or unspecified learned from the network (glue,
-    /// looked-up addresses). Off, as Unbound's do-not-query-localhost: a delegation to 127.0.0.1
-    /// must not make resolverd query its own host. Root hints are used whatever they are.
-    public var queryLoopback = false
-
-    public init() {}
-}
-
 /// Resolves names iteratively from the root.
 public final class RecursiveResolver: Sendable {
     public let records: RecordCache
@@ -228,43 +191,6 @@ public final class RecursiveResolver: Sendable {
     ) -> DNSMessage {
         DNSMessage(
             id: 0, flags: [.qr, .ra], rcode: rcode, questions: [question], answers: answers, authorities: authorities)
-    }
-}
-
-/// What one client query may still spend, shared by the nested lookups it causes: every upstream
-/// packet is taken from it, and nothing leaves past its deadline.
-final class ResolutionBudget: SendBudget {
-    private let count = Mutex(0)
-    private let maxQueries: Int
-    private let clock: ResolverClock
-    /// No upstream query leaves after this, and the client gets SERVFAIL then at the latest.
-    let deadline: NIODeadline
-
-    init(settings: RecursionSettings, now: NIODeadline, clock: ResolverClock = .system) {
-        maxQueries = settings.maxUpstreamQueries
-        deadline = now + settings.deadline
-        self.clock = clock
-    }
-
-    /// Takes one packet; false when the budget is spent or the deadline has passed.
-    func spend() -> Bool { spend(now: clock.now()) }
-
-    func spend(now: NIODeadline) -> Bool {
-        guard now < deadline else { return false }
-        return count.withLock { sent in
-            guard sent < maxQueries else { return false }
-            sent += 1
-            return true
-        }
-    }
-
-    /// Packets taken so far.
-    var sent: Int { count.withLock { $0 } }
-
-    /// Why no packet may leave any more, or nil while one may.
-    func exhausted(now: NIODeadline) -> ResolutionFailure? {
-        guard now < deadline else { return .deadlinePassed }
-        return count.withLock { $0 < maxQueries } ? nil : .budgetSpent(maxQueries: maxQueries)
     }
 }
 

@@ -4,19 +4,6 @@
 
 import Foundation
 
-/// A bad field in an API request: the API answers 400 with `field: message`.
-public struct FieldError: Error, Sendable, Equatable, CustomStringConvertible {
-    public var field: String
-    public var message: String
-
-    public init(_ field: String, _ message: String) {
-        self.field = field
-        self.message = message
-    }
-
-    public var description: String { "\(field): \(message)" }
-}
-
 /// Any JSON value.
 public enum JSONValue: Sendable, Equatable, Decodable {
     case null

@@ -252,11 +252,11 @@ struct FuzzRegressionTests {
     @Test func srvTargetExpansionIsAnErrorNotATrap() throws {
         // F1, the exact reproducer (Fuzz/regressions/fuzz-response/F1-srv-target-expansion):
         // the forward path (CachedAnswer.make on the upstream message) and the recursive path
-        // (classification, then the client's reply) throw a CodecError (the client gets
+        // (classification, then the client's reply) throw `unstorable` (the client gets
         // SERVFAIL) instead of trapping in CachedAnswer.init, as they did before the fix.
         let message = try DNSCodec.decode(Self.srvExpansionResponse())
         let question = try #require(message.questions.first)
-        #expect(throws: CodecError.self) {
+        #expect(throws: ResolutionFailure.self) {
             try CachedAnswer.make(answer: message, question: question, authenticated: false, settings: CacheSettings())
         }
         let zone = try #require(DomainName("example.com."))
@@ -265,7 +265,7 @@ struct FuzzRegressionTests {
             return
         }
         let reply = DNSMessage(id: 0, flags: [.qr, .ra], questions: [question], answers: chain + records)
-        #expect(throws: CodecError.self) {
+        #expect(throws: ResolutionFailure.self) {
             try CachedAnswer.make(answer: reply, question: question, authenticated: false, settings: CacheSettings())
         }
     }
@@ -319,7 +319,7 @@ struct FuzzRegressionTests {
         // client gets SERVFAIL at once).
         let message = try DNSCodec.decode(Self.tcpEdgeResponse())
         let question = try #require(message.questions.first)
-        #expect(throws: CodecError.self) {
+        #expect(throws: ResolutionFailure.self) {
             try CachedAnswer.make(answer: message, question: question, authenticated: false, settings: CacheSettings())
         }
     }

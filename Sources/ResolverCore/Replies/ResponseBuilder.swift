@@ -1,4 +1,4 @@
-// Frontend/: answers built straight from a query's bytes, without ldns: error responses
+// Replies/: answers built straight from a query's bytes, without ldns: error responses
 // (FORMERR, REFUSED, NOTIMP, SERVFAIL, BADVERS) and the truncated reply that sends a UDP client
 // to TCP. These run for hostile input too, so they allocate only the reply buffer.
 
@@ -36,10 +36,10 @@ public enum ResponseBuilder {
     }
 
     /// The size of our OPT record: root owner, type, class, TTL, RDLENGTH.
-    static let optLength = 11
+    package static let optLength = 11
 
     /// Our OPT record: root owner, our payload size, version 0, the DO bit echoed (RFC 3225 §3).
-    static func writeOPT(into buffer: inout ByteBuffer, extendedRcode: UInt8, dnssecOK: Bool) {
+    package static func writeOPT(into buffer: inout ByteBuffer, extendedRcode: UInt8, dnssecOK: Bool) {
         buffer.writeInteger(UInt8(0))
         buffer.writeInteger(RecordType.opt.rawValue)
         buffer.writeInteger(EDNS.advertisedPayloadSize)

@@ -36,26 +36,26 @@ public enum Credibility: Int, Comparable, Sendable {
 
 /// RRsets and negative facts learned by recursion, with TTLs counted down.
 public final class RecordCache: Sendable {
-    struct Key: Hashable {
-        let name: DomainName
-        let type: RecordType
+    package struct Key: Hashable {
+        package let name: DomainName
+        package let type: RecordType
     }
 
     /// Bytes an entry costs beyond its names and data: the dictionary slot, the key, the entry
     /// and the record array's header.
-    static let entryOverhead = 128
+    package static let entryOverhead = 128
     /// Bytes a record costs beyond its owner name and RDATA (the struct and the RDATA array's header).
-    static let recordOverhead = 64
+    package static let recordOverhead = 64
 
-    struct Entry {
-        var records: [ResourceRecord]
-        var credibility: Credibility
-        var stored: NIODeadline
-        var expires: NIODeadline
+    package struct Entry {
+        package var records: [ResourceRecord]
+        package var credibility: Credibility
+        package var stored: NIODeadline
+        package var expires: NIODeadline
         /// What it costs, counted once when made.
-        var bytes: Int
+        package var bytes: Int
 
-        init(records: [ResourceRecord], credibility: Credibility, stored: NIODeadline, expires: NIODeadline) {
+        package init(records: [ResourceRecord], credibility: Credibility, stored: NIODeadline, expires: NIODeadline) {
             self.records = records
             self.credibility = credibility
             self.stored = stored
@@ -66,15 +66,15 @@ public final class RecordCache: Sendable {
         }
     }
 
-    struct Negative {
+    package struct Negative {
         /// The client's authority section: the zone's SOA, then the proof records, as the zone
         /// sent them, TTLs capped at the negative TTL.
-        var authority: [ResourceRecord]
-        var stored: NIODeadline
-        var expires: NIODeadline
-        var bytes: Int
+        package var authority: [ResourceRecord]
+        package var stored: NIODeadline
+        package var expires: NIODeadline
+        package var bytes: Int
 
-        init(authority: [ResourceRecord], name: DomainName, stored: NIODeadline, expires: NIODeadline) {
+        package init(authority: [ResourceRecord], name: DomainName, stored: NIODeadline, expires: NIODeadline) {
             self.authority = authority
             self.stored = stored
             self.expires = expires
@@ -83,21 +83,21 @@ public final class RecordCache: Sendable {
     }
 
     /// A record's bytes: its owner name, its RDATA and the overhead.
-    static func cost(of record: ResourceRecord) -> Int { recordOverhead + record.name.wire.count + record.rdata.count }
+    package static func cost(of record: ResourceRecord) -> Int { recordOverhead + record.name.wire.count + record.rdata.count }
 
     /// One shard's entries and what they cost; every change goes through its methods, so `bytes`
     /// stays the sum of the entries' costs.
-    struct Shard {
-        private(set) var rrsets: [Key: Entry] = [:]
+    package struct Shard {
+        package private(set) var rrsets: [Key: Entry] = [:]
         /// Names that do not exist (RFC 8020: nor does anything below them).
-        private(set) var nxdomains: [DomainName: Negative] = [:]
+        package private(set) var nxdomains: [DomainName: Negative] = [:]
         /// Names without records of a type.
-        private(set) var nodata: [Key: Negative] = [:]
-        private(set) var bytes = 0
+        package private(set) var nodata: [Key: Negative] = [:]
+        package private(set) var bytes = 0
 
-        var count: Int { rrsets.count + nxdomains.count + nodata.count }
+        package var count: Int { rrsets.count + nxdomains.count + nodata.count }
 
-        mutating func setRRset(_ entry: Entry?, at key: Key) {
+        package mutating func setRRset(_ entry: Entry?, at key: Key) {
             if let old = rrsets.removeValue(forKey: key) { bytes -= old.bytes }
             if let entry {
                 rrsets[key] = entry
@@ -105,7 +105,7 @@ public final class RecordCache: Sendable {
             }
         }
 
-        mutating func setNXDomain(_ fact: Negative?, at name: DomainName) {
+        package mutating func setNXDomain(_ fact: Negative?, at name: DomainName) {
             if let old = nxdomains.removeValue(forKey: name) { bytes -= old.bytes }
             if let fact {
                 nxdomains[name] = fact
@@ -113,7 +113,7 @@ public final class RecordCache: Sendable {
             }
         }
 
-        mutating func setNoData(_ fact: Negative?, at key: Key) {
+        package mutating func setNoData(_ fact: Negative?, at key: Key) {
             if let old = nodata.removeValue(forKey: key) { bytes -= old.bytes }
             if let fact {
                 nodata[key] = fact
@@ -122,7 +122,7 @@ public final class RecordCache: Sendable {
         }
 
         /// Removes every entry whose name (and, for RRsets, whose entry) `remove` picks.
-        mutating func removeAll(where remove: (DomainName, NIODeadline, NIODeadline) -> Bool) {
+        package mutating func removeAll(where remove: (DomainName, NIODeadline, NIODeadline) -> Bool) {
             for (key, entry) in rrsets where remove(key.name, entry.stored, entry.expires) { setRRset(nil, at: key) }
             for (name, fact) in nxdomains where remove(name, fact.stored, fact.expires) { setNXDomain(nil, at: name) }
             for (key, fact) in nodata where remove(key.name, fact.stored, fact.expires) { setNoData(nil, at: key) }
@@ -130,7 +130,7 @@ public final class RecordCache: Sendable {
 
         /// Keeps the shard within `limit` bytes: expired entries go first, then the oldest
         /// stored until an eighth of the limit is free again (so trimming is not paid per insert).
-        mutating func trim(limit: Int, now: NIODeadline) {
+        package mutating func trim(limit: Int, now: NIODeadline) {
             guard bytes > limit else { return }
             removeAll { _, _, expires in expires <= now }
             guard bytes > limit else { return }
@@ -153,8 +153,8 @@ public final class RecordCache: Sendable {
 
     /// One lock per shard, in a class because a `Mutex` cannot sit in an array.
     private final class Locked: Sendable {
-        let state = Mutex(Shard())
-        func withLock<T>(_ body: (inout Shard) -> T) -> T { state.withLock { body(&$0) } }
+        package let state = Mutex(Shard())
+        package func withLock<T>(_ body: (inout Shard) -> T) -> T { state.withLock { body(&$0) } }
     }
 
     private let shards: [Locked]
@@ -163,7 +163,7 @@ public final class RecordCache: Sendable {
     private let maxNegativeTTL: UInt32
 
     /// The smallest share of a shard: room for a 64 KB RRset and then some.
-    static let minimumShardBytes = 256 * 1024
+    package static let minimumShardBytes = 256 * 1024
 
     /// - Parameters:
     ///   - maxBytes: the most memory the entries may take, bookkeeping counted (each shard gets
@@ -237,7 +237,7 @@ public final class RecordCache: Sendable {
     }
 
     /// Forgets one RRset (a delegation whose servers all failed, to be asked for again).
-    func remove(_ name: DomainName, _ type: RecordType) {
+    package func remove(_ name: DomainName, _ type: RecordType) {
         let key = Key(name: name.lowercased, type: type)
         shard(key.name).withLock { $0.setRRset(nil, at: key) }
     }

@@ -36,7 +36,7 @@ public enum ServerResponse: Equatable, Sendable {
     }
 
     /// CNAMEs and DNAMEs followed within one response, at most (the whole resolution has its own cap).
-    static let maxChainInResponse = 12
+    package static let maxChainInResponse = 12
 
     /// Classifies `message`, the response of a server of `zone` to `question`.
     public static func classify(_ message: DNSMessage, question: Question, zone: DomainName) -> ServerResponse {

@@ -14,7 +14,7 @@ public struct CacheKey: Hashable, Sendable {
     public let question: Question
     /// DO (1) and CD (2): an answer asked for with DNSSEC records, or without validation, is a
     /// different answer.
-    let flags: UInt8
+    package let flags: UInt8
 
     public init(question: Question, dnssecOK: Bool, checkingDisabled: Bool) {
         self.question = Question(name: question.name.lowercased, type: question.type, recordClass: question.recordClass)
@@ -29,9 +29,9 @@ public struct CacheKey: Hashable, Sendable {
     public var dnssecOK: Bool { flags & 1 != 0 }
     public var checkingDisabled: Bool { flags & 2 != 0 }
 
-    static func flags(dnssecOK: Bool, checkingDisabled: Bool) -> UInt8 { (dnssecOK ? 1 : 0) | (checkingDisabled ? 2 : 0) }
+    package static func flags(dnssecOK: Bool, checkingDisabled: Bool) -> UInt8 { (dnssecOK ? 1 : 0) | (checkingDisabled ? 2 : 0) }
 
-    static func flags(of view: QueryView) -> UInt8 {
+    package static func flags(of view: QueryView) -> UInt8 {
         flags(dnssecOK: view.edns?.dnssecOK ?? false, checkingDisabled: view.checkingDisabled)
     }
 }
@@ -47,6 +47,9 @@ public enum CacheFlush: Sendable, Equatable {
 
 /// Counters and sizes for the admin view and metrics.
 public struct CacheStatistics: Sendable, Equatable, Codable {
+    /// All zero.
+    public init() {}
+
     public var entries = 0
     public var bytes = 0
     public var maxBytes = 0
@@ -57,14 +60,14 @@ public struct CacheStatistics: Sendable, Equatable, Codable {
     public var inserts = 0
     public var evictions = 0
 
-    enum CodingKeys: String, CodingKey {
+    package enum CodingKeys: String, CodingKey {
         case entries, bytes, hits, misses, prefetches, inserts, evictions
         case maxBytes = "max_bytes"
         case staleHits = "stale_hits"
     }
 
     /// Adds another part's figures (shards, or worker processes) to these.
-    mutating func add(_ other: CacheStatistics) {
+    package mutating func add(_ other: CacheStatistics) {
         entries += other.entries
         bytes += other.bytes
         maxBytes += other.maxBytes
@@ -95,11 +98,11 @@ public final class AnswerCache: Sendable {
     /// overhead (16) of the answer's storage, and the hash index's share with its power-of-two
     /// growth slack (56). Calibrated against RSS: `bench/cache.py --memory 1000000` measured
     /// 224 bytes per cached A answer, which this accounts as about the same.
-    static let entryOverhead = MemoryLayout<CacheShard.Slot>.stride + 32 + 16 + 56
+    package static let entryOverhead = MemoryLayout<CacheShard.Slot>.stride + 32 + 16 + 56
 
     private final class Shard: Sendable {
-        let state: Mutex<CacheShard>
-        init(limit: Int) { state = Mutex(CacheShard(limit: limit)) }
+        package let state: Mutex<CacheShard>
+        package init(limit: Int) { state = Mutex(CacheShard(limit: limit)) }
     }
 
     /// `shardCount` is rounded up to a power of two.
@@ -239,7 +242,7 @@ public final class AnswerCache: Sendable {
 
     /// The question name at offset 12 when it has no compression pointer (the usual case);
     /// nil sends the query to the slow path, which decompresses it.
-    static func plainName(in query: UnsafeRawBufferPointer, end: Int) -> UnsafeRawBufferPointer? {
+    package static func plainName(in query: UnsafeRawBufferPointer, end: Int) -> UnsafeRawBufferPointer? {
         var offset = DNSHeader.length
         while offset < end {
             let length = Int(query[offset])
@@ -252,7 +255,7 @@ public final class AnswerCache: Sendable {
 
     /// SipHash (Swift's Hasher, seeded per process, so collisions cannot be forced) over the
     /// lower-cased name, type, class and flags.
-    static func hash(name: UnsafeRawBufferPointer, type: UInt16, recordClass: UInt16, flags: UInt8) -> UInt64 {
+    package static func hash(name: UnsafeRawBufferPointer, type: UInt16, recordClass: UInt16, flags: UInt8) -> UInt64 {
         var hasher = Hasher()
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: DomainName.maxWireLength) { lower in
             let count = min(name.count, lower.count)
@@ -267,33 +270,33 @@ public final class AnswerCache: Sendable {
 }
 
 /// One shard: a hash index into slots, and a CLOCK hand. Only touched under its lock.
-struct CacheShard {
-    struct Slot {
-        var answer: CachedAnswer?
-        var hash: UInt64 = 0
+package struct CacheShard {
+    package struct Slot {
+        package var answer: CachedAnswer?
+        package var hash: UInt64 = 0
         /// Uptime nanoseconds when stored.
-        var storedAt: UInt64 = 0
+        package var storedAt: UInt64 = 0
         /// Until when a stale entry is served without asking upstream (uptime nanoseconds).
-        var recheckUntil: UInt64 = 0
-        var flags: UInt8 = 0
+        package var recheckUntil: UInt64 = 0
+        package var flags: UInt8 = 0
         /// Set on every hit; the CLOCK hand clears it, and evicts entries found without it.
-        var referenced = false
-        var refreshing = false
+        package var referenced = false
+        package var refreshing = false
 
-        var cost: Int { (answer?.storedBytes ?? 0) + AnswerCache.entryOverhead }
+        package var cost: Int { (answer?.storedBytes ?? 0) + AnswerCache.entryOverhead }
 
         /// Nanoseconds since stored.
-        func elapsed(_ now: UInt64) -> UInt64 { now > storedAt ? now - storedAt : 0 }
+        package func elapsed(_ now: UInt64) -> UInt64 { now > storedAt ? now - storedAt : 0 }
     }
 
-    let limit: Int
-    var index: [UInt64: Int32] = [:]
-    var slots: [Slot] = []
-    var free: [Int32] = []
-    var hand = 0
-    var statistics = CacheStatistics()
+    package let limit: Int
+    package var index: [UInt64: Int32] = [:]
+    package var slots: [Slot] = []
+    package var free: [Int32] = []
+    package var hand = 0
+    package var statistics = CacheStatistics()
 
-    init(limit: Int) { self.limit = limit }
+    package init(limit: Int) { self.limit = limit }
 
     private static let second: UInt64 = 1_000_000_000
 
@@ -306,7 +309,7 @@ struct CacheShard {
         return slot
     }
 
-    mutating func hit(
+    package mutating func hit(
         hash: UInt64, name: UnsafeRawBufferPointer, type: UInt16, recordClass: UInt16, flags: UInt8, now: UInt64,
         settings: CacheSettings, countsMiss: Bool = true,
         render: (CachedAnswer, _ age: UInt32, _ staleTTL: UInt32?) -> ByteBuffer
@@ -348,7 +351,7 @@ struct CacheShard {
         return nil
     }
 
-    mutating func stale(
+    package mutating func stale(
         hash: UInt64, name: UnsafeRawBufferPointer, type: UInt16, recordClass: UInt16, flags: UInt8, now: UInt64,
         settings: CacheSettings, render: (CachedAnswer) -> ByteBuffer
     ) -> ByteBuffer? {
@@ -363,7 +366,7 @@ struct CacheShard {
         return render(answer)
     }
 
-    mutating func insert(_ answer: CachedAnswer, hash: UInt64, flags: UInt8, now: UInt64, settings: CacheSettings) {
+    package mutating func insert(_ answer: CachedAnswer, hash: UInt64, flags: UInt8, now: UInt64, settings: CacheSettings) {
         let entry = Slot(answer: answer, hash: hash, storedAt: now, flags: flags)
         guard entry.cost <= limit else { return }
         let slot: Int
@@ -427,7 +430,7 @@ struct CacheShard {
     }
 
     /// Removes every entry `matches` selects; returns how many.
-    mutating func removeAll(where matches: (CachedAnswer) -> Bool) -> Int {
+    package mutating func removeAll(where matches: (CachedAnswer) -> Bool) -> Int {
         var removed = 0
         for slot in slots.indices {
             if let answer = slots[slot].answer, matches(answer) {

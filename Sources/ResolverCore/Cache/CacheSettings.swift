@@ -29,20 +29,20 @@ public struct CacheSettings: Sendable, Equatable {
     public init() {}
 
     /// How long an answer lives and how its TTL fields are rewritten.
-    struct Lifetime {
-        var kind: CachedKind
+    package struct Lifetime {
+        package var kind: CachedKind
         /// 0: do not store (the TTL fields are then left as they came).
-        var ttl: UInt32
-        var floor: UInt32
-        var ceiling: UInt32
+        package var ttl: UInt32
+        package var floor: UInt32
+        package var ceiling: UInt32
 
-        func clamp(_ field: AnswerTTLs.Field) -> UInt32 { min(max(field.ttl, floor), ceiling) }
+        package func clamp(_ field: AnswerTTLs.Field) -> UInt32 { min(max(field.ttl, floor), ceiling) }
     }
 
     /// RFC 2181 §5.2 and §7.2, RFC 2308 §5: a positive answer lives as long as its shortest
     /// (clamped) TTL; NXDOMAIN and NODATA for min(SOA TTL, SOA MINIMUM, `maxNegativeTTL`), and
     /// not at all without an SOA; anything else (a referral, an odd rcode) is not stored.
-    func lifetime(rcode: ResponseCode, ttls scan: AnswerTTLs) -> Lifetime {
+    package func lifetime(rcode: ResponseCode, ttls scan: AnswerTTLs) -> Lifetime {
         let negative = rcode == .nxDomain || (rcode == .noError && scan.answerCount == 0)
         if negative {
             guard let soa = scan.soa else { return Lifetime(kind: .negative, ttl: 0, floor: 0, ceiling: .max) }

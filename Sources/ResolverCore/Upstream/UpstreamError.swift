@@ -27,7 +27,7 @@ public enum UpstreamError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The feedback this error means for server selection; nil when the server was not asked.
-    var feedback: ServerFeedback? {
+    package var feedback: ServerFeedback? {
         switch self {
         case .timeout: .timeout
         case .unreachable, .badQuery: .unreachable

@@ -18,7 +18,7 @@ public struct ZoneSelection: Sendable, Equatable {
     public var lastProbe: NIODeadline
     public var lastQuery: NIODeadline
 
-    init(now: NIODeadline) {
+    package init(now: NIODeadline) {
         lastProbe = now
         lastQuery = now
     }
@@ -39,6 +39,12 @@ public struct ServerReport: Sendable, Equatable {
     public var server: ServerAddress
     public var stats: ServerStats
     public var state: ServerState
+
+    public init(server: ServerAddress, stats: ServerStats, state: ServerState) {
+        self.server = server
+        self.stats = stats
+        self.state = state
+    }
 }
 
 /// All zones' statistics and the planning logic.
@@ -52,7 +58,7 @@ public struct SelectionState: Sendable {
     public init(policy: SelectionPolicy) { self.policy = policy }
 
     /// What one zone's table is estimated to cost.
-    static func cost(_ zone: DomainName, servers: Int) -> Int {
+    package static func cost(_ zone: DomainName, servers: Int) -> Int {
         SelectionPolicy.zoneBytes + zone.wire.count + servers * SelectionPolicy.serverBytes
     }
 
@@ -152,7 +158,7 @@ public struct SelectionState: Sendable {
     }
 
     /// When to ask the next server if this one is still silent.
-    func retransmitTimeout(_ stats: ServerStats?) -> TimeAmount {
+    package func retransmitTimeout(_ stats: ServerStats?) -> TimeAmount {
         guard let estimate = stats?.estimate else { return min(policy.unknownRTO, policy.timeout) }
         return estimate.retransmitTimeout(floor: policy.hedgeFloor, ceiling: policy.timeout)
     }

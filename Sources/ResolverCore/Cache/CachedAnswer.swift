@@ -24,10 +24,10 @@ public enum CachedKind: UInt8, Sendable {
 /// A stored reply and where its TTLs are.
 public struct CachedAnswer: Sendable, Equatable {
     /// The message, then two bytes (big-endian) per TTL field giving that field's offset.
-    let storage: [UInt8]
-    let messageLength: UInt16
+    package let storage: [UInt8]
+    package let messageLength: UInt16
     /// Length of the question name in wire form (it starts at offset 12).
-    let nameLength: UInt8
+    package let nameLength: UInt8
     public let kind: CachedKind
     /// Seconds the entry stays fresh.
     public let ttl: UInt32
@@ -37,14 +37,14 @@ public struct CachedAnswer: Sendable, Equatable {
     public var count: Int { Int(messageLength) }
     /// Bytes held, for the cache's memory accounting.
     public var storedBytes: Int { storage.capacity }
-    var ttlFieldCount: Int { (storage.count - Int(messageLength)) / 2 }
+    package var ttlFieldCount: Int { (storage.count - Int(messageLength)) / 2 }
 
     /// The stored form of an upstream answer to `question`, with TTLs set by `settings` (clamps,
     /// negative TTL). `ttl` is 0 when the answer must not be cached (a TTL of 0, a negative
     /// answer without SOA, a referral); it can still be rendered for the clients waiting on it.
     public static func make(
         answer: DNSMessage, question: Question, authenticated: Bool, settings: CacheSettings
-    ) throws(CodecError) -> CachedAnswer {
+    ) throws(ResolutionFailure) -> CachedAnswer {
         var flags: MessageFlags = [.qr, .ra]
         if authenticated { flags.insert(.ad) }
         let message = DNSMessage(
@@ -56,13 +56,13 @@ public struct CachedAnswer: Sendable, Equatable {
         do {
             written = try MessageWriter.write(message, compression: .ignoringCase)
         } catch {
-            throw CodecError("the answer cannot be written: \(error)")
+            throw .unstorable("the answer cannot be written: \(error)")
         }
         var bytes = written.bytes
         // Served over TCP with our OPT record it must still fit the 2-octet length (fuzzing
         // finding F7: 65,525–65,535 octets were cached and then could not be sent).
         guard bytes.count <= Int(UInt16.max) - ResponseBuilder.optLength else {
-            throw CodecError("an answer of \(bytes.count) octets is too long to serve over TCP with EDNS")
+            throw .unstorable("an answer of \(bytes.count) octets is too long to serve over TCP with EDNS")
         }
         let fields = AnswerTTLs(message, ttlOffsets: written.ttlOffsets)
         let decision = settings.lifetime(rcode: answer.rcode, ttls: fields)
@@ -86,7 +86,7 @@ public struct CachedAnswer: Sendable, Equatable {
         return CachedAnswer(message: bytes, nameLength: name.count, ttlOffsets: [], kind: .failure, ttl: ttl)
     }
 
-    init(message: [UInt8], nameLength: Int, ttlOffsets: [Int], kind: CachedKind, ttl: UInt32) {
+    package init(message: [UInt8], nameLength: Int, ttlOffsets: [Int], kind: CachedKind, ttl: UInt32) {
         var storage = message
         storage.reserveCapacity(message.count + 2 * ttlOffsets.count)
         for offset in ttlOffsets { storage.appendU16(UInt16(offset)) }
@@ -98,14 +98,14 @@ public struct CachedAnswer: Sendable, Equatable {
     }
 
     /// The stored question name (lower case, wire form).
-    var name: DomainName { DomainName(uncheckedWire: Array(storage[12..<(12 + Int(nameLength))])) }
+    package var name: DomainName { DomainName(uncheckedWire: Array(storage[12..<(12 + Int(nameLength))])) }
 
     /// The question's type and class, as stored.
-    var questionType: UInt16 { storage.u16(at: 12 + Int(nameLength)) }
-    var questionClass: UInt16 { storage.u16(at: 14 + Int(nameLength)) }
+    package var questionType: UInt16 { storage.u16(at: 12 + Int(nameLength)) }
+    package var questionClass: UInt16 { storage.u16(at: 14 + Int(nameLength)) }
 
     /// Whether `name` (uncompressed wire form, any letter case) is this entry's question name.
-    func matches(name: UnsafeRawBufferPointer, type: UInt16, recordClass: UInt16) -> Bool {
+    package func matches(name: UnsafeRawBufferPointer, type: UInt16, recordClass: UInt16) -> Bool {
         guard name.count == Int(nameLength), questionType == type, questionClass == recordClass else { return false }
         return storage.withUnsafeBytes { stored in
             guard let storedName = stored.baseAddress.map({ $0 + DNSHeader.length }), let asked = name.baseAddress else {
@@ -189,20 +189,20 @@ public struct CachedAnswer: Sendable, Equatable {
 /// The TTL fields of an answer as written: each record's TTL, type and section with the offset
 /// the writer put its TTL at (in record order, OPT excluded); and the first authority SOA's TTL
 /// and MINIMUM field (RFC 2308 §5).
-struct AnswerTTLs {
-    struct Field: Equatable {
-        var ttlOffset: Int
-        var type: UInt16
-        var ttl: UInt32
+package struct AnswerTTLs {
+    package struct Field: Equatable {
+        package var ttlOffset: Int
+        package var type: UInt16
+        package var ttl: UInt32
         /// 0 answer, 1 authority, 2 additional.
-        var section: Int
+        package var section: Int
     }
 
-    var answerCount: Int
-    var records: [Field] = []
-    var soa: (ttl: UInt32, minimum: UInt32)?
+    package var answerCount: Int
+    package var records: [Field] = []
+    package var soa: (ttl: UInt32, minimum: UInt32)?
 
-    init(_ message: DNSMessage, ttlOffsets: [Int]) {
+    package init(_ message: DNSMessage, ttlOffsets: [Int]) {
         answerCount = message.answers.count
         let sections = [message.answers, message.authorities, message.additionals]
         var index = 0

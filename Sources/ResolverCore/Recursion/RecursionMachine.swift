@@ -20,7 +20,7 @@
 import NIOCore
 
 /// One question's outcome inside a resolution.
-enum RecursionStep: Sendable, Equatable {
+package enum RecursionStep: Sendable, Equatable {
     case answer(chain: [ResourceRecord], records: [ResourceRecord])
     case alias(chain: [ResourceRecord], target: DomainName)
     /// `authority`: the zone's SOA and its proof records, as the zone sent them.
@@ -30,23 +30,23 @@ enum RecursionStep: Sendable, Equatable {
 }
 
 /// What came back for a question sent to a zone's servers.
-enum SendOutcome: Sendable, Equatable {
+package enum SendOutcome: Sendable, Equatable {
     case answer(DNSMessage)
     case failure(ResolutionFailure)
 }
 
 /// A zone cut and how to reach its servers.
-struct ZoneCut: Sendable, Equatable {
-    let zone: DomainName
+package struct ZoneCut: Sendable, Equatable {
+    package let zone: DomainName
     /// The NS names; their addresses are in the record cache or looked up.
-    let nameservers: [DomainName]
+    package let nameservers: [DomainName]
     /// Addresses used as they are (the root hints before priming).
-    let fixed: [ServerAddress]
+    package let fixed: [ServerAddress]
 }
 
 /// One client question's recursion: consumes what servers said, returns the next action.
-struct RecursionMachine {
-    enum Action: Sendable, Equatable {
+package struct RecursionMachine {
+    package enum Action: Sendable, Equatable {
         /// Ask `question` of `servers`, the servers of `zone`; then call `receive`.
         case send(Question, zone: DomainName, servers: [ServerAddress])
         /// The resolution is over.
@@ -56,25 +56,25 @@ struct RecursionMachine {
     /// Iterating one name from a zone cut down.
     private struct Iteration {
         /// The name (and the lookup's type) being resolved.
-        let question: Question
-        var cut: ZoneCut
+        package let question: Question
+        package var cut: ZoneCut
         /// A cut from the cache may be stale (the zone moved): when all its servers fail, it is
         /// forgotten once and the parent asked for the delegation again.
-        var cutFromCache: Bool
+        package var cutFromCache: Bool
         /// The deepest name known to exist below the cut (QNAME minimisation's progress).
-        var known: DomainName
-        var minimise: Bool
-        var minimised = 0
+        package var known: DomainName
+        package var minimise: Bool
+        package var minimised = 0
         /// Questions sent for this name (the referral cap).
-        var sent = 0
+        package var sent = 0
         /// The question sent, awaiting its outcome.
-        var asked: Question?
+        package var asked: Question?
         /// Addresses of the cut's nameservers found by nested lookups (nameservers without glue).
-        var lookedUp: [ServerAddress] = []
+        package var lookedUp: [ServerAddress] = []
         /// Nameserver names still to look up for this cut; nil until the first is needed.
-        var pendingLookups: [DomainName]?
+        package var pendingLookups: [DomainName]?
 
-        init(question: Question, cut: ZoneCut, minimise: Bool) {
+        package init(question: Question, cut: ZoneCut, minimise: Bool) {
             self.question = question
             self.cut = cut
             cutFromCache = !cut.zone.isRoot
@@ -82,7 +82,7 @@ struct RecursionMachine {
             self.minimise = minimise
         }
 
-        mutating func enter(_ cut: ZoneCut, fromCache: Bool) {
+        package mutating func enter(_ cut: ZoneCut, fromCache: Bool) {
             self.cut = cut
             cutFromCache = fromCache
             known = cut.zone
@@ -93,14 +93,14 @@ struct RecursionMachine {
 
     /// One question followed along its CNAME chain: the client's, or a nameserver's address.
     private struct Lookup {
-        let question: Question
-        var chain: [ResourceRecord] = []
+        package let question: Question
+        package var chain: [ResourceRecord] = []
         /// The name on the chain being resolved.
-        var name: DomainName
-        var links = 0
-        var iteration: Iteration?
+        package var name: DomainName
+        package var links = 0
+        package var iteration: Iteration?
 
-        init(_ question: Question) {
+        package init(_ question: Question) {
             self.question = question
             name = question.name
         }
@@ -115,12 +115,12 @@ struct RecursionMachine {
         case act(Action)
     }
 
-    let settings: RecursionSettings
-    let deadline: NIODeadline
+    package let settings: RecursionSettings
+    package let deadline: NIODeadline
     private let records: RecordCache
     private var lookups: [Lookup]
 
-    init(question: Question, settings: RecursionSettings, records: RecordCache, deadline: NIODeadline) {
+    package init(question: Question, settings: RecursionSettings, records: RecordCache, deadline: NIODeadline) {
         self.settings = settings
         self.records = records
         self.deadline = deadline
@@ -128,16 +128,16 @@ struct RecursionMachine {
     }
 
     /// Lookups under way: 1 for the client's question, more while nameservers are looked up.
-    var depth: Int { lookups.count }
+    package var depth: Int { lookups.count }
 
     /// The first action.
-    mutating func start(now: NIODeadline) -> Action {
+    package mutating func start(now: NIODeadline) -> Action {
         guard now < deadline else { return finish(.failure(.deadlinePassed)) }
         return advance(.startName, now: now)
     }
 
     /// The next action, given what the last `send` brought.
-    mutating func receive(_ outcome: SendOutcome, now: NIODeadline) -> Action {
+    package mutating func receive(_ outcome: SendOutcome, now: NIODeadline) -> Action {
         guard now < deadline else { return finish(.failure(.deadlinePassed)) }
         guard let top = lookups.indices.last, var iteration = lookups[top].iteration, let asked = iteration.asked else {
             // Nothing was asked: a driver error, answered as a failure rather than a trap.
@@ -419,7 +419,7 @@ struct RecursionMachine {
     /// The server addresses of a zone cut's first `maxNameserversPerCut` NS names, at most
     /// `maxAddressesPerNameserver` each (IPv4 and IPv6 taken in turn), from what `known` gives
     /// for a name (its A and AAAA records); and the names among them with no address known.
-    static func candidates(
+    package static func candidates(
         _ nameservers: [DomainName], settings: RecursionSettings,
         known: (DomainName) -> (a: [ResourceRecord], aaaa: [ResourceRecord])
     ) -> (found: [ServerAddress], missing: [DomainName]) {

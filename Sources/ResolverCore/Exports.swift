@@ -1,0 +1,3 @@
+// Everything above ResolverCore reads messages through DNSWire.
+
+@_exported import DNSWire
