@@ -1,6 +1,7 @@
 // Start here. `ResolverApplication` turns a validated `Config` into running parts: the event
 // loops, the forwarder (and in recursive mode the recursive resolver) and its server selection, the service registry and its health checker,
-// the query pipeline, the DNS listeners and the HTTP API.
+// the query pipeline, the DNS listeners and the HTTP API. What runs for the process's life —
+// per role (single process, supervisor, worker) — is listed by `roleServices` (RoleServices.swift).
 // The daemon's main file only reads the config and runs this as a swift-service-lifecycle
 // `Service`.
 
@@ -189,9 +190,6 @@ public final class ResolverApplication: Service {
             try await worker.follow(registry) { kill(getpid(), SIGTERM) }
             link = worker
         }
-        // Priming in the background, again before the root's NS set expires and with back-off
-        // when it fails; no query waits for it (they start from the hints meanwhile).
-        let priming = pool == nil ? recursor.map { recursor in Task { await recursor.keepPrimed() } } : nil
         // The API's settings first: nothing is bound (and no client made) when they fail.
         let guardian = try apiGuard()
         let apiServer: HTTPServerBuilder = config.api.usesTLS ? try .tls(.http1(), tlsConfiguration: try apiTLS()) : .http1()
@@ -227,7 +225,6 @@ public final class ResolverApplication: Service {
             eventLoopGroupProvider: .shared(group), logger: logger)
 
         func closeAll() async {
-            priming?.cancel()
             await listeners?.close()
             await pool?.stop()
             try? await shared?.http.shutdown()
@@ -237,8 +234,8 @@ public final class ResolverApplication: Service {
         }
         do {
             try await serve(
-                api: api, checker: checker, listeners: listeners, pool: pool, link: link, bound: apiBound,
-                sharedToLoad: sharedToLoad)
+                roleServices(api: api, checker: checker, sharedToLoad: sharedToLoad), listeners: listeners,
+                pool: pool, link: link, bound: apiBound)
         } catch {
             await closeAll()
             throw error
@@ -344,7 +341,7 @@ public final class ResolverApplication: Service {
 
     /// Keeps reading the shared store until it answers (back-off up to 5 s; 30 s after a refusal,
     /// such as a wrong password); then the registry is ready and the watch starts.
-    private func loadShared() async {
+    func loadShared() async {
         var pause: Duration = .milliseconds(500)
         while !Task.isCancelled {
             try? await Task.sleep(for: pause)
@@ -376,66 +373,16 @@ public final class ResolverApplication: Service {
     }
 
     /// Runs the API beside the bound DNS listeners until graceful shutdown.
+    /// Runs `services` (the role's, from `roleServices`) until graceful shutdown; meanwhile
+    /// announces readiness once the API is bound: a worker to its supervisor, a supervisor after
+    /// starting its workers, and either of the others to the log and systemd.
     private func serve(
-        api: some Service, checker: HealthChecker?, listeners: DNSListeners?, pool: WorkerPool?, link: WorkerLink?,
-        bound apiBound: AsyncStream<String>, sharedToLoad: Bool
+        _ services: [any Service], listeners: DNSListeners?, pool: WorkerPool?, link: WorkerLink?,
+        bound apiBound: AsyncStream<String>
     ) async throws {
         try await withThrowingDiscardingTaskGroup { tasks in
-            // Hummingbird stops by itself on graceful shutdown; an error (port in use) ends all.
-            tasks.addTask { try await api.run() }
-            // The checker too: it stops on graceful shutdown.
-            if let checker { tasks.addTask { try await checker.run() } }
-            // A shared registry: follow the other instances' changes; campaign to run the checks.
-            if let shared {
-                let registry = self.registry
-                let logger = self.logger
-                tasks.addTask { [self] in
-                    await cancelWhenGracefulShutdown {
-                        if sharedToLoad { await self.loadShared() }
-                        await shared.store.follow(registry, networks: self.memberNetworks, logger: logger)
-                    }
-                }
-                tasks.addTask { await cancelWhenGracefulShutdown { await shared.election.run(logger: logger) } }
-            }
-            // SIGHUP reloads the config (the supervisor's workers reload theirs).
-            tasks.addTask { [self] in
-                await cancelWhenGracefulShutdown {
-                    for await _ in await UnixSignalsSequence(trapping: .sighup) { _ = self.reload() }
-                }
-            }
-            // The query rate of GET /v1/stats: a sample a second; and systemd's watchdog, when
-            // the unit has one, at half its interval.
-            let metrics = self.metrics
-            let logger = self.logger
-            let watchdog = link == nil ? SystemdNotify.watchdogInterval : nil
-            tasks.addTask {
-                await cancelWhenGracefulShutdown {
-                    let clock = ContinuousClock()
-                    var nextPing = clock.now
-                    var looping = false
-                    while !Task.isCancelled {
-                        metrics.sample()
-                        if let watchdog, clock.now >= nextPing {
-                            // Every worker crash-looping for long: no DNS is answered, so the
-                            // watchdog must not be told all is well.
-                            if let since = pool?.allCrashLoopingSince(), clock.now - since > WorkerPool.crashLoopLimit {
-                                if !looping {
-                                    logger.critical("every worker keeps crashing; no longer feeding the systemd watchdog")
-                                    let limit = WorkerPool.crashLoopLimit
-                                    SystemdNotify.send("STATUS=every worker has been crash-looping for over \(limit)")
-                                }
-                                looping = true
-                            } else {
-                                if looping { SystemdNotify.send("STATUS=answering again") }
-                                looping = false
-                                SystemdNotify.send("WATCHDOG=1")
-                            }
-                            nextPing = clock.now + watchdog
-                        }
-                        try? await Task.sleep(for: min(.seconds(1), watchdog ?? .seconds(1)))
-                    }
-                }
-            }
+            // Each stops by itself on graceful shutdown; an error (the API's port in use) ends all.
+            for service in services { tasks.addTask { try await service.run() } }
             var bound = "?"
             for await address in apiBound { bound = address }
             if let link, let listeners {
