@@ -574,12 +574,14 @@ struct ConfigTests {
         #expect(error.line == 2)
     }
 
-    @Test func reportsTheLineOfADottedKey() throws {
-        let error = try #require(failure("# comment\n\nresolver.timeout_ms = 100\n" + Self.minimal))
-        #expect(error.key == nil)
+    @Test func readsADottedKeyAndNamesItsLine() throws {
+        // TOML 1.0: `resolver.timeout_ms = 100` is `timeout_ms = 100` in [resolver].
+        let config = try Config.parse("# comment\n\nresolver.timeout_ms = 100\n" + Self.minimal)
+        #expect(config.resolver.timeoutMs == 100)
+        let error = try #require(failure("# comment\n\nresolver.timeout_ms = 10\n" + Self.minimal))
+        #expect(error.key == "resolver.timeout_ms")
         #expect(error.line == 3)
-        #expect(error.message.contains("dotted keys"))
-        #expect(error.description.hasPrefix("line 3: "))
+        #expect(error.description == "line 3: resolver.timeout_ms: must be between 50 and 60000, not 10")
     }
 
     @Test func reportsTheLineOfABareValue() throws {
