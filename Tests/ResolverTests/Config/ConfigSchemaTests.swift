@@ -1,6 +1,8 @@
-// Config/ConfigSchema: the key table — every default reads back, unknown keys are named with
-// their line, and the pairs and the reload diff come from the table.
+// Config/ConfigSchema: the key table — every default reads back, the reference in docs/CONFIG.md
+// is current, unknown keys are named with their line, the pairs and the reload diff come from
+// the table, and the shipped config file lists every key at its default.
 
+import Foundation
 import Testing
 
 @testable import Resolver
@@ -8,6 +10,10 @@ import Testing
 @Suite("Config key table")
 struct ConfigSchemaTests {
     static let minimal = "[[forward]]\nzone = \".\"\nservers = [\"192.0.2.1\"]\n"
+
+    /// The package root (Tests/ResolverTests/Config/ConfigSchemaTests.swift → ../../..).
+    static let root = "\(#filePath)".split(separator: "/", omittingEmptySubsequences: false).dropLast(4)
+        .joined(separator: "/")
 
     private func failure(_ text: String, sourceLocation: SourceLocation = #_sourceLocation) -> ConfigError? {
         do {
@@ -55,6 +61,22 @@ struct ConfigSchemaTests {
         expected.forwards = try Config.parse(Self.minimal).forwards
         #expect(all == expected)
         #expect(Config().registry.allowedNetworks == nil)
+    }
+
+    @Test func theReferenceIsCurrent() throws {
+        let path = Self.root + "/docs/CONFIG.md"
+        let generated = ConfigSchema.reference()
+        if ProcessInfo.processInfo.environment["RESOLVERD_WRITE_CONFIG_REFERENCE"] == "1" {
+            try generated.write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        let stored = try String(contentsOfFile: path, encoding: .utf8)
+        #expect(
+            stored == generated,
+            "docs/CONFIG.md is stale: RESOLVERD_WRITE_CONFIG_REFERENCE=1 swift test --skip-build --filter ConfigSchemaTests")
+        for key in ConfigSchema.keys { #expect(stored.contains("| `\(key.name)` |"), "\(key.name)") }
+        #expect(stored.contains("| `forward.zone` | domain name | required |"))
+        #expect(stored.contains("| `server.threads` | integer | `0` | 0 to 256 | restart |"))
+        #expect(stored.contains("| `server.allow` | array of networks | `[\"127.0.0.0/8\", \"::1/128\"]` |  | reload |"))
     }
 
     // MARK: Reading with the table
@@ -186,5 +208,31 @@ struct ConfigSchemaTests {
         ] {
             #expect(ConfigSchema.key(name.split(separator: ".").map(String.init))?.reload == .restart, "\(name)")
         }
+    }
+
+    // MARK: The shipped file
+
+    @Test func theShippedFileListsEveryKeyAtItsDefault() throws {
+        let path = Self.root + "/config/resolverd.toml"
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        // Keys shown commented out (`# allowed_networks = […]`) count as listed.
+        let uncommented = text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            guard line.hasPrefix("# ") else { return String(line) }
+            let rest = line.dropFirst(2)
+            let name = rest.prefix { $0.isLetter || $0.isNumber || $0 == "_" }
+            return !name.isEmpty && rest.dropFirst(name.count).hasPrefix(" = ") ? String(rest) : String(line)
+        }.joined(separator: "\n")
+        let document = try TOMLParser.parse(uncommented)
+        for key in ConfigSchema.keys {
+            guard case .table(let table)? = document[key.path[0]]?.value else {
+                Issue.record("[\(key.path[0])] is missing")
+                continue
+            }
+            #expect(table[key.path[1]] != nil, "\(key.name) is not in config/resolverd.toml")
+        }
+        // What the file sets is the built-in default, but for listen (the file adds [::1]:53).
+        let shipped = try Config.load(path: path)
+        let differing = ConfigSchema.keys.filter { $0.differs(shipped, Config()) }.map(\.name)
+        #expect(differing == ["server.listen"])
     }
 }
