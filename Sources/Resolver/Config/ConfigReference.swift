@@ -33,7 +33,8 @@ extension ConfigSchema {
         }
         text += "## Rules across keys\n\n"
         for pair in pairs {
-            text += "- `\(TOMLParser.display(pair.first))` and `\(TOMLParser.display(pair.second))` go together (\(pair.what)): both or neither.\n"
+            let (first, second) = (TOMLParser.display(pair.first), TOMLParser.display(pair.second))
+            text += "- `\(first)` and `\(second)` go together (\(pair.what)): both or neither.\n"
         }
         for rule in rules { text += "- \(rule.doc).\n" }
         return text

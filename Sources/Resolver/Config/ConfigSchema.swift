@@ -20,7 +20,10 @@ enum ConfigSchema {
     static let sections: [(name: String, doc: String)] = [
         ("server", "Listening, who may ask, and the limits that protect the daemon."),
         ("resolver", "How names outside local zones are resolved, and how upstream servers are chosen."),
-        ("forward", "Forward zones (`[[forward]]`, any number): names at or below `zone` go to `servers`; the longest matching zone wins."),
+        (
+            "forward",
+            "Forward zones (`[[forward]]`, any number): names at or below `zone` go to `servers`; the longest matching zone wins."
+        ),
         ("cache", "The answer cache."),
         ("cluster", "Service groups: their DNS zone and the timing of health checks."),
         ("registry", "Where registrations are kept."),
@@ -40,7 +43,10 @@ enum ConfigSchema {
             "names at or below this zone (`\".\"`: every name)…"),
         ConfigKey(
             required: "servers", \.servers, forwardServers, .live,
-            "…go to these servers (`IP`, `IP:PORT`, `[IPv6]:PORT`, or `\"system\"` for /etc/resolv.conf's nameservers)"),
+            """
+            …go to these servers (`IP`, `IP:PORT`, `[IPv6]:PORT`, or `\"system\"` for /etc/resolv.conf's \
+            nameservers)
+            """),
     ]
 
     /// Whether a reload applies `[[forward]]` zones: when it applies each of their keys.
@@ -68,14 +74,20 @@ enum ConfigSchema {
         ConfigKey(
             "server.max_tcp_connections_per_client", \.server.maxTCPConnectionsPerClient, .integer(1...1_000_000),
             .restart, defaults: defaults,
-            "open TCP connections of one client (its network: `client_ipv4_prefix`/`client_ipv6_prefix`); more are closed at once"),
+            """
+            open TCP connections of one client (its network: `client_ipv4_prefix`/`client_ipv6_prefix`); more are \
+            closed at once
+            """),
         ConfigKey(
             "server.max_pending_per_client", \.server.maxPendingPerClient, .integer(1...1_000_000), .live,
             defaults: defaults,
             "queries of one client (network) waiting on upstream servers at once; more get SERVFAIL at once"),
         ConfigKey(
             "server.max_pending", \.server.maxPending, .integer(1...10_000_000), .restart, defaults: defaults,
-            "queries of all clients waiting on upstream servers; past it new misses get SERVFAIL at once while cache hits keep flowing (with workers, each has its share)"),
+            """
+            queries of all clients waiting on upstream servers; past it new misses get SERVFAIL at once while cache \
+            hits keep flowing (with workers, each has its share)
+            """),
         ConfigKey(
             "server.max_tcp_queries_per_connection", \.server.maxTCPQueriesPerConnection, .integer(1...65_535),
             .restart, defaults: defaults, "queries in flight per TCP connection before reading pauses"),
@@ -87,7 +99,10 @@ enum ConfigSchema {
         ConfigKey(
             "server.max_tcp_queued_bytes_per_connection", \.server.maxTCPQueuedBytesPerConnection,
             .integer(65_537...(64 << 20)), .restart, defaults: defaults,
-            "reply bytes waiting for one TCP client to read them; past it the connection's queries wait unread (back-pressure)"),
+            """
+            reply bytes waiting for one TCP client to read them; past it the connection's queries wait unread \
+            (back-pressure)
+            """),
         ConfigKey(
             "server.max_tcp_queued_bytes", \.server.maxTCPQueuedBytes, .integer(65_537...(16 << 30)), .restart,
             defaults: defaults, "the same for all TCP connections together"),
@@ -102,14 +117,20 @@ enum ConfigSchema {
             "UDP through the batched recvmmsg/sendmmsg path; `false`: NIO's DatagramChannel"),
         ConfigKey(
             "server.workers", \.server.workers, .integer(0...64), .restart, defaults: defaults,
-            "`N > 0`: N worker processes answer DNS on the shared ports under a supervisor that owns the registry, health checks and API, and restarts a dead one at once; 0: one process"),
+            """
+            `N > 0`: N worker processes answer DNS on the shared ports under a supervisor that owns the registry, \
+            health checks and API, and restarts a dead one at once; 0: one process
+            """),
     ]
 
     private static let resolverKeys: [ConfigKey<Config>] = [
         ConfigKey(
             "resolver.mode", \.resolver.mode, .choice([ResolutionMode.forward, .recursive]), .restart,
             defaults: defaults,
-            "`\"forward\"`: names go to the `[[forward]]` zones' servers; `\"recursive\"`: resolved from the root (forward zones still win for their names)"),
+            """
+            `\"forward\"`: names go to the `[[forward]]` zones' servers; `\"recursive\"`: resolved from the root \
+            (forward zones still win for their names)
+            """),
         ConfigKey(
             "resolver.timeout_ms", \.resolver.timeoutMs, .integer(50...60_000), .restart, defaults: defaults,
             "a server silent this long has failed (marked down, back-off)"),
@@ -133,13 +154,19 @@ enum ConfigSchema {
             "recursive mode: RFC 9156 QNAME minimisation, relaxed"),
         ConfigKey(
             "resolver.query_loopback", \.resolver.queryLoopback, .boolean, .restart, defaults: defaults,
-            "recursive mode: query nameserver addresses on loopback or unspecified (127.0.0.0/8, ::1, 0.0.0.0, ::) learned from the network (root hints and forward servers are always used); for test hierarchies"),
+            """
+            recursive mode: query nameserver addresses on loopback or unspecified (127.0.0.0/8, ::1, 0.0.0.0, ::) \
+            learned from the network (root hints and forward servers are always used); for test hierarchies
+            """),
     ]
 
     private static let cacheKeys: [ConfigKey<Config>] = [
         ConfigKey(
             "cache.max_bytes", \.cache.maxBytes, .integer(0...(1 << 40)), .restart, defaults: defaults,
-            "memory for cached answers, bookkeeping included; 0 turns the cache off. Recursion's record cache takes max_bytes / 8 beside it, the server tables max_bytes / 16 (at least 1 MiB), each bounded in bytes"),
+            """
+            memory for cached answers, bookkeeping included; 0 turns the cache off. Recursion's record cache takes \
+            max_bytes / 8 beside it, the server tables max_bytes / 16 (at least 1 MiB), each bounded in bytes
+            """),
         ConfigKey(
             "cache.min_ttl", \.cache.minTTL, .integer(0...86_400), .restart, defaults: defaults,
             "every TTL of a positive answer is raised to this…"),
@@ -220,7 +247,12 @@ enum ConfigSchema {
         ConfigKey(
             "registry.allowed_networks", \.registry.allowedNetworks, ConfigValueKind<[IPNetwork]>.networks.optional,
             .restart, defaults: defaults,
-            "networks members may be registered in (and so health-checked); unset: the networks of this host's non-loopback interfaces. Loopback, link-local, multicast and unspecified addresses only when a listed network lies inside their range (`127.0.0.0/8` yes, `0.0.0.0/0` no); others: 400 at registration, skipped (logged) when loaded from the store"),
+            """
+            networks members may be registered in (and so health-checked); unset: the networks of this host's \
+            non-loopback interfaces. Loopback, link-local, multicast and unspecified addresses only when a listed \
+            network lies inside their range (`127.0.0.0/8` yes, `0.0.0.0/0` no); others: 400 at registration, \
+            skipped (logged) when loaded from the store
+            """),
     ]
 
     private static let apiKeys: [ConfigKey<Config>] = [
@@ -237,17 +269,26 @@ enum ConfigSchema {
             "the admin bearer token; empty: a random one made on first start into `token_file` and reused after"),
         ConfigKey(
             "api.token_file", \.api.tokenFile, .string, .restart, defaults: defaults,
-            "where the generated token is kept (mode 0600, written atomically); empty: `api.token` beside `registry.path` (`data/api.token`)"),
+            """
+            where the generated token is kept (mode 0600, written atomically); empty: `api.token` beside \
+            `registry.path` (`data/api.token`)
+            """),
         ConfigKey(
             "api.allowed_hosts", \.api.allowedHosts,
             ConfigValueKind<[String]>.strings(each: "host names") { host in
                 host.isEmpty || host.contains(where: { $0.isWhitespace || $0 == "/" }) ? "'\(host)' is not a host name" : nil
             }.map({ (hosts, _) throws(ConfigError) -> [String] in hosts.map { $0.lowercased() } }, back: { $0 }),
             .restart, defaults: defaults,
-            "names (or `name:port`) a request's `Host` may carry besides the API's own address and `localhost`; others get 403 (DNS rebinding)"),
+            """
+            names (or `name:port`) a request's `Host` may carry besides the API's own address and `localhost`; \
+            others get 403 (DNS rebinding)
+            """),
         ConfigKey(
             "api.group_tokens", \.api.groupTokens, .groupTokens, .restart, defaults: defaults,
-            "`{ web = \"…\" }`: a token per group that may only register, renew and remove that group's members (403 otherwise)"),
+            """
+            `{ web = \"…\" }`: a token per group that may only register, renew and remove that group's members (403 \
+            otherwise)
+            """),
         ConfigKey(
             "api.tls_certificate", \.api.tlsCertificate, .string, .restart, defaults: defaults,
             "PEM certificate chain: with `tls_key`, the API speaks HTTPS"),
@@ -259,7 +300,11 @@ enum ConfigSchema {
         ConfigKey(
             "rate_limit.responses_per_second", \.rateLimit.responsesPerSecond, .integer(0...10_000_000), .live,
             defaults: defaults,
-            "answers per second to one client network over UDP (0: off); past it answers are dropped, every `slip`-th sent empty with TC (the client retries over TCP, which is not limited). Cache and local answers only: misses are capped by `server.max_pending_per_client`"),
+            """
+            answers per second to one client network over UDP (0: off); past it answers are dropped, every `slip`-th \
+            sent empty with TC (the client retries over TCP, which is not limited). Cache and local answers only: \
+            misses are capped by `server.max_pending_per_client`
+            """),
         ConfigKey(
             "rate_limit.ipv4_prefix", \.rateLimit.ipv4Prefix, .integer(8...32), .live, defaults: defaults,
             "the IPv4 client network RRL counts together"),
@@ -279,7 +324,10 @@ enum ConfigSchema {
             "`\"logfmt\"` (key=value) or `\"json\"` (one object per line)"),
         ConfigKey(
             "log.queries", \.log.queries, .boolean, .live, defaults: defaults,
-            "one line per answered query: client, name, type, rcode, latency, source (`immediate`: cache or local; `upstream`)"),
+            """
+            one line per answered query: client, name, type, rcode, latency, source (`immediate`: cache or local; \
+            `upstream`)
+            """),
         ConfigKey(
             "log.queries_per_second", \.log.queriesPerSecond, .integer(1...1_000_000), .live, defaults: defaults,
             "at most this many query lines a second; the next line says how many were skipped"),
@@ -371,7 +419,8 @@ enum ConfigSchema {
         forwardKeys.map { ($0.path, $0) }, uniquingKeysWith: { first, _ in first })
 
     /// Every table that holds keys (`["server"]`, …), `[[forward]]` aside.
-    private static let tablePaths: Set<[String]> = Set(keys.flatMap { key in (1..<key.path.count).map { Array(key.path.prefix($0)) } })
+    private static let tablePaths: Set<[String]> = Set(
+        keys.flatMap { key in (1..<key.path.count).map { Array(key.path.prefix($0)) } })
 
     static func key(_ path: [String]) -> ConfigKey<Config>? { keysByPath[path] }
 

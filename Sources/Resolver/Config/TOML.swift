@@ -768,8 +768,8 @@ public struct TOMLParser {
     /// Control characters other than tab must be escaped in strings and may not stand in comments.
     private func checkControl(_ c: UInt8) throws(TOMLError) {
         if (c < 0x20 && c != UInt8(ascii: "\t")) || c == 0x7F {
-            throw error(
-                "control character U+\(String(c, radix: 16, uppercase: true).leftPadded(4)) is not allowed here (in a string, escape it)")
+            let code = String(c, radix: 16, uppercase: true).leftPadded(4)
+            throw error("control character U+\(code) is not allowed here (in a string, escape it)")
         }
     }
 
