@@ -1,8 +1,8 @@
 // Reloading the config (SIGHUP, POST /v1/reload, `dig-lite reload`) while queries flow: the new
 // file is read and validated; if it is bad, the running config stays and the error (key and
-// line) is logged and returned. Otherwise the reloadable part — server.allow, [[forward]] zones,
-// [rate_limit], server.max_pending_per_client, the [cluster] timings and check_concurrency,
-// log.level, log.queries and queries_per_second — takes effect at once, without touching the cache, the registry or open connections. Every
+// line) is logged and returned. Otherwise the keys the key table (Config/ConfigSchema.swift)
+// marks reloadable — server.allow, [[forward]] zones, [rate_limit], the [cluster] timings, … —
+// take effect at once, without touching the cache, the registry or open connections. Every
 // other key needs a restart; a reload that changes one says which and leaves it as it was.
 
 import Logging
@@ -65,12 +65,8 @@ extension ResolverApplication {
                 return ReloadResponse(reloaded: false, restartNeeded: [], error: "\(error)")
             }
             // What runs from now on: the new file, with the restart-only keys as they were.
-            var applied = fresh
-            var restartNeeded: [String] = []
-            for key in Self.restartOnly where key.differs(running, fresh) {
-                restartNeeded.append(key.name)
-                key.keep(&applied, running)
-            }
+            let restartNeeded = ConfigSchema.restartNeeded(running: running, fresh: fresh)
+            let applied = ConfigSchema.applyingReloadableKeys(of: fresh, to: running)
             pipeline.replacePolicy(Self.runtimePolicy(applied, previous: (pipeline.policy.current, running)))
             LineLogHandler.setSharedLevel(Logger.Level(rawValue: applied.log.level) ?? .info)
             registry.replacePolicy(applied.cluster.policy)
@@ -87,39 +83,5 @@ extension ResolverApplication {
                 ])
             return ReloadResponse(reloaded: true, restartNeeded: restartNeeded, error: nil)
         }
-    }
-
-    /// A key fixed until a restart: how to see it changed, and how to keep its running value.
-    struct RestartOnlyKey {
-        let name: String
-        let differs: (Config, Config) -> Bool
-        let keep: (inout Config, Config) -> Void
-
-        init<Value: Equatable>(_ name: String, _ path: WritableKeyPath<Config, Value>) {
-            self.name = name
-            differs = { $0[keyPath: path] != $1[keyPath: path] }
-            keep = { $0[keyPath: path] = $1[keyPath: path] }
-        }
-    }
-
-    /// Every key a reload does not apply; all the others it does.
-    static var restartOnly: [RestartOnlyKey] {
-        [
-            RestartOnlyKey("server.listen", \.server.listen),
-            RestartOnlyKey("server.threads", \.server.threads),
-            RestartOnlyKey("server.tcp_idle_timeout_ms", \.server.tcpIdleTimeoutMs),
-            RestartOnlyKey("server.max_tcp_connections", \.server.maxTCPConnections),
-            RestartOnlyKey("server.max_tcp_connections_per_client", \.server.maxTCPConnectionsPerClient),
-            RestartOnlyKey("server.max_tcp_queries_per_connection", \.server.maxTCPQueriesPerConnection),
-            RestartOnlyKey("server.udp_batch", \.server.udpBatch),
-            RestartOnlyKey("server.max_pending", \.server.maxPending),
-            RestartOnlyKey("server.workers", \.server.workers),
-            RestartOnlyKey("resolver", \.resolver),
-            RestartOnlyKey("cache", \.cache),
-            RestartOnlyKey("api", \.api),
-            RestartOnlyKey("cluster.domain", \.cluster.domain),
-            RestartOnlyKey("registry", \.registry),
-            RestartOnlyKey("log.format", \.log.format),
-        ]
     }
 }

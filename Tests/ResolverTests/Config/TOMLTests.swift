@@ -1,5 +1,5 @@
-// Config/TOML: the TOML subset the config needs: values, tables, arrays of tables, comments,
-// line numbers, and clear errors for what it does not read.
+// Config/TOML: values, tables, arrays of tables, comments, line numbers, and clear errors with
+// their lines. TOML 1.0's other features and the spec's examples: TOMLSpecTests.swift.
 
 import Testing
 
@@ -259,12 +259,8 @@ struct TOMLTests {
             ("a = 1\nb = \n", 2, "expected a value"),
             ("a = 1\n\nb 2\n", 3, "expected '='"),
             ("a = 1 2\n", 1, "unexpected text after the value"),
-            ("a = 1\nresolver.mode = 1\n", 2, "dotted keys"),
-            ("[server.listen]\n", 1, "dotted keys"),
             ("a = 1\n[server\n", 2, "expected ']'"),
             ("[[forward]\n", 1, "expected ']'"),
-            ("a = \"\"\"multi\nline\"\"\"\n", 1, "multi-line strings"),
-            ("a = '''multi'''\n", 1, "multi-line strings"),
             ("\n\na = 'open\n", 3, "not closed"),
             ("a = \"bad \\q escape\"\n", 1, "unknown escape"),
             ("a = \"\\u12\"\n", 1, "invalid unicode escape"),
@@ -272,7 +268,6 @@ struct TOMLTests {
             ("a = [1, 2\nb = 3\n", 2, "expected ',' or ']'"),
             ("a = { b = 1 c = 2 }\n", 1, "expected ',' or '}'"),
             ("a = yes\n", 1, "strings need quotes"),
-            ("a = 1979-05-27\n", 1, "not a valid value"),
             ("a = 9223372036854775808\n", 1, "not a valid value"),
             ("a = tru\n", 1, "expected a value"),
             ("= 1\n", 1, "expected a key"),
