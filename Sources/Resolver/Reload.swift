@@ -64,7 +64,8 @@ extension ResolverApplication {
                 logger.error("reload refused, the running config stays", metadata: ["error": "\(error)"])
                 return ReloadResponse(reloaded: false, restartNeeded: [], error: "\(error)")
             }
-            // What runs from now on: the new file, with the restart-only keys as they were.
+            // What runs from now on: the running config with the new file's reloadable keys (the
+            // restart-only ones stay as they run).
             let restartNeeded = ConfigSchema.restartNeeded(running: running, fresh: fresh)
             let applied = ConfigSchema.applyingReloadableKeys(of: fresh, to: running)
             pipeline.replacePolicy(Self.runtimePolicy(applied, previous: (pipeline.policy.current, running)))
