@@ -91,7 +91,8 @@ public final class ResolverApplication: Service {
         policy.maxTableBytes = max(SelectionPolicy.minimumTableBytes, config.cache.maxBytes / 16)
         selector = AdaptiveSelector(policy: policy)
         client = UpstreamClient(group: group, timeout: policy.timeout, logger: logger)
-        let transactions = UpstreamTransactions(client: client, selector: selector, logger: logger, clock: clock)
+        let transactions = UpstreamTransactions(
+            client: client, selector: selector, logger: logger, clock: clock, observer: metrics)
         let forwarder = Forwarder(transactions: transactions)
         if config.resolver.mode == .recursive {
             // Recursion's records share the cache's TTL clamps and take an eighth of its budget

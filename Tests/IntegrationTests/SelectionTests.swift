@@ -13,6 +13,7 @@ struct SelectionTimingTests {
     /// One client query's fate.
     struct Sample {
         var name: String
+        var sent: ContinuousClock.Instant
         var latency: Duration
         var rcode: ResponseCode?
     }
@@ -53,7 +54,7 @@ struct SelectionTimingTests {
                 let name = "q\(counter).example.test"
                 let start = clock.now
                 let reply = try client.ask(query(name))
-                samples.append(Sample(name: name + ".", latency: clock.now - start, rcode: reply?.rcode))
+                samples.append(Sample(name: name + ".", sent: start, latency: clock.now - start, rcode: reply?.rcode))
                 try await Task.sleep(until: start + .milliseconds(20), clock: clock)
             }
             return samples
@@ -83,6 +84,30 @@ struct SelectionTimingTests {
         func settledAfter(_ samples: [Sample], on server: Int) -> Int {
             let firsts = firstSends(samples)
             return (firsts.lastIndex { !$0.contains(server) }).map { $0 + 1 } ?? 0
+        }
+
+        /// resolverd's view of the root zone's servers, by server index.
+        func servers() async throws -> [Int: ServersResponse.Server] {
+            let view = try JSONDecoder().decode(ServersResponse.self, from: try await daemon.api.send("GET", "/v1/servers").body)
+            let zone = try #require(view.zones.first { $0.zone == "." })
+            var byIndex: [Int: ServersResponse.Server] = [:]
+            for server in zone.servers {
+                if let index = addresses.firstIndex(where: { $0.description == server.address }) { byIndex[index] = server }
+            }
+            return byIndex
+        }
+
+        func setDelay(_ server: Int, _ delay: Int) {
+            var behavior = fakes[server].behavior
+            behavior.delay = .milliseconds(delay) * 0.95
+            behavior.jitter = .milliseconds(delay) * 0.1
+            fakes[server].behavior = behavior
+        }
+
+        func setSilent(_ server: Int, _ silent: Bool) {
+            var behavior = fakes[server].behavior
+            behavior.silent = silent
+            fakes[server].behavior = behavior
         }
 
         func stop() async throws {
@@ -152,5 +177,55 @@ struct SelectionTimingTests {
             "selection: cold settle \(coldSettle), steady share \(steadyShare), median \(sorted[sorted.count / 2]), "
                 + "worst while silent \(worst), recovered share \(recoveredShare), shift settle \(shiftSettle)")
         try await harness.stop()
+    }
+
+    /// Issue 20's harness, shortened: the fastest turns slow (300 ms), then the new fastest (40 ms)
+    /// falls silent for longer than the 3 s timeout, then returns. While it is silent, a query that
+    /// went to it first is hedged after its own retransmit time to the best live server, so no
+    /// client waits longer than that RTO plus the live server's round trip (+ 20 %); once it
+    /// answers a probe again it has first place back within a second.
+    @Test("no client waits for the slowest server: hedge at the silent server's RTO to the best live one")
+    func failoverNeverWaitsForTheSlowest() async throws {
+        let harness = try await Harness(delays: [5, 40, 150])
+        let (slow, silent, live) = (0, 1, 2)
+        _ = try await harness.run(100)  // cold start and steady state (~2 s)
+        harness.setDelay(slow, 300)
+        _ = try await harness.run(50)  // the 40 ms server takes over
+
+        let before = try await harness.servers()
+        let rto = try #require(before[silent]?.rtoMs)
+        let liveRTT = try #require(before[live]?.srttMs)
+        let bound = Duration.milliseconds((rto + liveRTT) * 1.2)
+
+        harness.setSilent(silent, true)
+        let outage = try await harness.run(225)  // ~4.5 s: past the 3 s timeout that marks it down
+        let returned = ContinuousClock.now
+        harness.setSilent(silent, false)
+        let back = try await harness.run(175)  // its next probe (one back-off, 2 s) and a second more
+        let views = try await harness.servers()
+        let metrics = String(decoding: try await harness.daemon.api.send("GET", "/metrics").body, as: UTF8.self)
+        try await harness.stop()
+
+        let worst = outage.max { $0.latency < $1.latency }
+        let slowAnswers = (outage + back).filter { $0.latency > bound }.map { "\($0.name) \($0.latency)" }
+        #expect(slowAnswers.isEmpty, "bound \(bound) (RTO \(rto) ms + live SRTT \(liveRTT) ms, + 20 %): \(slowAnswers)")
+        #expect((outage + back).allSatisfy { $0.rcode == .nxDomain }, "no SERVFAIL, no lost answer")
+
+        // It is found within one back-off period (2 s by then: the first probe after the timeout
+        // went unanswered), and leads again within a second of its first answer.
+        let firstAnswer = try #require(harness.fakes[silent].arrivals.map(\.at).filter { $0 > returned }.min())
+        #expect(firstAnswer - returned < .milliseconds(2_300), "found \(firstAnswer - returned) after it returned")
+        let settled = back.filter { $0.sent > firstAnswer + .seconds(1) }
+        #expect(settled.count >= 20)
+        let firsts = harness.firstSends(settled)
+        #expect(firsts.allSatisfy { $0.contains(silent) }, "first sends a second after its first answer: \(firsts)")
+
+        // The decisions are visible: the silent server's late count, the live server's hedges and
+        // wins, and the metrics.
+        #expect((views[silent]?.late ?? 0) > 0)
+        #expect((views[live]?.hedged ?? 0) > 0 && (views[live]?.hedgesWon ?? 0) > 0)
+        #expect(metrics.contains("resolverd_upstream_hedges_total{reason=\"late\"}"))
+        #expect(metrics.contains("resolverd_upstream_failover_wait_seconds_count"))
+        print("failover: bound \(bound), worst while silent \(worst?.latency ?? .zero), found after \(firstAnswer - returned)")
     }
 }

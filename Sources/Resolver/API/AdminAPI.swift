@@ -114,6 +114,13 @@ public struct ServersResponse: ResponseEncodable, Decodable, Sendable {
         /// Milliseconds until a down server may be chosen first again.
         public var downForMs: Double?
         public var lastUsedMsAgo: Double
+        /// Times it was silent past its retransmit time, so another server was asked too.
+        public var late: Int
+        /// Times it was asked as a hedge or failover, and times that answer was the client's.
+        public var hedged: Int
+        public var hedgesWon: Int
+        /// Milliseconds since the oldest query still late at it left (nil when none is).
+        public var lateForMs: Double?
 
         enum CodingKeys: String, CodingKey {
             case address, state, queries, timeouts, errors
@@ -123,6 +130,9 @@ public struct ServersResponse: ResponseEncodable, Decodable, Sendable {
             case consecutiveFailures = "consecutive_failures"
             case downForMs = "down_for_ms"
             case lastUsedMsAgo = "last_used_ms_ago"
+            case late, hedged
+            case hedgesWon = "hedges_won"
+            case lateForMs = "late_for_ms"
         }
     }
 
@@ -147,7 +157,9 @@ public struct ServersResponse: ResponseEncodable, Decodable, Sendable {
                     srttMs: stats.estimate.map { ms($0.smoothedRTT) }, rttvarMs: stats.estimate.map { ms($0.rttVariance) },
                     rtoMs: stats.estimate.map { ms($0.retransmitTimeout(floor: policy.hedgeFloor, ceiling: policy.timeout)) },
                     queries: stats.queries, timeouts: stats.errors.timeouts, errors: stats.errors.total,
-                    consecutiveFailures: stats.consecutiveFailures, downForMs: downFor, lastUsedMsAgo: ms(now - stats.lastUsed))
+                    consecutiveFailures: stats.consecutiveFailures, downForMs: downFor, lastUsedMsAgo: ms(now - stats.lastUsed),
+                    late: stats.hedging.late, hedged: stats.hedging.asked, hedgesWon: stats.hedging.won,
+                    lateForMs: stats.lateSince.map { ms(now - $0) })
             })
         }
     }

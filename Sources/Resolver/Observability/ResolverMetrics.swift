@@ -3,7 +3,9 @@
 // the daemon each own theirs). Two kinds:
 //   - pushed on the hot path: queries by type, rcode and transport — one pre-made counter per
 //     combination, found by index, so counting an answer is an array lookup and an atomic add;
-//     malformed packets dropped; health checks by result.
+//     malformed packets dropped; health checks by result; hedges by reason, hedges that won and
+//     the failover wait (how long after a question's first send the server that answered it was
+//     asked), a histogram with buckets from 5 ms to 5 s.
 //   - pulled when scraped: the cache's figures, every upstream server's queries, errors and SRTT
 //     (from Selection/), in-flight resolutions, registry members by state, process RSS and open
 //     sockets. Monotonic figures kept elsewhere become counters by adding what grew since the
@@ -22,7 +24,7 @@ import Glibc
 #endif
 
 /// Everything resolverd reports to Prometheus.
-public final class ResolverMetrics: Sendable {
+public final class ResolverMetrics: HedgeObserver {
     public let registry: PrometheusCollectorRegistry
     private let factory: PrometheusMetricsFactory
 
@@ -38,6 +40,13 @@ public final class ResolverMetrics: Sendable {
     private let slipped: CoreMetrics.Counter
     /// TCP connections closed by resolverd, by reason.
     private let tcpClosed: [TCPCloseReason: CoreMetrics.Counter]
+    private let hedges: [HedgeReason: CoreMetrics.Counter]
+    private let hedgeWins: CoreMetrics.Counter
+    private let failoverWait: DurationHistogram
+    /// The failover wait's buckets: a hedge never fires sooner than the 50 ms floor, the default
+    /// timeout is 3 s.
+    static let failoverWaitBuckets: [Duration] = [5, 10, 25, 50, 75, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000, 3000, 5000]
+        .map { .milliseconds($0) }
 
     /// Pulled figures and the last value each counter was brought to.
     private let pulled = Mutex(PulledState())
@@ -78,6 +87,14 @@ public final class ResolverMetrics: Sendable {
             uniqueKeysWithValues: TCPCloseReason.allCases.map {
                 ($0, CoreMetrics.Counter(label: "resolverd_tcp_closed_total", dimensions: [("reason", $0.rawValue)], factory: factory))
             })
+        hedges = Dictionary(
+            uniqueKeysWithValues: HedgeReason.allCases.map {
+                ($0, CoreMetrics.Counter(label: "resolverd_upstream_hedges_total", dimensions: [("reason", $0.rawValue)], factory: factory))
+            })
+        hedgeWins = CoreMetrics.Counter(label: "resolverd_upstream_hedge_wins_total", factory: factory)
+        failoverWait = registry.makeDurationHistogram(
+            name: "resolverd_upstream_failover_wait_seconds", buckets: Self.failoverWaitBuckets,
+            help: "Time from a question's first upstream send to the send of the hedge or failover that answered it")
         checks = [
             true: CoreMetrics.Counter(label: "resolverd_health_checks_total", dimensions: [("result", "healthy")], factory: factory),
             false: CoreMetrics.Counter(label: "resolverd_health_checks_total", dimensions: [("result", "unhealthy")], factory: factory),
@@ -148,6 +165,15 @@ public final class ResolverMetrics: Sendable {
 
     /// Counts one TCP connection closed by resolverd (idle, malformed, a query too slow to arrive).
     func countTCPClose(_ reason: TCPCloseReason) { tcpClosed[reason]?.increment() }
+
+    /// Counts one more server asked for a question.
+    public func hedgeSent(_ reason: HedgeReason) { hedges[reason]?.increment() }
+
+    /// Counts a question answered by a hedge or failover, `wait` after its first send.
+    public func hedgeWon(after wait: TimeAmount) {
+        hedgeWins.increment()
+        failoverWait.record(.nanoseconds(wait.nanoseconds))
+    }
 
     /// Counts one health check's result.
     public func countCheck(healthy: Bool) { checks[healthy]?.increment() }
@@ -228,12 +254,16 @@ public final class ResolverMetrics: Sendable {
                     live.insert(set("resolverd_upstream_srtt_seconds", labels, to: Double(estimate.smoothed) / 1e9))
                 }
                 live.insert(set("resolverd_upstream_up", labels, to: server.state == .down ? 0 : 1))
+                let hedging = server.stats.hedging
+                for (event, count) in [("late", hedging.late), ("asked", hedging.asked), ("won", hedging.won)] {
+                    live.insert(advance("resolverd_upstream_hedging_total", labels + [("event", event)], to: count))
+                }
             }
         }
         // Only the per-server series: resolverd_upstream_table_bytes has no server to outlive.
         for family in [
             "resolverd_upstream_queries_total", "resolverd_upstream_errors_total", "resolverd_upstream_srtt_seconds",
-            "resolverd_upstream_up",
+            "resolverd_upstream_up", "resolverd_upstream_hedging_total",
         ] {
             retire(prefix: family + "|", keeping: live)
         }

@@ -1,8 +1,11 @@
 // Upstream/: carrying out a selection plan for one question. The first server is asked at once,
-// with a probe in parallel when the plan has one; when a server stays silent past its hedge
-// delay, the next is asked as well while the first stays outstanding; a failure moves on at
-// once. The first usable answer is returned; slower attempts run on to their own end and report
-// their outcome to selection, so a probe's figures count without the client waiting for them.
+// with a probe in parallel when the plan has one. When the newest server asked stays silent past
+// its retransmit time, fails, or is marked down by another question's timeout, the next server is
+// asked too — the best other one by expected answer time at that moment (`ServerSelector.next`),
+// waited on for its own retransmit time — while the earlier ones stay outstanding. The first
+// usable answer is returned; slower attempts run on to their own end and report their outcome to
+// selection, so a probe's figures count without the client waiting for them. Hedges, their wins
+// and how long the client waited before the winning server was asked go to a `HedgeObserver`.
 // Recursion caps the servers one transaction asks and hands it the client query's budget: each
 // packet is taken from it, and the transaction gives up at the budget's deadline.
 
@@ -15,6 +18,25 @@ public enum TransactionOutcome: Sendable {
     case failure(ResolutionFailure)
 }
 
+/// Why a question went to one more server after the first.
+public enum HedgeReason: String, Sendable, CaseIterable {
+    /// The newest server asked was silent past its retransmit time.
+    case late
+    /// It answered with an error, or the exchange failed.
+    case failed
+    /// Another question's timeout marked it down while this one waited on it.
+    case down
+}
+
+/// Hears of hedging decisions (resolverd's metrics).
+public protocol HedgeObserver: Sendable {
+    /// One more server was asked for a question, for `reason`.
+    func hedgeSent(_ reason: HedgeReason)
+    /// The client's answer came from a server asked as a hedge or failover, `wait` after the
+    /// question's first send.
+    func hedgeWon(after wait: TimeAmount)
+}
+
 /// Sends a question to a zone's servers as selection plans it.
 public struct UpstreamTransactions: Sendable {
     let client: UpstreamClient
@@ -22,18 +44,35 @@ public struct UpstreamTransactions: Sendable {
     let logger: Logger
     /// The time selection's plans and records, and the budget's deadline, are read from.
     let clock: ResolverClock
+    let observer: (any HedgeObserver)?
 
-    public init(client: UpstreamClient, selector: any ServerSelector, logger: Logger, clock: ResolverClock = .system) {
+    public init(
+        client: UpstreamClient, selector: any ServerSelector, logger: Logger, clock: ResolverClock = .system,
+        observer: (any HedgeObserver)? = nil
+    ) {
         self.client = client
         self.selector = selector
         self.logger = logger
         self.clock = clock
+        self.observer = observer
     }
 
     private enum Event: Sendable {
-        case outcome(attempt: Int, server: ServerAddress, Result<UpstreamAnswer, UpstreamError>)
+        case outcome(attempt: Int, Result<UpstreamAnswer, UpstreamError>)
         case hedgeTimer(attempt: Int)
+        case serverDown(attempt: Int)
         case deadline
+    }
+
+    /// One server asked for the question.
+    private struct Attempt {
+        enum Role { case first, probe, hedge }
+        let server: ServerAddress
+        let role: Role
+        let sentAt: NIODeadline
+        /// How long it is waited on before the next server is asked (not for the probe).
+        let delay: TimeAmount
+        var outstanding = true
     }
 
     /// Asks `zone`'s `servers` for `query`. An answer `accept` turns down (recursion's lame
@@ -46,18 +85,24 @@ public struct UpstreamTransactions: Sendable {
         maxServers: Int = .max, accept: @escaping @Sendable (DNSMessage) -> Bool = { _ in true }
     ) async -> TransactionOutcome {
         let plan = selector.plan(zone: zone, servers: servers, now: clock.now())
-        guard !plan.order.isEmpty else { return .failure(.noServers(zone: zone)) }
+        guard let first = plan.order.first else { return .failure(.noServers(zone: zone)) }
         let (events, sink) = AsyncStream<Event>.makeStream()
         defer { sink.finish() }
-        var launched = 0
-        var outstanding = 0
+        var attempts: [Attempt] = []
+        /// The newest attempt that is not the probe: the one whose silence moves the question on.
+        var newest = -1
         var asked: Set<ServerAddress> = []
+        let distinctServers = Set(plan.order).count
         var lastError: ServerFailure? = nil
 
         // Sends complete through callbacks and hedge timers run on the client's answer thread:
         // no task per attempt, no dispatch timer or event-loop wakeup per hedge.
         var timers: [UpstreamTimer] = []
-        defer { timers.forEach { $0.cancel() } }
+        var watches: [any DownWatch] = []
+        defer {
+            timers.forEach { $0.cancel() }
+            watches.forEach { $0.cancel() }
+        }
         if let budget {
             timers.append(client.schedule(in: budget.deadline - clock.now()) { sink.yield(.deadline) })
         }
@@ -72,13 +117,14 @@ public struct UpstreamTransactions: Sendable {
         }
 
         /// Sends to `server` if the server cap and the budget allow it.
-        func launch(_ server: ServerAddress, attempt: Int) -> Bool {
+        func launch(_ server: ServerAddress, role: Attempt.Role, delay: TimeAmount) -> Bool {
             guard asked.count < maxServers else { return false }
             guard budget?.spend() ?? true else {
                 lastError = .budgetSpent
                 return false
             }
-            outstanding += 1
+            let attempt = attempts.count
+            attempts.append(Attempt(server: server, role: role, sentAt: clock.now(), delay: delay))
             asked.insert(server)
             client.exchange(query, server: server, budget: budget) { outcome in
                 var result = outcome
@@ -88,50 +134,64 @@ public struct UpstreamTransactions: Sendable {
                 if let feedback = Self.feedback(for: result) {
                     selector.record(feedback, server: server, zone: zone, now: clock.now())
                 }
-                sink.yield(.outcome(attempt: attempt, server: server, result))
+                sink.yield(.outcome(attempt: attempt, result))
             }
-            return true
-        }
-        func launchNext() -> Bool {
-            // A server already asked (as the probe) is not asked twice.
-            while launched < plan.order.count, asked.contains(plan.order[launched]) { launched += 1 }
-            guard launched < plan.order.count else { return false }
-            let attempt = launched
-            guard launch(plan.order[attempt], attempt: attempt) else { return false }
-            launched += 1
-            if launched < plan.order.count, asked.count < maxServers {
-                timers.append(client.schedule(in: plan.hedgeDelays[attempt]) { sink.yield(.hedgeTimer(attempt: attempt)) })
+            guard role != .probe else { return true }
+            newest = attempt
+            if asked.count < min(distinctServers, maxServers) {
+                timers.append(client.schedule(in: delay) { sink.yield(.hedgeTimer(attempt: attempt)) })
+                watches.append(selector.watchDown(server: server, zone: zone) { sink.yield(.serverDown(attempt: attempt)) })
             }
             return true
         }
 
-        guard launchNext() else { return .failure(failed()) }
-        if let probe = plan.probe, probe != plan.order[0] {
-            _ = launch(probe, attempt: -1)
+        /// Asks the best server not asked yet, for `reason`.
+        func hedge(_ reason: HedgeReason) -> Bool {
+            guard asked.count < maxServers,
+                let next = selector.next(zone: zone, servers: plan.order, excluding: asked, now: clock.now()),
+                launch(next.server, role: .hedge, delay: next.delay)
+            else { return false }
+            observer?.hedgeSent(reason)
+            return true
+        }
+
+        guard launch(first, role: .first, delay: plan.hedgeDelays[0]) else { return .failure(failed()) }
+        if let probe = plan.probe, probe != first {
+            _ = launch(probe, role: .probe, delay: .zero)
         }
         for await event in events {
             switch event {
             case .deadline:
                 return .failure(.deadlinePassed)
-            case .hedgeTimer(let attempt):
-                // Only the newest attempt's timer hedges; older timers are stale.
-                guard attempt == launched - 1 else { continue }
-                selector.record(.late(after: plan.hedgeDelays[attempt]), server: plan.order[attempt], zone: zone, now: clock.now())
-                _ = launchNext()
-            case .outcome(_, let server, let result):
-                outstanding -= 1
+            case .hedgeTimer(let attempt), .serverDown(let attempt):
+                // Only the newest attempt moves the question on; older timers and watches are stale.
+                guard attempt == newest, attempts[attempt].outstanding else { continue }
+                if case .hedgeTimer = event {
+                    selector.record(.late(after: attempts[attempt].delay), server: attempts[attempt].server, zone: zone, now: clock.now())
+                    _ = hedge(.late)
+                } else {
+                    _ = hedge(.down)
+                }
+            case .outcome(let attempt, let result):
+                attempts[attempt].outstanding = false
                 switch result {
                 case .success(let answer) where Self.isUsable(answer.message):
+                    if attempts[attempt].role == .hedge {
+                        selector.recordHedgeWin(server: answer.server, zone: zone)
+                        observer?.hedgeWon(after: attempts[attempt].sentAt - attempts[0].sentAt)
+                    }
                     return .answer(answer)
                 case .success(let answer):
-                    lastError = .rcode(server, answer.message.rcode)
+                    lastError = .rcode(attempts[attempt].server, answer.message.rcode)
                 case .failure(let error):
-                    lastError = .error(server, error)
+                    lastError = .error(attempts[attempt].server, error)
                 }
                 logger.debug("upstream attempt failed", metadata: ["zone": "\(zone)", "error": "\(lastError.map(\.description) ?? "-")"])
-                // Fail over at once when nothing else is in flight.
-                if outstanding == 0, !launchNext() {
-                    return .failure(failed())
+                // The newest attempt failing moves on at once (its timer is moot); an older one
+                // or the probe failing changes nothing while others are still in flight.
+                let stillWaiting = attempts.contains(where: \.outstanding)
+                if attempt == newest || !stillWaiting {
+                    if !hedge(.failed), !stillWaiting { return .failure(failed()) }
                 }
             }
         }

@@ -136,6 +136,9 @@ struct WorkerAdmin: Sendable {
                         merged.queries = lines.reduce(0) { $0 + $1.queries }
                         merged.timeouts = lines.reduce(0) { $0 + $1.timeouts }
                         merged.errors = lines.reduce(0) { $0 + $1.errors }
+                        merged.late = lines.reduce(0) { $0 + $1.late }
+                        merged.hedged = lines.reduce(0) { $0 + $1.hedged }
+                        merged.hedgesWon = lines.reduce(0) { $0 + $1.hedgesWon }
                         merged.lastUsedMsAgo = lines.map(\.lastUsedMsAgo).min() ?? merged.lastUsedMsAgo
                         return merged
                     })

@@ -18,14 +18,21 @@ public struct RTTEstimate: Sendable, Equatable {
 
     /// RFC 6298 §2.3: RTTVAR ← 3/4·RTTVAR + 1/4·|SRTT − R|, then SRTT ← 7/8·SRTT + 1/8·R.
     ///
-    /// While fewer than `warmUp` samples are in, SRTT is instead the smallest sample: one slow
-    /// first answer (a cold cache, a page fault) must not bury a fast server, because a server
-    /// ranked too low is measured only by rare probes, while one ranked too high becomes the
-    /// first choice and is corrected by the next few answers.
+    /// While fewer than `warmUp` samples are in, SRTT is instead the smallest sample, and a
+    /// sample below it starts the estimate again from that sample (as a first one: RTTVAR = R/2):
+    /// one slow first answer (a cold cache, a page fault) must bury a fast server neither by its
+    /// SRTT nor by the variance it leaves behind — servers are ranked by SRTT + 4·RTTVAR, and a
+    /// server ranked too low is measured only by rare probes, while one ranked too high becomes
+    /// the first choice and is corrected by the next few answers.
     public mutating func update(_ sample: TimeAmount, warmUp: Int = 0) {
         let r = max(0, sample.nanoseconds)
-        variance = (3 * variance + abs(smoothed - r)) / 4
-        smoothed = samples < warmUp ? min(smoothed, r) : (7 * smoothed + r) / 8
+        if samples < warmUp, r < smoothed {
+            smoothed = r
+            variance = r / 2
+        } else {
+            variance = (3 * variance + abs(smoothed - r)) / 4
+            if samples >= warmUp { smoothed = (7 * smoothed + r) / 8 }
+        }
         samples = min(samples + 1, Int(Int32.max))
     }
 

@@ -28,14 +28,15 @@ public struct SelectionPolicy: Sendable, Equatable {
     /// `cache.max_bytes`.
     public var maxTableBytes = 16 << 20
 
-    /// The least `maxTableBytes` resolverd gives (room for about 500 servers).
+    /// The least `maxTableBytes` resolverd gives (room for about 330 servers).
     public static let minimumTableBytes = 1 << 20
     /// A zone's table without its servers: the dictionary slot, the name and the table (plus the
     /// name's wire bytes, counted apart).
     public static let zoneBytes = 256
-    /// One server's line in one zone's table, with the nine metric series /metrics keeps for it
-    /// (a counter of queries, six of errors, SRTT and up; about 200 bytes each in the exporter).
-    public static let serverBytes = 2048
+    /// One server's line in one zone's table, with the twelve metric series /metrics keeps for it
+    /// (a counter of queries, six of errors, three of hedging, SRTT and up; about 200 bytes each
+    /// in the exporter).
+    public static let serverBytes = 3072
 
     public init() {}
 }

@@ -1,9 +1,19 @@
 // Selection/: adaptive server choice as a pure state machine. Per zone it keeps each server's
-// statistics and plans every query: the lowest smoothed RTT that is not down goes first; servers
+// statistics and plans every query: the server expected to answer soonest goes first; servers
 // never tried are tried in parallel until each has been measured; now and then (a probability
-// per query, and at least once per interval) a random other server is asked in parallel; each
-// server's retransmit time sets when the next one is asked too. Failures mark a server down with
-// exponential back-off; only probes reach it then, and its next answer starts its figures anew.
+// per query, and at least once per interval) a random other server is asked in parallel.
+//
+// The hedging rule: a server's retransmit time (RFC 6298's RTO, from its answers only) is how long
+// a query waits on it; when it is late, the next server asked is the best *other* one by expected
+// answer time at that moment (`next`), and further hedges follow at that server's retransmit time.
+// Lateness is kept apart from the RTT estimate: a late server is ranked as answering no sooner
+// than twice the time it has been silent, so it loses first place within a few queries, but its
+// retransmit time is not stretched by its silence (a stretched RTO is what made clients wait for
+// a silent server before). Failures mark a server down with exponential back-off; only probes
+// reach it then, spaced by the back-off from each probe's send (not from its timeout), and its
+// next answer starts its figures anew. Owners of queries in flight learn of a server going down
+// (`record` returns it) and ask the next server at once.
+//
 // Time and randomness come in as arguments, so tests drive it with a manual clock and a seed.
 // Memory is bounded: servers unused past `expiry` leave their tables, zones unasked that long go
 // whole, and past `maxTableBytes` (estimated per zone and per server) the zones asked least
@@ -96,11 +106,16 @@ public struct SelectionState: Sendable {
             }
             if let server = notProbed({ $0.health == .unknown }).randomElement(using: &random) {
                 probe = server
-            } else if let server = notProbed({ stats in
-                if case .down(let until, _) = stats.health { return now >= until }
+            } else if let server = others.filter({ server in
+                // Its back-off has run out. Not gated on an earlier probe's answer: the back-off
+                // is pushed on when the probe leaves (below), so probes go out one back-off period
+                // apart even while the last is unanswered, and a server that returns is found
+                // within one back-off period instead of one timeout plus one.
+                if case .down(let until, _)? = table.servers[server]?.health { return now >= until }
                 return false
             }).randomElement(using: &random) {
                 probe = server
+                if var stats = table.servers[server] { Self.backOffAgain(&stats, now: now, policy: policy); table.servers[server] = stats }
             } else if let server = notProbed({ stats in
                 if case .alive(let estimate) = stats.health { return estimate.samples < policy.warmUpSamples }
                 return false
@@ -125,9 +140,9 @@ public struct SelectionState: Sendable {
             order: ranked.order, probe: probe, hedgeDelays: ranked.order.map { retransmitTimeout(table.servers[$0]) })
     }
 
-    /// The servers in the order they would be tried: alive ones by smoothed RTT, then untried
-    /// ones in random order, then those that are down, soonest back first. With none alive, an
-    /// untried server is picked at random first.
+    /// The servers in the order they would be tried: alive ones by expected answer time, then
+    /// untried ones in random order, then those that are down, soonest back first. With none
+    /// alive, an untried server is picked at random first.
     private func rank(
         _ servers: [ServerAddress], in table: ZoneSelection, now: NIODeadline, random: inout some RandomNumberGenerator
     ) -> (order: [ServerAddress], alive: Int) {
@@ -139,13 +154,13 @@ public struct SelectionState: Sendable {
             switch stats.health {
             case .unknown:
                 unknown.append(server)
-            case .alive(let estimate):
-                alive.append((server, estimate.smoothed, index))
+            case .alive:
+                alive.append((server, Self.expectedAnswerTime(stats, now: now).nanoseconds, index))
             case .down(let until, let estimate):
                 if now < until {
                     down.append((server, until))
-                } else if let estimate {
-                    alive.append((server, estimate.smoothed, index))
+                } else if estimate != nil {
+                    alive.append((server, Self.expectedAnswerTime(stats, now: now).nanoseconds, index))
                 } else {
                     unknown.append(server)
                 }
@@ -157,15 +172,58 @@ public struct SelectionState: Sendable {
         return (alive.map(\.0) + unknown + down.map(\.0), alive.count)
     }
 
+    /// How soon a server can be counted on to answer, for ranking: SRTT + 4·RTTVAR (its RTO before
+    /// clamping — Unbound ranks by the same figure, so a server whose answers swing widely is not
+    /// preferred for a lucky average), and while a query to it is late, no less than twice the
+    /// time since that query left. Zero for a server never measured (ranked apart).
+    package static func expectedAnswerTime(_ stats: ServerStats, now: NIODeadline) -> TimeAmount {
+        guard let estimate = stats.estimate else { return .zero }
+        let bound = estimate.smoothed + 4 * estimate.variance
+        guard let since = stats.lateSince else { return .nanoseconds(bound) }
+        return .nanoseconds(max(bound, 2 * (now - since).nanoseconds))
+    }
+
+    /// The next server to ask for a question already sent to `asked`: the best of the others by
+    /// expected answer time now (not the next of the order planned when the question started —
+    /// the one it named may have gone down or turned late since), with how long to wait on it
+    /// before the next. Nil when every server has been asked.
+    public mutating func next(
+        zone: DomainName, servers: [ServerAddress], excluding asked: Set<ServerAddress>, now: NIODeadline,
+        random: inout some RandomNumberGenerator
+    ) -> Hedge? {
+        let candidates = servers.filter { !asked.contains($0) }
+        guard var table = zones[zone] else {
+            // The zone's table was evicted since the plan (the byte bound): nothing is known, so
+            // the next server in the caller's order, waited on as an unknown one.
+            return candidates.first.map { Hedge(server: $0, delay: retransmitTimeout(nil)) }
+        }
+        guard let server = rank(candidates, in: table, now: now, random: &random).order.first
+            ?? candidates.first
+        else { return nil }
+        table.servers[server]?.hedging.asked += 1
+        table.servers[server]?.lastUsed = now
+        let delay = retransmitTimeout(table.servers[server])
+        zones[zone] = table
+        return Hedge(server: server, delay: delay)
+    }
+
+    /// Counts an answer from a server asked as a hedge or failover that the client got.
+    public mutating func recordHedgeWin(server: ServerAddress, zone: DomainName) {
+        zones[zone]?.servers[server]?.hedging.won += 1
+    }
+
     /// When to ask the next server if this one is still silent.
     package func retransmitTimeout(_ stats: ServerStats?) -> TimeAmount {
         guard let estimate = stats?.estimate else { return min(policy.unknownRTO, policy.timeout) }
         return estimate.retransmitTimeout(floor: policy.hedgeFloor, ceiling: policy.timeout)
     }
 
-    /// Records the outcome of one attempt.
-    public mutating func record(_ feedback: ServerFeedback, server: ServerAddress, zone: DomainName, now: NIODeadline) {
-        guard var table = zones[zone], var stats = table.servers[server] else { return }
+    /// Records the outcome of one attempt; true when it took the server down just now (queries
+    /// still waiting on it should move on).
+    @discardableResult
+    public mutating func record(_ feedback: ServerFeedback, server: ServerAddress, zone: DomainName, now: NIODeadline) -> Bool {
+        guard var table = zones[zone], var stats = table.servers[server] else { return false }
+        var wentDown = false
         stats.lastUsed = now
         switch feedback {
         case .late, .mismatched: break  // not heard back from yet
@@ -177,6 +235,7 @@ public struct SelectionState: Sendable {
             stats.consecutiveFailures = 0
             let sent = now - rtt
             stats.newsSince = max(stats.newsSince ?? sent, sent)
+            stats.lateSince = nil
             if case .alive(var estimate) = stats.health {
                 estimate.update(rtt, warmUp: policy.warmUpSamples)
                 stats.health = .alive(estimate)
@@ -185,13 +244,14 @@ public struct SelectionState: Sendable {
                 stats.health = .alive(RTTEstimate(firstSample: rtt))
             }
         case .late(let after):
-            // Silent past its retransmit time: count that as a slow sample (twice the wait, as
-            // the answer is at least that late), so a server that stops answering loses first
-            // place within a few queries instead of after the full timeout.
-            if case .alive(var estimate) = stats.health {
-                estimate.update(after * 2)
-                stats.health = .alive(estimate)
-            }
+            // Silent past its retransmit time: ranked lower from now on (expectedAnswerTime), so
+            // a server that stops answering loses first place within a few queries instead of
+            // after the full timeout. Not an RTT sample: feeding the wait back into the estimate
+            // stretched the silent server's RTO with every late query (40 ms → over 700 ms in
+            // four queries), and clients that still went to it first waited that long.
+            stats.hedging.late += 1
+            let sent = now - after
+            stats.lateSince = min(stats.lateSince ?? sent, sent)
         case .mismatched:
             // Packets that failed the match prove nothing about the server (they may be forged).
             stats.errors.mismatched += 1
@@ -203,36 +263,56 @@ public struct SelectionState: Sendable {
             if let since = stats.newsSince, since >= now - policy.timeout {
                 stats.queries += 1
             } else {
-                markDown(&stats, now: now)
+                wentDown = markDown(&stats, now: now)
             }
         case .refused:
             stats.errors.refused += 1
-            markDown(&stats, now: now)
+            wentDown = markDown(&stats, now: now)
         case .servFail:
             stats.errors.servFail += 1
-            markDown(&stats, now: now)
+            wentDown = markDown(&stats, now: now)
         case .malformed:
             stats.errors.malformed += 1
-            markDown(&stats, now: now)
+            wentDown = markDown(&stats, now: now)
         case .unreachable:
             stats.errors.unreachable += 1
-            markDown(&stats, now: now)
+            wentDown = markDown(&stats, now: now)
         }
         table.servers[server] = stats
         zones[zone] = table
+        return wentDown
     }
 
     /// A failure counts as a query, penalises the estimate to the timeout and takes the server
-    /// out of first place for a back-off period that doubles with each failure in a row.
-    private func markDown(_ stats: inout ServerStats, now: NIODeadline) {
+    /// out of first place for a back-off period that doubles with each failure in a row; true
+    /// when the server was up until now. A failure while its back-off still runs (a probe's,
+    /// or a last-resort query's) adds nothing more: the probe doubled the back-off when it left.
+    private func markDown(_ stats: inout ServerStats, now: NIODeadline) -> Bool {
         stats.queries += 1
+        stats.lateSince = nil
+        stats.newsSince = now
+        guard !stats.isDown(at: now) else { return false }
         stats.consecutiveFailures += 1
-        let exponent = min(stats.consecutiveFailures - 1, 20)
-        let backoff = min(policy.backoffBase.nanoseconds << exponent, policy.backoffCeiling.nanoseconds)
         var estimate = stats.estimate ?? RTTEstimate(firstSample: policy.timeout)
         estimate.penalise(atLeast: policy.timeout)
-        stats.health = .down(until: now + .nanoseconds(backoff), estimate: estimate)
+        stats.health = .down(until: now + Self.backoff(failures: stats.consecutiveFailures, policy: policy), estimate: estimate)
+        return true
+    }
+
+    /// A probe leaves for a down server whose back-off has run out: the next back-off (doubled)
+    /// starts now, so the next probe follows one period later whether or not this one is
+    /// answered; its timeout is then old news and does not double it again.
+    private static func backOffAgain(_ stats: inout ServerStats, now: NIODeadline, policy: SelectionPolicy) {
+        guard case .down(_, let estimate) = stats.health else { return }
+        stats.consecutiveFailures += 1
+        stats.health = .down(until: now + backoff(failures: stats.consecutiveFailures, policy: policy), estimate: estimate)
         stats.newsSince = now
+    }
+
+    /// The back-off after `failures` in a row: the base, doubled per further failure, capped.
+    private static func backoff(failures: Int, policy: SelectionPolicy) -> TimeAmount {
+        let exponent = min(max(failures - 1, 0), 20)
+        return .nanoseconds(min(policy.backoffBase.nanoseconds << exponent, policy.backoffCeiling.nanoseconds))
     }
 
     /// Forgets zones not asked for `expiry`, and servers of the others not used for that long

@@ -31,8 +31,8 @@ public struct SelectionPlan: Sendable, Equatable {
     public var order: [ServerAddress]
     /// A server asked in parallel with the first to refresh its statistics, or nil.
     public var probe: ServerAddress?
-    /// How long to wait on `order[i]` before also asking `order[i + 1]` (hedging). A value at or
-    /// above the timeout means plain failover.
+    /// How long to wait on `order[i]` before asking the next server too (hedging) — which one is
+    /// decided then (`ServerSelector.next`). A value at or above the timeout means plain failover.
     public var hedgeDelays: [TimeAmount]
 
     public init(order: [ServerAddress], probe: ServerAddress? = nil, hedgeDelays: [TimeAmount]) {
@@ -42,10 +42,34 @@ public struct SelectionPlan: Sendable, Equatable {
     }
 }
 
+/// The next server for a question already sent elsewhere, and how long to wait on it.
+public struct Hedge: Sendable, Equatable {
+    public var server: ServerAddress
+    /// Its retransmit time: when the server after it is asked too if it stays silent.
+    public var delay: TimeAmount
+
+    public init(server: ServerAddress, delay: TimeAmount) {
+        self.server = server
+        self.delay = delay
+    }
+}
+
+/// A registration for news of one server going down; cancelled when the question is done.
+public protocol DownWatch: Sendable {
+    func cancel()
+}
+
 /// The interface between the sending side and selection policy.
 public protocol ServerSelector: Sendable {
     /// Plans one query to `zone`, whose servers are `servers`.
     func plan(zone: DomainName, servers: [ServerAddress], now: NIODeadline) -> SelectionPlan
+    /// The best server not in `asked` by expected answer time now, for a hedge or a failover.
+    func next(zone: DomainName, servers: [ServerAddress], excluding asked: Set<ServerAddress>, now: NIODeadline) -> Hedge?
     /// Reports the outcome of one attempt.
     func record(_ feedback: ServerFeedback, server: ServerAddress, zone: DomainName, now: NIODeadline)
+    /// Counts an answer the client got from a server asked as a hedge or failover.
+    func recordHedgeWin(server: ServerAddress, zone: DomainName)
+    /// Calls `action` (once, on the reporting thread) if `server` goes down for `zone` before the
+    /// watch is cancelled.
+    func watchDown(server: ServerAddress, zone: DomainName, _ action: @escaping @Sendable () -> Void) -> any DownWatch
 }

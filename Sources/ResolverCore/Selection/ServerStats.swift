@@ -25,6 +25,18 @@ public struct ServerErrors: Sendable, Equatable {
     public var total: Int { timeouts + refused + servFail + mismatched + malformed + unreachable }
 }
 
+/// How often a server took part in hedging.
+public struct HedgeCounts: Sendable, Equatable {
+    /// Times it stayed silent past its retransmit time, so another server was asked too.
+    public var late = 0
+    /// Times it was asked after another server of the question was late, failed or went down.
+    public var asked = 0
+    /// Times it was asked that way and its answer was the one the client got.
+    public var won = 0
+
+    public init() {}
+}
+
 /// Statistics of one server within one zone.
 public struct ServerStats: Sendable, Equatable {
     public var health: ServerHealth = .unknown
@@ -41,7 +53,15 @@ public struct ServerStats: Sendable, Equatable {
     /// When a probe went to this server that has not been heard back from yet: no second probe
     /// of the same kind goes out while it is outstanding (up to the timeout).
     public var probeSent: NIODeadline?
+    /// When the oldest query that went past this server's retransmit time without an answer was
+    /// sent (a hedge went to another server then); cleared by its next answer. While set, the
+    /// server is ranked as if it answered no sooner than twice the time since (see
+    /// `SelectionState.expectedAnswerTime`), without touching its RTT estimate: lateness moves it
+    /// down the order quickly but does not stretch its retransmit time.
+    public var lateSince: NIODeadline?
     public var errors = ServerErrors()
+    /// Hedge decisions involving this server, for `dig-lite servers` and /metrics.
+    public var hedging = HedgeCounts()
 
     public init(now: NIODeadline) { lastUsed = now }
 

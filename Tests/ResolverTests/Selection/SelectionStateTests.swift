@@ -2,6 +2,7 @@
 // Nothing here sleeps; "time" is a number we advance.
 
 import NIOCore
+import Synchronization
 import Testing
 
 @testable import Resolver
@@ -139,13 +140,15 @@ struct SelectionStateTests {
         #expect(estimate.rttVariance == .microseconds(57_500))
         #expect(estimate.smoothedRTT == .milliseconds(90))
         #expect(estimate.retransmitTimeout(floor: .zero, ceiling: .seconds(3)) == .milliseconds(320))
-        // During warm-up SRTT is the best sample so far; the variance is updated as usual.
+        // During warm-up SRTT is the best sample so far: a better one starts the estimate again
+        // (RTTVAR = R/2), a worse one only updates the variance.
         var warming = RTTEstimate(firstSample: .milliseconds(100))
         warming.update(.milliseconds(20), warmUp: 3)
         #expect(warming.smoothedRTT == .milliseconds(20))
-        #expect(warming.rttVariance == .microseconds(57_500))
+        #expect(warming.rttVariance == .milliseconds(10))
         warming.update(.milliseconds(60), warmUp: 3)
         #expect(warming.smoothedRTT == .milliseconds(20))
+        #expect(warming.rttVariance == .microseconds(17_500))  // 3/4·10 + 1/4·|20 − 60|
         warming.update(.milliseconds(60), warmUp: 3)
         #expect(warming.smoothedRTT == .milliseconds(25))  // 7/8·20 + 1/8·60 once warm
         estimate.penalise(atLeast: .seconds(3))
@@ -211,8 +214,9 @@ struct SelectionStateTests {
         let dead = Self.servers[2]
         var periods: [TimeAmount] = []
         for _ in 0..<7 {
-            // Each timeout is of a query sent after the last answer or failure (news, not echoes).
-            clock.advance(policy.timeout + .milliseconds(1))
+            // Each timeout is of a query sent after the last answer or failure (news, not echoes),
+            // and comes after the last back-off ran out (a failure while it runs adds nothing).
+            clock.advance(max(policy.timeout, periods.last ?? .zero) + .milliseconds(1))
             state.record(.timeout, server: dead, zone: Self.zone, now: clock.now)
             guard case .down(let until, let estimate)? = state.zones[Self.zone]?.servers[dead]?.health else {
                 Issue.record("not down after a timeout")
@@ -291,7 +295,7 @@ struct SelectionStateTests {
         #expect(state.zones[Self.zone]?.servers[first]?.probeSent == nil)
     }
 
-    @Test("a down server is probed as soon as its back-off ends, one probe at a time")
+    @Test("a down server is probed each back-off period from the last probe's send, doubling, answered or not")
     func probeWhenDue() {
         var policy = SelectionPolicy()
         policy.probeProbability = 0
@@ -300,26 +304,165 @@ struct SelectionStateTests {
         var random = SplitMix64(seed: 13)
         _ = Self.drive(&state, clock: &clock, random: &random, rtt: Self.rtts, count: 20)
         let dead = Self.servers[0]
+        func probe() -> ServerAddress? { state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random).probe }
+        func failures() -> Int? { state.zones[Self.zone]?.servers[dead]?.consecutiveFailures }
         clock.advance(policy.timeout)
         state.record(.timeout, server: dead, zone: Self.zone, now: clock.now)
         // Within the 1 s back-off: no probe to it.
         clock.advance(.milliseconds(900))
-        #expect(state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random).probe == nil)
-        // Past it: the next query probes it, and no further one does while that probe is out.
+        #expect(probe() == nil)
+        // Past it: the next query probes it, and the next back-off (2 s) starts as the probe leaves.
         clock.advance(.milliseconds(200))
-        #expect(state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random).probe == dead)
-        for _ in 0..<10 {
+        #expect(probe() == dead)
+        #expect(failures() == 2)
+        for _ in 0..<7 {
             clock.advance(.milliseconds(250))
-            #expect(state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random).probe == nil)
+            #expect(probe() == nil)
         }
-        // The probe times out: back-off doubles (2 s), then the next probe.
-        clock.advance(.milliseconds(500))
+        // 2 s after the first probe left, the second goes, though the first is still unanswered:
+        // a server that came back meanwhile is found within one back-off period.
+        clock.advance(.milliseconds(300))
+        #expect(probe() == dead)
+        #expect(failures() == 3)
+        // The first probe's timeout (3 s after it left) is old news: no further doubling.
+        clock.advance(.milliseconds(950))
         state.record(.timeout, server: dead, zone: Self.zone, now: clock.now)
-        #expect(state.zones[Self.zone]?.servers[dead]?.consecutiveFailures == 2)
-        clock.advance(.milliseconds(1900))
-        #expect(state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random).probe == nil)
-        clock.advance(.milliseconds(200))
-        #expect(state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random).probe == dead)
+        #expect(failures() == 3)
+        // A REFUSED to the second probe while its back-off runs adds nothing either.
+        state.record(.refused, server: dead, zone: Self.zone, now: clock.now)
+        #expect(failures() == 3)
+        // It answers a probe: first place back on its new figures.
+        clock.advance(.seconds(4))
+        #expect(probe() == dead)
+        state.record(.answered(rtt: .milliseconds(60)), server: dead, zone: Self.zone, now: clock.now)
+        #expect(failures() == 0)
+        #expect(state.report(now: clock.now).first?.servers.first { $0.server == dead }?.state == .alive)
+    }
+
+    /// Answers every plan's primary with `rtts`, `count` times, so that all servers are measured
+    /// many times (probe probability 1 while warming up).
+    static func warmed(seed: UInt64) -> (SelectionState, ManualClock, SplitMix64) {
+        var policy = SelectionPolicy()
+        policy.probeProbability = 1
+        var state = SelectionState(policy: policy)
+        var clock = ManualClock()
+        var random = SplitMix64(seed: seed)
+        _ = drive(&state, clock: &clock, random: &random, rtt: rtts, count: 80)
+        return (state, clock, random)
+    }
+
+    @Test("a late server's retransmit time is not stretched by its silence; it just drops down the order")
+    func lateKeepsRTO() {
+        var (state, clock, random) = Self.warmed(seed: 31)
+        let fastest = Self.servers[2]
+        let before = state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random)
+        #expect(before.order[0] == fastest)
+        let estimate = state.zones[Self.zone]?.servers[fastest]?.estimate
+        for _ in 0..<20 {
+            // Every query's hedge fires on it; the old rule fed 2 × the wait back as a sample.
+            state.record(.late(after: before.hedgeDelays[0]), server: fastest, zone: Self.zone, now: clock.now)
+            clock.advance(.milliseconds(20))
+        }
+        #expect(state.zones[Self.zone]?.servers[fastest]?.estimate == estimate)
+        #expect(state.zones[Self.zone]?.servers[fastest]?.hedging.late == 20)
+        let after = state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random)
+        #expect(after.order[0] == Self.servers[1], "the next fastest leads while the fastest is late")
+        let index = after.order.firstIndex(of: fastest) ?? 0
+        #expect(after.hedgeDelays[index] == before.hedgeDelays[0], "its own hedge delay is unchanged")
+        // One answer, and it is first again.
+        state.record(.answered(rtt: .milliseconds(5)), server: fastest, zone: Self.zone, now: clock.now)
+        #expect(state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random).order[0] == fastest)
+    }
+
+    @Test("hedge planner, two slow servers: each hedge goes to the best server not yet asked, at that server's RTO")
+    func twoSlowServers() {
+        var (state, clock, random) = Self.warmed(seed: 41)
+        let (fast, second, third) = (Self.servers[2], Self.servers[1], Self.servers[0])
+        let plan = state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random)
+        #expect(plan.order.prefix(3) == [fast, second, third])
+        // The fastest is late: the hedge goes to the second, waited on for the second's RTO.
+        clock.advance(plan.hedgeDelays[0])
+        state.record(.late(after: plan.hedgeDelays[0]), server: fast, zone: Self.zone, now: clock.now)
+        let hedge = state.next(zone: Self.zone, servers: Self.servers, excluding: [fast], now: clock.now, random: &random)
+        #expect(hedge == Hedge(server: second, delay: plan.hedgeDelays[1]))
+        // The second is late too: the next goes to the third, at the third's RTO.
+        clock.advance(plan.hedgeDelays[1])
+        state.record(.late(after: plan.hedgeDelays[1]), server: second, zone: Self.zone, now: clock.now)
+        let again = state.next(zone: Self.zone, servers: Self.servers, excluding: [fast, second], now: clock.now, random: &random)
+        #expect(again == Hedge(server: third, delay: plan.hedgeDelays[2]))
+        // The next question starts at the third: both slow ones are expected later than it.
+        clock.advance(.milliseconds(20))
+        let next = state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random)
+        #expect(next.order[0] == third)
+        #expect(state.zones[Self.zone]?.servers[second]?.hedging.asked == 1)
+    }
+
+    @Test("hedge planner, all slow: every server once, fastest expected first, none twice, then nothing")
+    func allSlow() {
+        var (state, clock, random) = Self.warmed(seed: 43)
+        let plan = state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random)
+        var asked: Set<ServerAddress> = [plan.order[0]]
+        var order = [plan.order[0]]
+        var delay = plan.hedgeDelays[0]
+        var delays = [delay]
+        var current = plan.order[0]
+        while let hedge = state.next(zone: Self.zone, servers: Self.servers, excluding: asked, now: clock.now, random: &random) {
+            clock.advance(delay)
+            state.record(.late(after: delay), server: current, zone: Self.zone, now: clock.now)
+            #expect(!asked.contains(hedge.server))
+            asked.insert(hedge.server)
+            order.append(hedge.server)
+            delays.append(hedge.delay)
+            (current, delay) = (hedge.server, hedge.delay)
+            if order.count > Self.servers.count { break }
+        }
+        #expect(order == plan.order, "by expected answer time: \(order)")
+        #expect(delays == plan.hedgeDelays, "each at its own RTO")
+    }
+
+    @Test("hedge planner: the fastest silent while the second is mid back-off → the hedge skips the second")
+    func fastestSilentSecondDown() {
+        var (state, clock, random) = Self.warmed(seed: 47)
+        let (fast, second, third, fourth) = (Self.servers[2], Self.servers[1], Self.servers[0], Self.servers[3])
+        clock.advance(.seconds(3))
+        state.record(.timeout, server: second, zone: Self.zone, now: clock.now)
+        clock.advance(.milliseconds(500))  // mid back-off (1 s)
+        let plan = state.plan(zone: Self.zone, servers: Self.servers, now: clock.now, random: &random)
+        #expect(plan.order == [fast, third, fourth, second])
+        clock.advance(plan.hedgeDelays[0])
+        state.record(.late(after: plan.hedgeDelays[0]), server: fast, zone: Self.zone, now: clock.now)
+        let hedge = state.next(zone: Self.zone, servers: Self.servers, excluding: [fast], now: clock.now, random: &random)
+        #expect(hedge?.server == third)
+        let last = state.next(zone: Self.zone, servers: Self.servers, excluding: [fast, third, fourth], now: clock.now, random: &random)
+        #expect(last?.server == second, "the down server only as the last resort")
+        #expect(last?.delay == policy(state).timeout, "waited on for the whole timeout")
+    }
+
+    func policy(_ state: SelectionState) -> SelectionPolicy { state.policy }
+
+    @Test("a question waiting on a server hears once when it goes down, not on old news, and the watch is freed")
+    func downWatch() {
+        let selector = AdaptiveSelector(policy: SelectionPolicy())
+        let zone = Self.zone
+        let server = Self.servers[0]
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        _ = selector.plan(zone: zone, servers: Self.servers, now: start)
+        selector.record(.answered(rtt: .milliseconds(10)), server: server, zone: zone, now: start)
+        let fired = Mutex(0)
+        let watch = selector.watchDown(server: server, zone: zone) { fired.withLock { $0 += 1 } }
+        let other = selector.watchDown(server: Self.servers[1], zone: zone) { fired.withLock { $0 += 100 } }
+        #expect(selector.watchCount == 2)
+        // A timeout of a query sent before its last answer: old news, no watch fires.
+        selector.record(.timeout, server: server, zone: zone, now: start + .seconds(1))
+        #expect(fired.withLock { $0 } == 0)
+        // A real one: down, the watch fires once and is gone.
+        selector.record(.timeout, server: server, zone: zone, now: start + .seconds(4))
+        #expect(fired.withLock { $0 } == 1)
+        selector.record(.refused, server: server, zone: zone, now: start + .seconds(4))
+        #expect(fired.withLock { $0 } == 1)
+        watch.cancel()
+        other.cancel()
+        #expect(selector.watchCount == 0)
     }
 
     @Test("a down server without an answer comes back in the ranking when its back-off ends")

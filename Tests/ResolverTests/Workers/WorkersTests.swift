@@ -124,7 +124,8 @@ struct WorkersUnitTests {
         func server(_ address: String, queries: Int, srtt: Double) -> ServersResponse.Server {
             ServersResponse.Server(
                 address: address, state: .alive, srttMs: srtt, rttvarMs: 1, rtoMs: 50, queries: queries, timeouts: 1,
-                errors: 1, consecutiveFailures: 0, downForMs: nil, lastUsedMsAgo: Double(queries))
+                errors: 1, consecutiveFailures: 0, downForMs: nil, lastUsedMsAgo: Double(queries), late: 1, hedged: 2,
+                hedgesWon: 1, lateForMs: nil)
         }
         let one = ServersResponse(zones: [.init(zone: ".", servers: [server("a", queries: 10, srtt: 5), server("b", queries: 1, srtt: 9)])])
         let two = ServersResponse(zones: [
@@ -138,6 +139,8 @@ struct WorkersUnitTests {
         #expect(root.servers.map(\.queries) == [31, 12])
         #expect(root.servers.map(\.srttMs) == [4, 5])
         #expect(root.servers.map(\.timeouts) == [2, 2])
+        #expect(root.servers.map(\.hedged) == [4, 4])
+        #expect(root.servers.map(\.hedgesWon) == [2, 2])
         var a = CacheStatistics()
         a.entries = 2
         a.hits = 5
