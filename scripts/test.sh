@@ -13,10 +13,12 @@ fi
 # (2 cores): everything else in parallel; then the suites that make load of their own — the attack
 # suites (tens of thousands of packets at one daemon), the etcd clusters, the 6 MiB watch line —
 # together; then the workers' suite (dnsperf while workers are killed) alone; then the
-# timing-sensitive SelectionTiming alone, so that no other load blurs the latencies it measures.
+# timing-sensitive suites (SelectionTiming, HedgeTransactionTests) alone, so that no other load
+# blurs the latencies they measure.
 heavy='IntegrationTests\.(StreamLimitsTests|RecursionLimitsTests|EtcdRegistryTests|RegistryFaultsTests)|EtcdWatchTests|ControlChannelStreamingTests'
 workers='IntegrationTests\.WorkersTests'
-swift test --skip-build --skip "SelectionTiming|$heavy|$workers"
+timing='SelectionTiming|HedgeTransactionTests'
+swift test --skip-build --skip "$timing|$heavy|$workers"
 swift test --skip-build --filter "$heavy"
 swift test --skip-build --filter "$workers"
-swift test --skip-build --filter SelectionTiming
+swift test --skip-build --filter "$timing"

@@ -131,10 +131,12 @@ public struct UpstreamTransactions: Sendable {
                 if case .success(let answer) = outcome, Self.isUsable(answer.message), !accept(answer.message) {
                     result = .failure(.lame)
                 }
+                // The outcome first: if recording it takes the server down, this question's own
+                // watch on it must find the attempt already over (a failure, not news of one).
+                sink.yield(.outcome(attempt: attempt, result))
                 if let feedback = Self.feedback(for: result) {
                     selector.record(feedback, server: server, zone: zone, now: clock.now())
                 }
-                sink.yield(.outcome(attempt: attempt, result))
             }
             guard role != .probe else { return true }
             newest = attempt
