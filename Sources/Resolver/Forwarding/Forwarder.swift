@@ -24,10 +24,20 @@ public struct Forwarder: Sendable {
     }
 
     public func resolve(_ query: UpstreamQuery, zones: ForwardZones) async -> Resolution {
-        guard let (zone, servers) = zones.zone(for: query.question.name), !servers.isEmpty else { return .noZone }
-        switch await transactions.resolve(query, zone: zone, servers: servers) {
-        case .answer(let answer): return .answer(answer.message)
-        case .failure(let reason): return .failure(reason)
+        await withCheckedContinuation { continuation in
+            resolve(query, zones: zones) { continuation.resume(returning: $0) }
+        }
+    }
+
+    /// The same with a callback, called once on the thread that decided the outcome (at once for
+    /// `.noZone`).
+    public func resolve(_ query: UpstreamQuery, zones: ForwardZones, completion: @escaping @Sendable (Resolution) -> Void) {
+        guard let (zone, servers) = zones.zone(for: query.question.name), !servers.isEmpty else { return completion(.noZone) }
+        transactions.resolve(query, zone: zone, servers: servers) { outcome in
+            switch outcome {
+            case .answer(let answer): completion(.answer(answer.message))
+            case .failure(let reason): completion(.failure(reason))
+            }
         }
     }
 }

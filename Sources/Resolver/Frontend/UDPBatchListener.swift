@@ -150,8 +150,9 @@ public final class UDPBatchListener: Sendable {
                     let address = ClientAddress(storage: client.pointee, length: inMessages[index].header.msg_namelen)
                     let socket = self.socket
                     let pipeline = self.pipeline
-                    Task {
-                        let reply = await pipeline.resolve(pending, allocator: allocator)
+                    // No task: a forwarded question leaves from this thread, and its reply from
+                    // the thread that receives the answer.
+                    pipeline.resolve(pending, allocator: allocator) { reply in
                         reply.withUnsafeReadableBytes { socket.send($0, to: address) }
                     }
                 }

@@ -5,7 +5,8 @@ import Synchronization
 
 /// Runs at most one piece of work per key at a time and shares its result with late comers.
 public final class Coalescer<Key: Hashable & Sendable, Value: Sendable>: Sendable {
-    private let waiting = Mutex<[Key: [CheckedContinuation<Value?, Never>]]>([:])
+    /// Keys being computed, each with the callers waiting for its result.
+    private let waiting = Mutex<[Key: [@Sendable (Value) -> Void]]>([:])
 
     public init() {}
 
@@ -16,7 +17,7 @@ public final class Coalescer<Key: Hashable & Sendable, Value: Sendable>: Sendabl
         let joined: Value? = await withCheckedContinuation { continuation in
             let leader = waiting.withLock { table -> Bool in
                 if table[key] != nil {
-                    table[key, default: []].append(continuation)
+                    table[key, default: []].append { continuation.resume(returning: $0) }
                     return false
                 }
                 table[key] = []
@@ -26,9 +27,35 @@ public final class Coalescer<Key: Hashable & Sendable, Value: Sendable>: Sendabl
         }
         if let joined { return joined }
         let value = await work()
-        let waiters = waiting.withLock { $0.removeValue(forKey: key) ?? [] }
-        for waiter in waiters { waiter.resume(returning: value) }
+        finish(key, value)
         return value
+    }
+
+    /// The same with callbacks: `completion` gets the result of `work` for `key` — started here
+    /// (and handed the callback that ends it) if no other caller is computing it — on the thread
+    /// that finished the work. No task and no suspension: the forwarding miss path.
+    public func run(
+        _ key: Key, work: (@escaping @Sendable (Value) -> Void) -> Void, completion: @escaping @Sendable (Value) -> Void
+    ) {
+        let leader = waiting.withLock { table -> Bool in
+            if table[key] != nil {
+                table[key, default: []].append(completion)
+                return false
+            }
+            table[key] = []
+            return true
+        }
+        guard leader else { return }
+        work { [self] value in
+            finish(key, value)
+            completion(value)
+        }
+    }
+
+    /// Hands `value` to everyone who joined `key`'s computation, and ends it.
+    private func finish(_ key: Key, _ value: Value) {
+        let waiters = waiting.withLock { $0.removeValue(forKey: key) ?? [] }
+        for waiter in waiters { waiter(value) }
     }
 
     /// Keys being computed now.
