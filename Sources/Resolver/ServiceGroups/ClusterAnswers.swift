@@ -95,7 +95,8 @@ public final class ClusterAnswers: Sendable {
         case .outside:
             return nil
         case .inZone(let located):
-            return serve(name: name, located: located, query: query, view: view, transport: transport, allocator: allocator)
+            return serve(
+                name: name, located: located, query: query, view: view, transport: transport, allocator: allocator)
         case .compressed:
             // A question name with a compression pointer (into the header: legal, if odd) is
             // read whole first.
@@ -103,7 +104,8 @@ public final class ClusterAnswers: Sendable {
             return expanded.wire.withUnsafeBytes { name in
                 guard case .inZone(let located) = ClusterName.locate(name, in: domain.wire, domainLabels: domainLabels)
                 else { return nil }
-                return serve(name: name, located: located, query: query, view: view, transport: transport, allocator: allocator)
+                return serve(
+                    name: name, located: located, query: query, view: view, transport: transport, allocator: allocator)
             }
         }
     }
@@ -116,7 +118,8 @@ public final class ClusterAnswers: Sendable {
         let degraded = registry.isDegraded
         return zone.withLock { zone in
             zone.reply(
-                name: name, located: located, query: query, view: view, now: now, degraded: degraded, transport: transport,
+                name: name, located: located, query: query, view: view, now: now, degraded: degraded,
+                transport: transport,
                 allocator: allocator)
         }
     }
@@ -134,7 +137,8 @@ public final class ClusterAnswers: Sendable {
         return bytes.withUnsafeBytes { raw -> LocalAnswer? in
             guard let view = try? QueryReader.read(raw),
                 let reply = reply(query: raw, view: view, transport: .tcp, allocator: ByteBufferAllocator()),
-                let message = try? MessageReader.decode(reply.getBytes(at: reply.readerIndex, length: reply.readableBytes) ?? [])
+                let message = try? MessageReader.decode(
+                    reply.getBytes(at: reply.readerIndex, length: reply.readableBytes) ?? [])
             else { return nil }
             return LocalAnswer(
                 rcode: message.rcode, answers: message.answers, authorities: message.authorities,

@@ -254,11 +254,13 @@ package struct ClusterZone: Sendable {
         // What the message writer refused (over 65,535 octets) was SERVFAIL; what does not fit
         // the client's UDP size is TC (RFC 7766 §5), with the rcode it would have had.
         if total > Int(UInt16.max) {
-            return ResponseBuilder.reply(to: query, questionEnd: view.questionEnd, rcode: .servFail, edns: view.edns, allocator: allocator)
+            return ResponseBuilder.reply(
+                to: query, questionEnd: view.questionEnd, rcode: .servFail, edns: view.edns, allocator: allocator)
         }
         if transport == .udp, total > ResponseBuilder.udpLimit(for: view.edns) {
             return ResponseBuilder.reply(
-                to: query, questionEnd: view.questionEnd, rcode: rcode, edns: view.edns, truncated: true, allocator: allocator)
+                to: query, questionEnd: view.questionEnd, rcode: rcode, edns: view.edns, truncated: true,
+                allocator: allocator)
         }
         var buffer = allocator.buffer(capacity: total)
         let ttl = UInt32(clamping: answerTTLSeconds)
@@ -266,7 +268,8 @@ package struct ClusterZone: Sendable {
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { out in
             // Header: the query's ID; QR, AA, RA, and the query's RD and CD (RFC 1035 §4.1.1).
             let queryFlags = UInt16(query[2]) << 8 | UInt16(query[3])
-            let flags = DNSHeader.qrBit | DNSHeader.aaBit | DNSHeader.raBit
+            let flags =
+                DNSHeader.qrBit | DNSHeader.aaBit | DNSHeader.raBit
                 | queryFlags & (DNSHeader.rdBit | DNSHeader.cdBit) | rcode.rawValue & DNSHeader.rcodeMask
             out[0] = query[0]
             out[1] = query[1]
@@ -292,7 +295,8 @@ package struct ClusterZone: Sendable {
                 if withNS { cursor = write(ns, minimum: nil, ttl: ttl, pointer: zoneOffset, out, cursor) }
             case .list(let group, let list, let srv):
                 cursor = writeList(
-                    group: group, list: list, srv: srv, start: start, groupOffset: DNSHeader.length + Self.groupStart(located),
+                    group: group, list: list, srv: srv, start: start,
+                    groupOffset: DNSHeader.length + Self.groupStart(located),
                     now: now, out, cursor)
             case .member(let group, let member):
                 let entry = groups[group].members[member]
@@ -321,7 +325,9 @@ package struct ClusterZone: Sendable {
         // A degraded registry knowing nothing cannot tell a name that does not exist from one
         // it cannot read: SERVFAIL (resolvers retry; NXDOMAIN would be cached as a fact).
         if located.relativeLabels > 0, degraded, groups.isEmpty { return .servFail }
-        func label(_ index: Int) -> UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: name[located.label(index)]) }
+        func label(_ index: Int) -> UnsafeRawBufferPointer {
+            UnsafeRawBufferPointer(rebasing: name[located.label(index)])
+        }
         func underscored(_ index: Int) -> Bool {
             let range = located.label(index)
             return range.count > 1 && name[range.lowerBound + 1] == UInt8(ascii: "_")
@@ -346,7 +352,8 @@ package struct ClusterZone: Sendable {
             case .srv: list = RenderedGroup.Lists.srv
             default: return noData
             }
-            return groups[group].lists[list].members.isEmpty ? noData : .list(group: group, list: list, srv: type == .srv)
+            return groups[group].lists[list].members.isEmpty
+                ? noData : .list(group: group, list: list, srv: type == .srv)
         case 2 where !underscored(0):
             guard let group = group(label(1)), let member = groups[group].member(label(0)) else { return nxDomain }
             let entry = groups[group].members[member]
@@ -382,7 +389,8 @@ package struct ClusterZone: Sendable {
                 for _ in 0..<members.count {
                     let entry = rendered.members[Int(members[index])]
                     let slice = srv ? (pass == 0 ? entry.service : entry.target) : entry.address
-                    cursor = writeSlice(slice, stored, expiresAt: entry.expiresAt, pointer: groupOffset, now: now, out, cursor)
+                    cursor = writeSlice(
+                        slice, stored, expiresAt: entry.expiresAt, pointer: groupOffset, now: now, out, cursor)
                     index += 1
                     if index == members.count { index = 0 }
                 }
@@ -397,7 +405,8 @@ package struct ClusterZone: Sendable {
         _ out: UnsafeMutableRawBufferPointer, _ at: Int
     ) -> Int {
         let length = Int(slice.length)
-        Self.copy(UnsafeRawBufferPointer(rebasing: stored[Int(slice.start)..<Int(slice.start) + length]), to: out, at: at)
+        Self.copy(
+            UnsafeRawBufferPointer(rebasing: stored[Int(slice.start)..<Int(slice.start) + length]), to: out, at: at)
         let ttl = RegistryPolicy.answerTTL(expiresAt: expiresAt, now: now, answerTTLSeconds: answerTTLSeconds)
         Self.put32(ttl, out, at + Int(slice.ttlAt))
         if slice.pointerAt >= 0 { Self.put16(0xC000 | UInt16(pointer), out, at + Int(slice.pointerAt)) }
@@ -407,7 +416,8 @@ package struct ClusterZone: Sendable {
     /// Copies a zone record, writing its TTL (and the SOA's MINIMUM, its last field) and aiming
     /// its pointers at the zone's name in the question.
     private func write(
-        _ template: Template, minimum: UInt32?, ttl: UInt32, pointer: Int, _ out: UnsafeMutableRawBufferPointer, _ at: Int
+        _ template: Template, minimum: UInt32?, ttl: UInt32, pointer: Int, _ out: UnsafeMutableRawBufferPointer,
+        _ at: Int
     ) -> Int {
         template.bytes.withUnsafeBytes { Self.copy($0, to: out, at: at) }
         Self.put32(ttl, out, at + template.ttlAt)

@@ -169,7 +169,9 @@ package struct RenderedGroup: Sendable {
         // at most 65,535 records.
         for (index, member) in sources.enumerated() where member.isHealthy {
             rendered[index].address = write(
-                &writer, ResourceRecord(name: groupName, type: member.address.isV6 ? .aaaa : .a, ttl: 0, rdata: member.address.bytes),
+                &writer,
+                ResourceRecord(
+                    name: groupName, type: member.address.isV6 ? .aaaa : .a, ttl: 0, rdata: member.address.bytes),
                 to: .answer)
         }
         var targets: [DomainName?] = Array(repeating: nil, count: sources.count)
@@ -190,14 +192,17 @@ package struct RenderedGroup: Sendable {
         for (index, member) in sources.enumerated() {
             guard let target = targets[index] else { continue }
             var slice = write(
-                &writer, ResourceRecord(name: target, type: member.address.isV6 ? .aaaa : .a, ttl: 0, rdata: member.address.bytes),
+                &writer,
+                ResourceRecord(
+                    name: target, type: member.address.isV6 ? .aaaa : .a, ttl: 0, rdata: member.address.bytes),
                 to: .additional)
             guard slice.exists else {
                 // An SRV whose target cannot be answered is left out with it.
                 rendered[index].service = RecordSlice()
                 continue
             }
-            slice.pointerAt = ownerPointer(in: writer.bytes, at: Int(slice.start)).map { Int16($0 - Int(slice.start)) } ?? -1
+            slice.pointerAt =
+                ownerPointer(in: writer.bytes, at: Int(slice.start)).map { Int16($0 - Int(slice.start)) } ?? -1
             rendered[index].target = slice
         }
 
@@ -232,14 +237,16 @@ package struct RenderedGroup: Sendable {
                     entry = found
                 } else {
                     services.append(
-                        RenderedService(keyStart: Int32(labels.count), keyLength: UInt8(key.count), list: Int32(lists.count)))
+                        RenderedService(
+                            keyStart: Int32(labels.count), keyLength: UInt8(key.count), list: Int32(lists.count)))
                     labels += key
                     lists.append(AnswerList())
                     key.withUnsafeBytes { serviceTable.append(hash: LabelTable.hash($0)) }
                     entry = services.count - 1
                 }
                 if member.service.exists {
-                    lists[Int(services[entry].list)].add(Int32(index), answer: member.service, additional: member.target)
+                    lists[Int(services[entry].list)].add(
+                        Int32(index), answer: member.service, additional: member.target)
                 }
             }
         }
@@ -309,14 +316,18 @@ package struct RenderedGroup: Sendable {
     }
 
     /// Adds `record`; an empty slice when the writer refuses it.
-    private static func write(_ writer: inout MessageWriter, _ record: ResourceRecord, to section: MessageSection) -> RecordSlice {
+    private static func write(
+        _ writer: inout MessageWriter, _ record: ResourceRecord, to section: MessageSection
+    ) -> RecordSlice {
         let start = writer.bytes.count
         do throws(MessageWriteError) {
             try writer.add(record, to: section)
         } catch {
             return RecordSlice()
         }
-        guard let ttl = writer.ttlOffsets.last, writer.bytes.count - start <= Int(UInt16.max) else { return RecordSlice() }
+        guard let ttl = writer.ttlOffsets.last, writer.bytes.count - start <= Int(UInt16.max) else {
+            return RecordSlice()
+        }
         return RecordSlice(start: Int32(start), length: Int32(writer.bytes.count - start), ttlAt: Int16(ttl - start))
     }
 

@@ -26,15 +26,19 @@ enum ZoneProbe {
 
     /// The zone's reply to `query`; nil when the name is not in the zone.
     static func serve(
-        _ zone: inout ClusterZone, _ query: [UInt8], transport: Transport = .tcp, now: UnixMillis, degraded: Bool = false
+        _ zone: inout ClusterZone, _ query: [UInt8], transport: Transport = .tcp, now: UnixMillis,
+        degraded: Bool = false
     ) -> [UInt8]? {
         query.withUnsafeBytes { bytes -> [UInt8]? in
             guard let view = try? QueryReader.read(bytes) else { return nil }
             let name = UnsafeRawBufferPointer(rebasing: bytes[DNSHeader.length..<view.nameEnd])
-            guard case .inZone(let located) = ClusterName.locate(name, in: zone.domain.wire, domainLabels: zone.domain.labelCount)
+            guard
+                case .inZone(let located) = ClusterName.locate(
+                    name, in: zone.domain.wire, domainLabels: zone.domain.labelCount)
             else { return nil }
             let reply = zone.reply(
-                name: name, located: located, query: bytes, view: view, now: now, degraded: degraded, transport: transport,
+                name: name, located: located, query: bytes, view: view, now: now, degraded: degraded,
+                transport: transport,
                 allocator: ByteBufferAllocator())
             return reply.getBytes(at: reply.readerIndex, length: reply.readableBytes)
         }
@@ -43,7 +47,8 @@ enum ZoneProbe {
     static func serve(_ answers: ClusterAnswers, _ query: [UInt8], transport: Transport = .tcp) -> [UInt8]? {
         query.withUnsafeBytes { bytes -> [UInt8]? in
             guard let view = try? QueryReader.read(bytes),
-                let reply = answers.reply(query: bytes, view: view, transport: transport, allocator: ByteBufferAllocator())
+                let reply = answers.reply(
+                    query: bytes, view: view, transport: transport, allocator: ByteBufferAllocator())
             else { return nil }
             return reply.getBytes(at: reply.readerIndex, length: reply.readableBytes)
         }
@@ -68,7 +73,8 @@ enum ZoneProbe {
         proto: String = "tcp", tags: [String] = [], ttl: Int = 60, at now: UnixMillis
     ) -> Member {
         Member(
-            group: group, id: id, address: address, port: port, service: service, proto: proto, tags: tags, ttlSeconds: ttl,
+            group: group, id: id, address: address, port: port, service: service, proto: proto, tags: tags,
+            ttlSeconds: ttl,
             registeredAt: now)
     }
 
@@ -86,7 +92,8 @@ struct ClusterZoneTests {
         degraded: Bool = false, answerTTL: Int = 5
     ) -> [UInt8]? {
         ReferenceClusterAnswers(
-            domain: ZoneProbe.domain, groups: groups.mapValues { $0.sorted { $0.id < $1.id } }, answerTTLSeconds: answerTTL,
+            domain: ZoneProbe.domain, groups: groups.mapValues { $0.sorted { $0.id < $1.id } },
+            answerTTLSeconds: answerTTL,
             now: now, degraded: degraded, rotation: rotation
         ).reply(query, transport: transport)
     }
@@ -117,7 +124,8 @@ struct ClusterZoneTests {
         ("_dns._udp.web.cluster.internal.", .srv), ("_dns._tcp.web.cluster.internal.", .srv),
         ("_tcp.web.cluster.internal.", .srv), ("_tcp.nope.cluster.internal.", .srv), ("x.y.web.cluster.internal.", .a),
         ("a.b.c.d.cluster.internal.", .a), ("nope.cluster.internal.", .a), ("cluster.internal.", .soa),
-        ("CLUSTER.internal.", .ns), ("cluster.internal.", .any), ("cluster.internal.", .a), ("db.cluster.internal.", .aaaa),
+        ("CLUSTER.internal.", .ns), ("cluster.internal.", .any), ("cluster.internal.", .a),
+        ("db.cluster.internal.", .aaaa),
         ("_http._tcp.db.cluster.internal.", .srv),
     ]
 
@@ -131,9 +139,12 @@ struct ClusterZoneTests {
                     for rotation in 0..<3 {
                         let query = ZoneProbe.query(name, type, flags: DNSHeader.rdBit | DNSHeader.cdBit, edns: edns)
                         let rendered = ZoneProbe.serve(&zone, query, transport: transport, now: Self.now + 1500)
-                        let reference = Self.reference(Self.sample, query, transport: transport, rotation: rotation, now: Self.now + 1500)
+                        let reference = Self.reference(
+                            Self.sample, query, transport: transport, rotation: rotation, now: Self.now + 1500)
                         #expect(rendered != nil, "\(name) \(type)")
-                        #expect(rendered == reference, "\(name) \(type) \(transport) \(String(describing: edns)) rotation \(rotation)")
+                        #expect(
+                            rendered == reference,
+                            "\(name) \(type) \(transport) \(String(describing: edns)) rotation \(rotation)")
                     }
                 }
             }
@@ -144,7 +155,9 @@ struct ClusterZoneTests {
         #expect(ZoneProbe.serve(&zone, ZoneProbe.query("internal."), now: Self.now) == nil)
     }
 
-    @Test("random registries and questions (seeded): the same bytes as the per-query builder", arguments: [1, 2, 3, 4] as [UInt64])
+    @Test(
+        "random registries and questions (seeded): the same bytes as the per-query builder",
+        arguments: [1, 2, 3, 4] as [UInt64])
     func randomised(seed: UInt64) throws {
         var random = SplitMix64(seed: seed)
         let groupNames = ["web", "db", "cache", "q", String(repeating: "g", count: 63)]
@@ -157,12 +170,15 @@ struct ClusterZoneTests {
                 for id in labels where Int.random(in: 0..<3, using: &random) > 0 {
                     var member = ZoneProbe.member(
                         group, id,
-                        Bool.random(using: &random) ? ZoneProbe.loopback(Int.random(in: 1...0xFFFF, using: &random)) : ZoneProbe.v6Loopback,
-                        port: Int.random(in: 0..<4, using: &random) == 0 ? nil : UInt16.random(in: 1...65535, using: &random),
+                        Bool.random(using: &random)
+                            ? ZoneProbe.loopback(Int.random(in: 1...0xFFFF, using: &random)) : ZoneProbe.v6Loopback,
+                        port: Int.random(in: 0..<4, using: &random) == 0
+                            ? nil : UInt16.random(in: 1...65535, using: &random),
                         service: Bool.random(using: &random) ? services.randomElement(using: &random) : nil,
                         proto: Bool.random(using: &random) ? "tcp" : "udp",
                         tags: services.filter { _ in Int.random(in: 0..<3, using: &random) == 0 },
-                        ttl: Int.random(in: 1...20, using: &random), at: Self.now - Int64.random(in: 0...15_000, using: &random))
+                        ttl: Int.random(in: 1...20, using: &random),
+                        at: Self.now - Int64.random(in: 0...15_000, using: &random))
                     if Int.random(in: 0..<4, using: &random) == 0 {
                         member.health = .unhealthy(since: Self.now, failures: 1, nextCheck: Self.now + 1000)
                     }
@@ -177,10 +193,14 @@ struct ClusterZoneTests {
                 switch Int.random(in: 0..<5, using: &random) {
                 case 0: parts = []
                 case 1: parts = [groupNames.randomElement(using: &random) ?? "web"]
-                case 2: parts = [labels.randomElement(using: &random) ?? "a", groupNames.randomElement(using: &random) ?? "web"]
+                case 2:
+                    parts = [
+                        labels.randomElement(using: &random) ?? "a", groupNames.randomElement(using: &random) ?? "web",
+                    ]
                 case 3:
                     parts = [
-                        "_" + (services.randomElement(using: &random) ?? "http"), Bool.random(using: &random) ? "_tcp" : "_udp",
+                        "_" + (services.randomElement(using: &random) ?? "http"),
+                        Bool.random(using: &random) ? "_tcp" : "_udp",
                         groupNames.randomElement(using: &random) ?? "web",
                     ]
                 default: parts = ["_tcp", "x", "web", "y"].filter { _ in Bool.random(using: &random) }
@@ -190,16 +210,21 @@ struct ClusterZoneTests {
                 let type = [RecordType.a, .aaaa, .any, .srv, .txt, .soa, .ns].randomElement(using: &random) ?? .a
                 let transport: Transport = Bool.random(using: &random) ? .udp : .tcp
                 let edns: (size: UInt16, dnssecOK: Bool)? =
-                    Bool.random(using: &random) ? nil : (UInt16.random(in: 512...4096, using: &random), Bool.random(using: &random))
+                    Bool.random(using: &random)
+                    ? nil : (UInt16.random(in: 512...4096, using: &random), Bool.random(using: &random))
                 let query = ZoneProbe.query(
                     name, type, id: UInt16.random(in: 0...65535, using: &random),
                     flags: Bool.random(using: &random) ? DNSHeader.rdBit : DNSHeader.cdBit, edns: edns)
                 var zone = ZoneProbe.zone(groups, answerTTL: answerTTL)
                 for rotation in 0..<3 {
-                    let rendered = ZoneProbe.serve(&zone, query, transport: transport, now: Self.now, degraded: degraded)
+                    let rendered = ZoneProbe.serve(
+                        &zone, query, transport: transport, now: Self.now, degraded: degraded)
                     let reference = Self.reference(
-                        groups, query, transport: transport, rotation: rotation, degraded: degraded, answerTTL: answerTTL)
-                    #expect(rendered == reference, "seed \(seed) round \(round): \(name) \(type) \(transport) rotation \(rotation)")
+                        groups, query, transport: transport, rotation: rotation, degraded: degraded,
+                        answerTTL: answerTTL)
+                    #expect(
+                        rendered == reference,
+                        "seed \(seed) round \(round): \(name) \(type) \(transport) rotation \(rotation)")
                 }
             }
         }
@@ -208,12 +233,14 @@ struct ClusterZoneTests {
     @Test("each answer starts one member further on, in A, SRV (targets in the same order) and service answers")
     func rotation() throws {
         let members = (1...3).map {
-            ZoneProbe.member("web", "n\($0)", ZoneProbe.loopback($0), port: UInt16(8080 + $0), service: "http", at: Self.now)
+            ZoneProbe.member(
+                "web", "n\($0)", ZoneProbe.loopback($0), port: UInt16(8080 + $0), service: "http", at: Self.now)
         }
         var zone = ZoneProbe.zone(["web": members])
         var firsts: [[UInt8]] = []
         for _ in 0..<4 {
-            let reply = try ZoneProbe.decode(ZoneProbe.serve(&zone, ZoneProbe.query("web.cluster.internal."), now: Self.now))
+            let reply = try ZoneProbe.decode(
+                ZoneProbe.serve(&zone, ZoneProbe.query("web.cluster.internal."), now: Self.now))
             #expect(reply.answers.count == 3)
             firsts.append(reply.answers.first?.rdata ?? [])
         }
@@ -222,10 +249,14 @@ struct ClusterZoneTests {
             var targets: [String] = []
             for _ in 0..<3 {
                 let reply = try ZoneProbe.decode(ZoneProbe.serve(&zone, ZoneProbe.query(name, .srv), now: Self.now))
-                #expect(reply.additionals.map(\.name.description) == reply.answers.map { DomainName(wire: Array($0.rdata.dropFirst(6)))?.description ?? "" })
+                #expect(
+                    reply.additionals.map(\.name.description)
+                        == reply.answers.map { DomainName(wire: Array($0.rdata.dropFirst(6)))?.description ?? "" })
                 targets.append(reply.additionals.first?.name.description ?? "")
             }
-            #expect(targets == ["n1.web.cluster.internal.", "n2.web.cluster.internal.", "n3.web.cluster.internal."], "\(name)")
+            #expect(
+                targets == ["n1.web.cluster.internal.", "n2.web.cluster.internal.", "n3.web.cluster.internal."],
+                "\(name)")
         }
     }
 
@@ -263,17 +294,22 @@ struct ClusterZoneTests {
         #expect(!movedInPlace, "an address change needs a new rendering")
     }
 
-    @Test("too big for the client's UDP size: TC without records; over TCP whole; over 65,535 octets SERVFAIL, as before")
+    @Test(
+        "too big for the client's UDP size: TC without records; over TCP whole; over 65,535 octets SERVFAIL, as before")
     func limits() throws {
         func group(_ count: Int) -> [String: [Member]] {
-            ["big": (0..<count).map {
-                ZoneProbe.member("big", "member-\($0)", ZoneProbe.loopback($0 + 1), port: 9000, service: "http", at: Self.now)
-            }]
+            [
+                "big": (0..<count).map {
+                    ZoneProbe.member(
+                        "big", "member-\($0)", ZoneProbe.loopback($0 + 1), port: 9000, service: "http", at: Self.now)
+                }
+            ]
         }
         let big = group(200)
         var zone = ZoneProbe.zone(big)
         for (type, transport, edns) in [
-            (RecordType.a, Transport.udp, (size: UInt16(1232), dnssecOK: false)), (.a, .tcp, (size: UInt16(1232), dnssecOK: false)),
+            (RecordType.a, Transport.udp, (size: UInt16(1232), dnssecOK: false)),
+            (.a, .tcp, (size: UInt16(1232), dnssecOK: false)),
             (.srv, .udp, (size: UInt16(4096), dnssecOK: true)), (.srv, .tcp, (size: UInt16(4096), dnssecOK: true)),
         ] {
             let query = ZoneProbe.query("big.cluster.internal.", type, edns: edns)
@@ -292,27 +328,34 @@ struct ClusterZoneTests {
             #expect(reply == Self.reference(huge, query, transport: transport, rotation: 1), "\(transport)")
         }
         // Its A answer (2,000 × 16 octets) still fits TCP.
-        let a = try ZoneProbe.decode(ZoneProbe.serve(&hugeZone, ZoneProbe.query("big.cluster.internal."), now: Self.now))
+        let a = try ZoneProbe.decode(
+            ZoneProbe.serve(&hugeZone, ZoneProbe.query("big.cluster.internal."), now: Self.now))
         #expect(a.answers.count == 2000)
     }
 
     @Test("a degraded registry that knows nobody: SERVFAIL below the apex; one that knows members answers from them")
     func degraded() throws {
         var empty = ZoneProbe.zone([:])
-        let servFail = try ZoneProbe.decode(ZoneProbe.serve(&empty, ZoneProbe.query("web.cluster.internal."), now: Self.now, degraded: true))
+        let servFail = try ZoneProbe.decode(
+            ZoneProbe.serve(&empty, ZoneProbe.query("web.cluster.internal."), now: Self.now, degraded: true))
         #expect(servFail.rcode == .servFail && servFail.flags.contains(.aa))
-        let apex = try ZoneProbe.decode(ZoneProbe.serve(&empty, ZoneProbe.query("cluster.internal.", .soa), now: Self.now, degraded: true))
+        let apex = try ZoneProbe.decode(
+            ZoneProbe.serve(&empty, ZoneProbe.query("cluster.internal.", .soa), now: Self.now, degraded: true))
         #expect(apex.rcode == .noError && apex.answers.count == 1)
-        #expect(try ZoneProbe.decode(ZoneProbe.serve(&empty, ZoneProbe.query("web.cluster.internal."), now: Self.now)).rcode == .nxDomain)
+        #expect(
+            try ZoneProbe.decode(ZoneProbe.serve(&empty, ZoneProbe.query("web.cluster.internal."), now: Self.now)).rcode
+                == .nxDomain)
         var known = ZoneProbe.zone(Self.sample)
-        let reply = try ZoneProbe.decode(ZoneProbe.serve(&known, ZoneProbe.query("db.cluster.internal."), now: Self.now, degraded: true))
+        let reply = try ZoneProbe.decode(
+            ZoneProbe.serve(&known, ZoneProbe.query("db.cluster.internal."), now: Self.now, degraded: true))
         #expect(reply.answers.map(\.rdata) == [[127, 0, 0, 5]])
     }
 
     @Test("a member whose SRV target cannot be written is left out of SRV answers, not the answer")
     func unwritableTarget() throws {
         // 64 + 64 + the domain's 156 octets: the group's name fits 255 octets, a target under it does not.
-        let long = DomainName((0..<5).map { _ in String(repeating: "d", count: 30) }.joined(separator: ".") + ".") ?? .root
+        let long =
+            DomainName((0..<5).map { _ in String(repeating: "d", count: 30) }.joined(separator: ".") + ".") ?? .root
         let group = String(repeating: "g", count: 63)
         let members = [
             ZoneProbe.member(group, String(repeating: "i", count: 63), ZoneProbe.loopback(1), port: 80, at: Self.now),
@@ -379,9 +422,13 @@ struct ClusterRenderingTests {
 
         // A heartbeat renews the TTL without writing the records again.
         time.advance(seconds: 8)
-        #expect(try ZoneProbe.decode(ZoneProbe.serve(answers, ZoneProbe.query("a.web.cluster.internal."))).answers.first?.ttl == 2)
+        #expect(
+            try ZoneProbe.decode(ZoneProbe.serve(answers, ZoneProbe.query("a.web.cluster.internal."))).answers.first?
+                .ttl == 2)
         _ = try await registry.heartbeat(group: "web", id: "a")
-        #expect(try ZoneProbe.decode(ZoneProbe.serve(answers, ZoneProbe.query("a.web.cluster.internal."))).answers.first?.ttl == 5)
+        #expect(
+            try ZoneProbe.decode(ZoneProbe.serve(answers, ZoneProbe.query("a.web.cluster.internal."))).answers.first?
+                .ttl == 5)
         #expect(answers.renders == rendered, "a heartbeat only moves the expiry")
 
         // A failed check takes the member out; a passing one brings it back.
@@ -396,28 +443,35 @@ struct ClusterRenderingTests {
         #expect(try await registry.deregister(group: "web", id: "b"))
         #expect(try Self.addresses(answers) == [[127, 0, 0, 1]])
         #expect(try await registry.deregister(group: "web", id: "a"))
-        #expect(try ZoneProbe.decode(ZoneProbe.serve(answers, ZoneProbe.query("web.cluster.internal."))).rcode == .nxDomain)
+        #expect(
+            try ZoneProbe.decode(ZoneProbe.serve(answers, ZoneProbe.query("web.cluster.internal."))).rcode == .nxDomain)
 
         // Mirrored changes (a worker, etcd) and a whole view (a worker's snapshot, load).
         let c = ZoneProbe.member("web", "c", ZoneProbe.loopback(3), ttl: 10, at: time.now)
         registry.mirror([.put(c)])
         #expect(try Self.addresses(answers) == [[127, 0, 0, 3]])
         registry.mirror([.delete(group: "web", id: "c")])
-        #expect(try ZoneProbe.decode(ZoneProbe.serve(answers, ZoneProbe.query("web.cluster.internal."))).rcode == .nxDomain)
+        #expect(
+            try ZoneProbe.decode(ZoneProbe.serve(answers, ZoneProbe.query("web.cluster.internal."))).rcode == .nxDomain)
         let d = ZoneProbe.member("db", "d", ZoneProbe.loopback(4), ttl: 10, at: time.now)
         registry.mirror(all: [d])
         #expect(try Self.addresses(answers, "db.cluster.internal.") == [[127, 0, 0, 4]])
         try await store.save([.put(c)])
         try await registry.load()
         #expect(try Self.addresses(answers) == [[127, 0, 0, 3]])
-        #expect(try ZoneProbe.decode(ZoneProbe.serve(answers, ZoneProbe.query("db.cluster.internal."))).rcode == .nxDomain)
+        #expect(
+            try ZoneProbe.decode(ZoneProbe.serve(answers, ZoneProbe.query("db.cluster.internal."))).rcode == .nxDomain)
 
         // A reload of cluster.answer_ttl_s shows in the next answer.
         var policy = registry.policy
         policy.answerTTLSeconds = 2
         registry.replacePolicy(policy)
-        #expect(try ZoneProbe.decode(ZoneProbe.serve(answers, ZoneProbe.query("web.cluster.internal."))).answers.first?.ttl == 2)
-        #expect(try ZoneProbe.decode(ZoneProbe.serve(answers, ZoneProbe.query("cluster.internal.", .soa))).answers.first?.ttl == 2)
+        #expect(
+            try ZoneProbe.decode(ZoneProbe.serve(answers, ZoneProbe.query("web.cluster.internal."))).answers.first?.ttl
+                == 2)
+        #expect(
+            try ZoneProbe.decode(ZoneProbe.serve(answers, ZoneProbe.query("cluster.internal.", .soa))).answers.first?
+                .ttl == 2)
     }
 
     @Test("a reset of a degraded registry: SERVFAIL while it knows nobody, then the fresh store's members")
@@ -426,10 +480,13 @@ struct ClusterRenderingTests {
         let registry = Self.registry(time: time)
         let answers = ClusterAnswers(domain: ZoneProbe.domain, registry: registry)
         registry.degrade("registry file unreadable")
-        #expect(try ZoneProbe.decode(ZoneProbe.serve(answers, ZoneProbe.query("web.cluster.internal."))).rcode == .servFail)
+        #expect(
+            try ZoneProbe.decode(ZoneProbe.serve(answers, ZoneProbe.query("web.cluster.internal."))).rcode == .servFail)
         let fresh = MemoryStore()
         try await fresh.save([.put(ZoneProbe.member("web", "a", ZoneProbe.loopback(1), ttl: 10, at: time.now))])
-        registry.allowReset { () throws(RegistryError) -> (store: any RegistryStore, setAside: String) in (fresh, "aside") }
+        registry.allowReset { () throws(RegistryError) -> (store: any RegistryStore, setAside: String) in
+            (fresh, "aside")
+        }
         #expect(try await registry.reset() == "aside")
         #expect(try Self.addresses(answers) == [[127, 0, 0, 1]])
     }

@@ -36,7 +36,8 @@ struct ReferenceClusterAnswers {
             if view.recursionDesired { flags.insert(.rd) }
             if view.checkingDisabled { flags.insert(.cd) }
             let message = DNSMessage(
-                id: view.id, flags: flags, opcode: .query, rcode: answer.rcode, questions: [question], answers: answer.answers,
+                id: view.id, flags: flags, opcode: .query, rcode: answer.rcode, questions: [question],
+                answers: answer.answers,
                 authorities: answer.authorities, additionals: answer.additionals,
                 edns: view.edns.map { EDNS(udpPayloadSize: EDNS.advertisedPayloadSize, dnssecOK: $0.dnssecOK) })
             let allocator = ByteBufferAllocator()
@@ -45,7 +46,8 @@ struct ReferenceClusterAnswers {
                 let encoded = try MessageWriter.encode(message, compression: .ignoringCase)
                 if transport == .udp, encoded.count > ResponseBuilder.udpLimit(for: view.edns) {
                     buffer = ResponseBuilder.reply(
-                        to: bytes, questionEnd: view.questionEnd, rcode: message.rcode, edns: view.edns, truncated: true,
+                        to: bytes, questionEnd: view.questionEnd, rcode: message.rcode, edns: view.edns,
+                        truncated: true,
                         allocator: allocator)
                 } else {
                     return encoded
@@ -126,7 +128,8 @@ struct ReferenceClusterAnswers {
             rdata.appendU16(1)
             rdata.appendU16(port)
             rdata += target.wire
-            answers.append(ResourceRecord(name: question.name, type: .srv, ttl: policy.answerTTL(member, now: now), rdata: rdata))
+            answers.append(
+                ResourceRecord(name: question.name, type: .srv, ttl: policy.answerTTL(member, now: now), rdata: rdata))
             additionals.append(address(of: member, owner: target))
         }
         return LocalAnswer(answers: answers, additionals: additionals)
