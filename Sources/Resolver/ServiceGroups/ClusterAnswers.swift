@@ -4,7 +4,8 @@
 // - the registry's observer re-renders each group a change touches (register, deregister, a
 //   health change, a mirrored or etcd change, load, reset) from the registry's view, outside the
 //   serving lock, and swaps the result in; a heartbeat (an expiry and nothing else changed) only
-//   rewrites the member's expiry;
+//   rewrites the member's expiry. A change costs a rendering of its whole group (~2.6 µs per
+//   member in a release build: registering into an 800-member group, BENCHMARKS.md);
 // - a policy observer puts a reloaded `cluster.answer_ttl_s` in place (TTLs are written per
 //   reply, so nothing needs rendering again);
 // - `reply` runs on the listener's thread before the cache: a name outside the zone costs a

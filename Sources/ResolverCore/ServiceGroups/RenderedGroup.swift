@@ -8,7 +8,7 @@
 //
 // Memory (`approximateBytes`, bounded in ClusterZoneTests "memory"): per member its records (an
 // address record of 16 or 28 octets, an SRV of 18 + its target name, the target's address record
-// of ~30 + its id), a 72-octet entry, its id label, 4 octets in each list naming it (A or AAAA,
+// of ~30 + its id), a 64-octet entry, its id label, 4 octets in each list naming it (A or AAAA,
 // ANY, SRV, and one per `_service._proto` name it offers, at most 33) and a hash-table slot; per
 // `_service._proto` name its key, an entry and a list. Bound: 1 KB per member + 0.4 KB per
 // `_service._proto` name. Measured: ~840 octets per member with 63-octet labels and 33 service
