@@ -4,8 +4,8 @@
 // - the registry's observer re-renders each group a change touches (register, deregister, a
 //   health change, a mirrored or etcd change, load, reset) from the registry's view, outside the
 //   serving lock, and swaps the result in; a heartbeat (an expiry and nothing else changed) only
-//   rewrites the member's expiry. A change costs a rendering of its whole group (~2.6 µs per
-//   member in a release build: registering into an 800-member group, BENCHMARKS.md);
+//   rewrites the member's expiry. A new rendering copies the records of the group's unchanged
+//   members from the last one and writes only the changed member's;
 // - a policy observer puts a reloaded `cluster.answer_ttl_s` in place (TTLs are written per
 //   reply, so nothing needs rendering again);
 // - `reply` runs on the listener's thread before the cache: a name outside the zone costs a
@@ -69,8 +69,11 @@ public final class ClusterAnswers: Sendable {
             }
             guard !touched.isEmpty else { return }
             renderCount.add(touched.count, ordering: .relaxed)
-            let rendered = touched.map { group in
-                registry.members(of: group).flatMap { RenderedGroup.render(group: group, members: $0, domain: domain) }
+            let previous = zone.withLock { zone in touched.map { zone.rendered($0) } }
+            let rendered = touched.enumerated().map { index, group in
+                registry.members(of: group).flatMap {
+                    RenderedGroup.render(group: group, members: $0, domain: domain, reusing: previous[index])
+                }
             }
             zone.withLock { zone in
                 for (index, group) in touched.enumerated() { zone.install(rendered[index], for: group) }

@@ -173,6 +173,12 @@ package struct ClusterZone: Sendable {
         }
     }
 
+    /// `group`'s current rendering (what a new one may copy unchanged members from).
+    package func rendered(_ group: String) -> RenderedGroup? {
+        guard let key = RenderedGroup.label(group), let index = key.withUnsafeBytes({ self.group($0) }) else { return nil }
+        return groups[index]
+    }
+
     /// A heartbeat: `member`'s expiry when nothing else about it changed; false when its
     /// records must be written again.
     package mutating func renew(_ member: Member) -> Bool {

@@ -138,16 +138,15 @@ package struct RenderedGroup: Sendable {
     /// Writes the records of `members` (a group's, sorted by id) under `domain`; nil when the
     /// group's name cannot be a DNS name there (it could never be asked for). A member whose
     /// label or records cannot be written is left out of the answers that need them: never the
-    /// whole group.
-    package static func render(group: String, members: [Member], domain: DomainName) -> RenderedGroup? {
+    /// whole group. Members of `previous` (the group's last rendering) whose records would not
+    /// change are copied from it instead of written again: a change costs one member's writing
+    /// and a copy of the others' bytes.
+    package static func render(
+        group: String, members: [Member], domain: DomainName, reusing previous: RenderedGroup? = nil
+    ) -> RenderedGroup? {
         guard let key = label(group), let groupName = DomainName(wire: key + domain.wire) else { return nil }
-        var writer = MessageWriter(
-            id: 0, compression: .exactCase, reservingCapacity: 64 + members.count * (96 + 2 * groupName.wire.count))
-        do throws(MessageWriteError) {
-            try writer.add(Question(name: groupName, type: .a))
-        } catch {
-            return nil
-        }
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(members.count * (64 + 2 * groupName.wire.count))
         var labels: [UInt8] = []
         var rendered: [RenderedMember] = []
         var memberTable = LabelTable()
@@ -156,54 +155,25 @@ package struct RenderedGroup: Sendable {
         sources.reserveCapacity(members.count)
         for member in members {
             guard let id = label(member.id) else { continue }
-            let entry = RenderedMember(
+            var entry = RenderedMember(
                 labelStart: Int32(labels.count), labelLength: UInt8(id.count), healthy: member.isHealthy,
                 isV6: member.address.isV6, expiresAt: member.expiresAt, fingerprint: fingerprint(member))
             labels += id
             id.withUnsafeBytes { memberTable.append(hash: LabelTable.hash($0)) }
+            if member.isHealthy {
+                if let previous, let old = id.withUnsafeBytes({ previous.member($0) }),
+                    previous.members[old].fingerprint == entry.fingerprint
+                {
+                    let kept = previous.members[old]
+                    entry.address = copy(kept.address, from: previous.buffer, to: &buffer)
+                    entry.service = copy(kept.service, from: previous.buffer, to: &buffer)
+                    entry.target = copy(kept.target, from: previous.buffer, to: &buffer)
+                } else {
+                    writeRecords(of: member, id: id, groupName: groupName, into: &buffer, entry: &entry)
+                }
+            }
             rendered.append(entry)
             sources.append(member)
-        }
-
-        // Three passes, one per section, so the writer's sections stay in order and each holds
-        // at most 65,535 records.
-        for (index, member) in sources.enumerated() where member.isHealthy {
-            rendered[index].address = write(
-                &writer,
-                ResourceRecord(
-                    name: groupName, type: member.address.isV6 ? .aaaa : .a, ttl: 0, rdata: member.address.bytes),
-                to: .answer)
-        }
-        var targets: [DomainName?] = Array(repeating: nil, count: sources.count)
-        for (index, member) in sources.enumerated() where member.isHealthy {
-            guard let port = member.port, rendered[index].address.exists,
-                let target = DomainName(wire: labelBytes(rendered[index], labels) + groupName.wire)
-            else { continue }
-            var rdata: [UInt8] = []
-            rdata.reserveCapacity(6 + target.wire.count)
-            rdata.appendU16(0)  // priority: all equal
-            rdata.appendU16(1)  // weight: all equal; the order rotates instead
-            rdata.appendU16(port)
-            rdata += target.wire
-            rendered[index].service = write(
-                &writer, ResourceRecord(name: groupName, type: .srv, ttl: 0, rdata: rdata), to: .authority)
-            if rendered[index].service.exists { targets[index] = target }
-        }
-        for (index, member) in sources.enumerated() {
-            guard let target = targets[index] else { continue }
-            var slice = write(
-                &writer,
-                ResourceRecord(
-                    name: target, type: member.address.isV6 ? .aaaa : .a, ttl: 0, rdata: member.address.bytes),
-                to: .additional)
-            guard slice.exists else {
-                // An SRV whose target cannot be answered is left out with it.
-                rendered[index].service = RecordSlice()
-                continue
-            }
-            slice.pointerAt =
-                ownerPointer(in: writer.bytes, at: Int(slice.start)).map { Int16($0 - Int(slice.start)) } ?? -1
-            rendered[index].target = slice
         }
 
         var lists = [AnswerList](repeating: AnswerList(), count: 4)
@@ -252,7 +222,7 @@ package struct RenderedGroup: Sendable {
         }
         for index in lists.indices { lists[index].members = compact(lists[index].members) }
         return RenderedGroup(
-            key: key, buffer: compact(writer.bytes), labels: compact(labels), members: compact(rendered),
+            key: key, buffer: compact(buffer), labels: compact(labels), members: compact(rendered),
             memberTable: memberTable, lists: compact(lists), services: compact(services), serviceTable: serviceTable)
     }
 
@@ -311,8 +281,63 @@ package struct RenderedGroup: Sendable {
         return [UInt8(bytes.count)] + bytes
     }
 
-    private static func labelBytes(_ member: RenderedMember, _ labels: [UInt8]) -> [UInt8] {
-        Array(labels[Int(member.labelStart)..<Int(member.labelStart) + Int(member.labelLength)])
+    /// Writes `member`'s records (address; SRV and its target's address when it has a port) after
+    /// a question for the group's name, so that owners compress to the question as they will in
+    /// a reply, and appends them to `buffer`.
+    private static func writeRecords(
+        of member: Member, id: [UInt8], groupName: DomainName, into buffer: inout [UInt8], entry: inout RenderedMember
+    ) {
+        var writer = MessageWriter(id: 0, compression: .exactCase, reservingCapacity: 128 + 2 * groupName.wire.count)
+        do throws(MessageWriteError) {
+            try writer.add(Question(name: groupName, type: .a))
+        } catch {
+            return
+        }
+        let base = writer.bytes.count
+        let type: RecordType = member.address.isV6 ? .aaaa : .a
+        var address = write(
+            &writer, ResourceRecord(name: groupName, type: type, ttl: 0, rdata: member.address.bytes), to: .answer)
+        var service = RecordSlice()
+        var target = RecordSlice()
+        if address.exists, let port = member.port, let targetName = DomainName(wire: id + groupName.wire) {
+            var rdata: [UInt8] = []
+            rdata.reserveCapacity(6 + targetName.wire.count)
+            rdata.appendU16(0)  // priority: all equal
+            rdata.appendU16(1)  // weight: all equal; the order rotates instead
+            rdata.appendU16(port)
+            rdata += targetName.wire
+            service = write(&writer, ResourceRecord(name: groupName, type: .srv, ttl: 0, rdata: rdata), to: .authority)
+            if service.exists {
+                target = write(
+                    &writer, ResourceRecord(name: targetName, type: type, ttl: 0, rdata: member.address.bytes),
+                    to: .additional)
+                // An SRV whose target cannot be answered is left out with it.
+                if target.exists {
+                    target.pointerAt =
+                        ownerPointer(in: writer.bytes, at: Int(target.start)).map { Int16($0 - Int(target.start)) } ?? -1
+                } else {
+                    service = RecordSlice()
+                }
+            }
+        }
+        // Offsets from the writer's bytes to `buffer`'s.
+        let shift = Int32(buffer.count - base)
+        if address.exists { address.start += shift }
+        if service.exists { service.start += shift }
+        if target.exists { target.start += shift }
+        buffer.append(contentsOf: writer.bytes[base...])
+        entry.address = address
+        entry.service = service
+        entry.target = target
+    }
+
+    /// Appends `slice`'s bytes from `old` to `buffer`; the slice as it lies there.
+    private static func copy(_ slice: RecordSlice, from old: [UInt8], to buffer: inout [UInt8]) -> RecordSlice {
+        guard slice.exists else { return RecordSlice() }
+        var moved = slice
+        moved.start = Int32(buffer.count)
+        buffer.append(contentsOf: old[Int(slice.start)..<Int(slice.start + slice.length)])
+        return moved
     }
 
     /// Adds `record`; an empty slice when the writer refuses it.

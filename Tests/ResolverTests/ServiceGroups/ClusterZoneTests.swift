@@ -54,12 +54,19 @@ enum ZoneProbe {
         }
     }
 
-    static func zone(_ groups: [String: [Member]], answerTTL: Int = 5) -> ClusterZone {
+    /// The zone of `groups`; each group rendered over a rendering of `previous`'s (copying the
+    /// members that did not change) when given.
+    static func zone(
+        _ groups: [String: [Member]], answerTTL: Int = 5, previous: [String: [Member]]? = nil
+    ) -> ClusterZone {
         var zone = ClusterZone(domain: domain, answerTTLSeconds: answerTTL)
         for (group, members) in groups {
             // Sorted by id, as the registry's view keeps them.
             let sorted = members.sorted { $0.id < $1.id }
-            zone.install(RenderedGroup.render(group: group, members: sorted, domain: domain), for: group)
+            let before = previous?[group].flatMap {
+                RenderedGroup.render(group: group, members: $0.sorted { $0.id < $1.id }, domain: domain)
+            }
+            zone.install(RenderedGroup.render(group: group, members: sorted, domain: domain, reusing: before), for: group)
         }
         return zone
     }
@@ -186,6 +193,23 @@ struct ClusterZoneTests {
                 }
                 if !members.isEmpty { groups[group] = members }
             }
+            // A previous rendering to copy from: some members changed (address, port, health,
+            // tags), some gone, some new since.
+            var previous: [String: [Member]] = [:]
+            for (group, members) in groups {
+                previous[group] = members.compactMap { member -> Member? in
+                    var old = member
+                    switch Int.random(in: 0..<6, using: &random) {
+                    case 0: return nil
+                    case 1: old.address = ZoneProbe.loopback(Int.random(in: 1...0xFFFF, using: &random))
+                    case 2: old.port = old.port == nil ? 1 : nil
+                    case 3: old.health = old.isHealthy ? .unhealthy(since: Self.now, failures: 1, nextCheck: Self.now) : .healthy
+                    case 4: old.tags = []
+                    default: break
+                    }
+                    return old
+                } + [ZoneProbe.member(group, "gone", ZoneProbe.loopback(99), port: 1, at: Self.now)]
+            }
             let answerTTL = Int.random(in: 0...30, using: &random)
             let degraded = Int.random(in: 0..<5, using: &random) == 0
             for _ in 0..<40 {
@@ -215,7 +239,7 @@ struct ClusterZoneTests {
                 let query = ZoneProbe.query(
                     name, type, id: UInt16.random(in: 0...65535, using: &random),
                     flags: Bool.random(using: &random) ? DNSHeader.rdBit : DNSHeader.cdBit, edns: edns)
-                var zone = ZoneProbe.zone(groups, answerTTL: answerTTL)
+                var zone = ZoneProbe.zone(groups, answerTTL: answerTTL, previous: Bool.random(using: &random) ? previous : nil)
                 for rotation in 0..<3 {
                     let rendered = ZoneProbe.serve(
                         &zone, query, transport: transport, now: Self.now, degraded: degraded)
