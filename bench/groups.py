@@ -2,10 +2,10 @@
 """Service-group benchmark: resolverd's registration API and its cluster-zone answers, in one run.
 
 Each round starts a fresh resolverd (release build, `server.threads = 1`, pinned to CPU 0) with an
-empty registry in a temporary directory, then:
+empty registry in a temporary directory and an API token of its own, then:
 
 1. API: N members across G groups are registered with PUT /v1/groups/g{k}/members/m{i}
-   (check type "none": the addresses 10.1.x.y are only data, nothing is contacted), by C client
+   (check type "none": the loopback addresses 127.1.x.y are only data, nothing is contacted), by C client
    threads over keep-alive HTTP/1.1 connections (http.client, pinned to CPU 1). Registrations/s,
    median and p99 latency, resolverd's CPU per call and the client's CPU share (a client near 100 %
    means the figure is the client's limit, not resolverd's). GET /v1/groups and GET
@@ -16,16 +16,22 @@ empty registry in a temporary directory, then:
    member, with its address as additional). Every group is asked once first and its answer checked
    (record counts; TC when it does not fit UDP). QPS, lost, resolverd's utime+stime over the run
    per answer (as bench/cache.py), and dnsperf's average response size.
+3. Cache hits, for scale: G names h{k}.bench-cache. forwarded once to a fake upstream in this
+   process (one A record each, TTL 3600), then asked by dnsperf the same way: the CPU per cache
+   hit that the group answers are measured against (ratios in the summary).
 
-Medians over the rounds; the Markdown tables and the exact command line are printed at the end.
-Loopback only; every process started is stopped.
+With several --binary options every round runs each binary in turn (before/after comparisons in
+one run, on the same machine state). Medians over the rounds; the Markdown tables and the exact
+command line are printed at the end. Loopback only; every process and thread started is stopped.
 
-Usage: bench/groups.py [--rounds 3] [--members 2000] [--groups 50] [--clients 16] [--seconds 10]"""
+Usage: bench/groups.py [--rounds 3] [--members 2000] [--groups 50] [--clients 16] [--seconds 10]
+                       [--binary PATH [--binary PATH ...]]"""
 
 import argparse
 import collections
 import http.client
 import json
+import secrets
 import math
 import os
 import re
@@ -55,6 +61,9 @@ PHASE_DEADLINE_S = 900
 # resolverd's EDNS payload size (EDNS.advertisedPayloadSize): the most a UDP reply can hold.
 UDP_LIMIT = 1232
 TYPE_A, TYPE_SRV, TYPE_OPT, TYPE_SOA = 1, 33, 41, 6
+CACHE_ZONE = "bench-cache."
+# What the fake upstream answers for every cache name: loopback, as data only.
+CACHE_ADDRESS = bytes([127, 0, 0, 2])
 TYPE_NAMES = {1: "A", 6: "SOA", 28: "AAAA", 33: "SRV", 41: "OPT"}
 
 
@@ -93,8 +102,11 @@ def filesystem_of(path):
 class Resolverd:
     """One resolverd with its own config and registry in a temporary directory."""
 
-    def __init__(self, binary, parent_dir, cpu):
+    def __init__(self, binary, parent_dir, cpu, upstream_port):
         self.binary = binary
+        self.upstream_port = upstream_port
+        # The API needs a bearer token on every call (api.token): one per run.
+        self.token = secrets.token_hex(16)
         self.cpu = cpu
         self.dir = tempfile.mkdtemp(prefix="bench-groups-", dir=parent_dir)
         self.registry_path = os.path.join(self.dir, "registry", "registry.sqlite")
@@ -105,13 +117,15 @@ class Resolverd:
         self.api_port = None
 
     def config(self):
-        # Only cluster names are asked; the forward zone exists because mode "forward" needs
-        # one, and points at the loopback discard port.
+        # Cluster names never go upstream; the cache-hit names are forwarded to the fake upstream
+        # once. The "." zone exists because mode "forward" needs one, and points at the loopback
+        # discard port. Members are registered on loopback only (registry.allowed_networks).
         return (f'[server]\nlisten = ["127.0.0.1:{self.dns_port}"]\nthreads = 1\n'
-                f'[api]\nlisten = "127.0.0.1:0"\n'
+                f'[api]\nlisten = "127.0.0.1:0"\ntoken = "{self.token}"\n'
                 f'[log]\nlevel = "info"\n'
                 f'[cluster]\ndomain = "{DOMAIN}"\nanswer_ttl_s = 5\n'
-                f'[registry]\npath = "{self.registry_path}"\n'
+                f'[registry]\npath = "{self.registry_path}"\nallowed_networks = ["127.0.0.0/8"]\n'
+                f'[[forward]]\nzone = "{CACHE_ZONE}"\nservers = ["127.0.0.1:{self.upstream_port}"]\n'
                 f'[[forward]]\nzone = "."\nservers = ["127.0.0.1:9"]\n')
 
     def start(self):
@@ -176,6 +190,57 @@ class Resolverd:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class FakeUpstream:
+    """A UDP server on loopback, on a thread of this process, answering every A question with one
+    record (TTL 3600, a loopback address as data): the upstream the cache-hit names are forwarded
+    to once. `stop()` ends the thread (it checks every 0.2 s)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while not self.stopping.is_set():
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            reply = self.answer(data)
+            if reply:
+                self.sock.sendto(reply, peer)
+
+    @staticmethod
+    def answer(data):
+        if len(data) < 12 or struct.unpack(">H", data[4:6])[0] != 1:
+            return None
+        position = 12
+        for _ in range(128):
+            if position >= len(data) or data[position] == 0 or data[position] & 0xC0:
+                break
+            position += 1 + data[position]
+        end = position + 5
+        if end > len(data) or data[position] != 0:
+            return None
+        qtype = struct.unpack(">H", data[position + 1:position + 3])[0]
+        flags = 0x8480 | (struct.unpack(">H", data[2:4])[0] & 0x0100)  # QR AA RA, RD echoed
+        records = b""
+        if qtype == TYPE_A:
+            records = b"\xc0\x0c" + struct.pack(">HHIH", TYPE_A, 1, 3600, 4) + CACHE_ADDRESS
+        return data[:2] + struct.pack(">HHHHH", flags, 1, 1 if records else 0, 0, 0) + data[12:end] + records
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
 # MARK: HTTP API
 
 
@@ -201,7 +266,8 @@ def percentile(sorted_values, fraction):
 def api_phase(server, calls, clients):
     """Sends `calls` ([(method, path, body, ok_statuses)]) from `clients` threads, each over its own
     keep-alive connection, taking the next call from a shared index. Returns rate, latency and CPU."""
-    headers = {"Content-Type": "application/json", "Connection": "keep-alive"}
+    headers = {"Content-Type": "application/json", "Connection": "keep-alive",
+               "Authorization": f"Bearer {server.token}"}
     latencies = [None] * len(calls)
     failures = []
     reconnects = [0]
@@ -294,10 +360,10 @@ def api_phase(server, calls, clients):
     }
 
 
-def http_get(port, path):
+def http_get(port, path, token):
     connection = Connection(port)
     try:
-        connection.request("GET", path)
+        connection.request("GET", path, headers={"Authorization": f"Bearer {token}"})
         response = connection.getresponse()
         return response.status, response.read()
     finally:
@@ -312,7 +378,7 @@ def group_sizes(members, groups):
 def member_calls(members, groups):
     calls = []
     for i in range(members):
-        body = json.dumps({"address": f"10.1.{i >> 8}.{i & 0xFF}", "port": 8080, "ttl_s": MEMBER_TTL_S,
+        body = json.dumps({"address": f"127.1.{i >> 8}.{i & 0xFF}", "port": 8080, "ttl_s": MEMBER_TTL_S,
                            "check": {"type": "none"}}).encode()
         calls.append(("PUT", f"/v1/groups/g{i % groups}/members/m{i}", body, (200, 201)))
     return calls
@@ -322,10 +388,10 @@ def heartbeat_calls(members, groups):
     return [("POST", f"/v1/groups/g{i % groups}/members/m{i}/heartbeat", None, (200,)) for i in range(members)]
 
 
-def verify_registry(port, members, groups):
+def verify_registry(port, token, members, groups):
     """Problems found: every group with its members, all healthy, nothing more."""
     problems = []
-    status, body = http_get(port, "/v1/groups")
+    status, body = http_get(port, "/v1/groups", token)
     if status != 200:
         return [f"GET /v1/groups: HTTP {status}: {body[:300].decode(errors='replace')}"]
     listed = {entry["group"]: entry for entry in json.loads(body)["groups"]}
@@ -343,7 +409,7 @@ def verify_registry(port, members, groups):
         if entry["members"] != size or entry["healthy"] != size:
             problems.append(f"GET /v1/groups: {name} has {entry['members']} members ({entry['healthy']} healthy), "
                             f"expected {size}")
-        status, body = http_get(port, f"/v1/groups/{name}")
+        status, body = http_get(port, f"/v1/groups/{name}", token)
         if status != 200:
             problems.append(f"GET /v1/groups/{name}: HTTP {status}")
             continue
@@ -469,6 +535,32 @@ def names_file(directory, groups, qtype):
     return path
 
 
+def cache_names(count):
+    return [f"h{k}.{CACHE_ZONE}" for k in range(count)]
+
+
+def cache_names_file(directory, count):
+    path = os.path.join(directory, "cache-A.txt")
+    with open(path, "w") as f:
+        for name in cache_names(count):
+            f.write(f"{name} A\n")
+    return path
+
+
+def warm_cache(port, count):
+    """Asks every cache-hit name once (the miss that fills the cache) and checks the answer."""
+    for name in cache_names(count):
+        reply = None
+        for _ in range(3):
+            try:
+                reply = parse_reply(dns_query(port, name, TYPE_A))
+                break
+            except (OSError, ValueError):
+                continue
+        if reply is None or reply["rcode"] != 0 or reply["answers"].get("A", 0) != 1:
+            raise BenchError(f"A {name}: {reply}, expected one A record from the fake upstream")
+
+
 def dnsperf(port, data, seconds, *extra):
     """dnsperf on the load CPU with EDNS (-e), so replies up to 1232 bytes fit UDP."""
     command = (["taskset", "-c", str(LOAD_CPU), "dnsperf", "-s", "127.0.0.1", "-p", str(port), "-d", data, "-e",
@@ -504,8 +596,8 @@ def dns_pass(server, data, seconds, tcp):
 # MARK: A round
 
 
-def one_round(args, data_files, log):
-    server = Resolverd(args.binary, args.tmpdir, SERVER_CPU)
+def one_round(args, binary, upstream, data_files, log):
+    server = Resolverd(binary, args.tmpdir, SERVER_CPU, upstream.port)
     try:
         server.start()
         result = {}
@@ -513,7 +605,7 @@ def one_round(args, data_files, log):
         register = api_phase(server, member_calls(args.members, args.groups), args.clients)
         if register["failures"]:
             raise BenchError(failure_text("registrations", register["failures"], args.members))
-        problems = verify_registry(server.api_port, args.members, args.groups)
+        problems = verify_registry(server.api_port, server.token, args.members, args.groups)
         if problems:
             raise BenchError("after the registrations, the registry is not what was registered:\n  "
                              + "\n  ".join(problems[:20]))
@@ -543,6 +635,13 @@ def one_round(args, data_files, log):
                 f"{dns['cpu_us']:.2f} µs CPU per answer, {dns['response_bytes']:.0f} bytes per response "
                 f"({description}, {full_size} bytes whole{', TC over UDP' if truncated else ''}"
                 f"{', asked over TCP' if tcp else ''})")
+
+        warm_cache(server.dns_port, args.groups)
+        hit = dns_pass(server, data_files["cache"], args.seconds, False)
+        result["hit"] = hit
+        log(f"cache hit: {hit['qps']:.0f} qps, lost {hit['lost']:.0f} of {hit['sent']:.0f}, "
+            f"{hit['cpu_us']:.2f} µs CPU per answer, {hit['response_bytes']:.0f} bytes per response; "
+            f"A / hit {result['A']['cpu_us'] / hit['cpu_us']:.2f}, SRV / hit {result['SRV']['cpu_us'] / hit['cpu_us']:.2f}")
         return result
     finally:
         server.stop()
@@ -564,6 +663,24 @@ def median_of(rounds, *keys):
             row = row[key]
         values.append(row[keys[-1]])
     return statistics.median(values)
+
+
+def summary(args, results, command_line):
+    """One line per binary: the cache hit, the group answers and their ratios to it."""
+    print(f"```\n{command_line}\n```\n")
+    print(f"Each round runs every binary in turn; medians of {args.rounds} rounds, CPU µs per answer "
+          f"(resolverd's utime+stime / answers, dnsperf `-e -c 8 -q 500 -l {args.seconds}`).\n")
+    print("| binary | cache hit µs | group A µs | A / hit | SRV µs | SRV / hit | A QPS | SRV QPS |")
+    print("|---|---|---|---|---|---|---|---|")
+    for binary, rounds in results.items():
+        hit = median_of(rounds, "hit", "cpu_us")
+        a = median_of(rounds, "A", "cpu_us")
+        srv = median_of(rounds, "SRV", "cpu_us")
+        a_ratio = statistics.median(row["A"]["cpu_us"] / row["hit"]["cpu_us"] for row in rounds)
+        srv_ratio = statistics.median(row["SRV"]["cpu_us"] / row["hit"]["cpu_us"] for row in rounds)
+        print(f"| {binary} | {hit:.2f} | {a:.2f} | {a_ratio:.2f} | {srv:.2f} | {srv_ratio:.2f} "
+              f"| {median_of(rounds, 'A', 'qps'):.0f} | {median_of(rounds, 'SRV', 'qps'):.0f} |")
+    print("\nRatios are medians of each round's own ratio (the hit measured in the same process).")
 
 
 def report(args, rounds, command_line, registry_fs):
@@ -604,9 +721,9 @@ def report(args, rounds, command_line, registry_fs):
           + "; A QPS " + ", ".join(f"{row['A']['qps']:.0f}" for row in rounds)
           + "; SRV QPS " + ", ".join(f"{row['SRV']['qps']:.0f}" for row in rounds) + ".")
     print()
-    print("Context: cluster-zone answers are built per query from the registry's in-memory view and never "
-          "cached, so each costs more than a cache hit (bench/cache.py, BENCHMARKS.md \"Cache hits\"); the "
-          "API calls are each one SQLite transaction on disk before the reply.")
+    print("Context: cluster-zone answers are never cached; since issue 17 they are written from records "
+          "rendered once per registry change (before, built per query). The cache-hit row below each run is "
+          "the scale they are held to. The API calls are each one SQLite transaction on disk before the reply.")
     notes = []
     if any(row[key]["client_cpu_pct"] > 85 for row in rounds for key in ("register", "heartbeat")):
         notes.append("The Python client used more than 85 % of its CPU in some phase: there the rate is the "
@@ -635,15 +752,19 @@ def main():
     parser.add_argument("--tmpdir", default=None,
                         help="parent of the temporary directory holding the registry (default: $TMPDIR or /tmp); "
                              "its file system sets the cost of every fsync")
-    parser.add_argument("--binary", default=BINARY, help="resolverd to run (default: .build/release/resolverd)")
+    parser.add_argument("--binary", action="append", default=None,
+                        help="resolverd to run (default: .build/release/resolverd); give it more than once to "
+                             "compare binaries round by round")
     args = parser.parse_args()
     if not 1 <= args.groups <= args.members <= 65536:
-        parser.error("need 1 <= --groups <= --members <= 65536 (addresses are 10.1.x.y)")
+        parser.error("need 1 <= --groups <= --members <= 65536 (addresses are 127.1.x.y)")
     if args.clients < 1 or args.rounds < 1 or args.seconds < 1:
         parser.error("--clients, --rounds and --seconds must be at least 1")
 
-    if not os.path.exists(args.binary):
-        sys.exit(f"bench/groups.py: {args.binary} does not exist; {BUILD_HINT}")
+    args.binary = args.binary or [BINARY]
+    for binary in args.binary:
+        if not os.path.exists(binary):
+            sys.exit(f"bench/groups.py: {binary} does not exist; {BUILD_HINT}")
     for tool in ["dnsperf", "taskset"]:
         if shutil.which(tool) is None:
             sys.exit(f"bench/groups.py: {tool} is missing; run bench/install.sh")
@@ -652,8 +773,8 @@ def main():
                  f"{sorted(os.sched_getaffinity(0))}")
     sources = os.path.join(resolvers.ROOT, "Sources")
     newest = max((os.path.getmtime(os.path.join(d, f)) for d, _, fs in os.walk(sources) for f in fs), default=0)
-    if os.path.abspath(args.binary) == BINARY and newest > os.path.getmtime(args.binary):
-        print(f"# warning: {args.binary} is older than Sources/; {BUILD_HINT}", file=sys.stderr)
+    if BINARY in map(os.path.abspath, args.binary) and newest > os.path.getmtime(BINARY):
+        print(f"# warning: {BINARY} is older than Sources/; {BUILD_HINT}", file=sys.stderr)
 
     command_line = " ".join(shlex.quote(part) for part in
                             ["python3", os.path.relpath(os.path.abspath(__file__), resolvers.ROOT)] + sys.argv[1:])
@@ -665,19 +786,29 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     directory = tempfile.mkdtemp(prefix="bench-groups-data-")
-    rounds = []
+    results = {binary: [] for binary in args.binary}
+    upstream = FakeUpstream()
     try:
         data_files = {qtype: names_file(directory, args.groups, qtype) for qtype in (TYPE_A, TYPE_SRV)}
+        data_files["cache"] = cache_names_file(directory, args.groups)
         for index in range(args.rounds):
-            def log(text, index=index):
-                print(f"# round {index + 1}: {text}", file=sys.stderr, flush=True)
-            rounds.append(one_round(args, data_files, log))
+            for binary in args.binary:
+                def log(text, index=index, binary=binary):
+                    label = f" {binary}" if len(args.binary) > 1 else ""
+                    print(f"# round {index + 1}{label}: {text}", file=sys.stderr, flush=True)
+                results[binary].append(one_round(args, binary, upstream, data_files, log))
     except BenchError as error:
         print(f"bench/groups.py: error: {error}", file=sys.stderr)
         sys.exit(1)
     finally:
+        upstream.stop()
         shutil.rmtree(directory, ignore_errors=True)
-    report(args, rounds, command_line, registry_fs)
+    for binary, rounds in results.items():
+        if len(results) > 1:
+            print(f"\n### {binary}")
+        report(args, rounds, command_line, registry_fs)
+    print()
+    summary(args, results, command_line)
 
 
 if __name__ == "__main__":

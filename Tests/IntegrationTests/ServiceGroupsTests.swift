@@ -144,6 +144,43 @@ struct ServiceGroupsTests {
         try await daemon.stop()
     }
 
+    @Test("a big group over UDP is TC without records, and over TCP whole and rotated (dig)")
+    func bigGroup() async throws {
+        let daemon = try await Daemon(config: groupsConfig())
+        do {
+            let api = daemon.api
+            for index in 1...150 {
+                try await api.register(
+                    "big", "m\(index)",
+                    #"{"address": "127.0.3.\#(index)", "port": 9000, "service": "http", "ttl_s": 60, "check": {"type": "none"}}"#)
+            }
+            let dig = ["dig", "@127.0.0.1", "-p", "\(daemon.port)", "+time=2", "+tries=2"]
+            // 150 A records (2,400 octets) do not fit dig's 1,232: TC and no records; dig's own
+            // retry over TCP is kept out with +ignore.
+            let udp = try runCommand(dig + ["+ignore", "+bufsize=1232", "big.cluster.internal", "A"])
+            #expect(udp.stdout.contains(" tc"), "\(udp.stdout)")
+            #expect(udp.stdout.contains("ANSWER: 0"), "\(udp.stdout)")
+            var firsts = Set<String>()
+            for _ in 0..<3 {
+                let tcp = try runCommand(dig + ["+tcp", "+short", "big.cluster.internal", "A"])
+                let lines = tcp.stdout.split(separator: "\n")
+                #expect(Set(lines) == Set((1...150).map { "127.0.3.\($0)"[...] }), "\(tcp.stdout.prefix(200))")
+                firsts.insert(String(lines.first ?? ""))
+            }
+            #expect(firsts.count == 3, "each TCP answer starts with another member")
+            // dig without +ignore asks again over TCP by itself after the TC.
+            let srv = try runCommand(dig + ["+short", "_http._tcp.big.cluster.internal", "SRV"])
+            #expect(srv.stdout.split(separator: "\n").count == 150, "\(srv.stdout.prefix(200))")
+            #expect(srv.stdout.contains("0 1 9000 m7.big.cluster.internal."))
+            let full = try runCommand(dig + ["+tcp", "big.cluster.internal", "SRV"])
+            #expect(full.stdout.contains("ANSWER: 150") && full.stdout.contains("ADDITIONAL: 151"), "\(full.stdout.prefix(400))")
+        } catch {
+            try await daemon.stop()
+            throw error
+        }
+        try await daemon.stop()
+    }
+
     @Test("kill -9 right after a burst of acknowledged registrations loses none of them")
     func killNine() async throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("resolverd-registry-\(UUID().uuidString)")

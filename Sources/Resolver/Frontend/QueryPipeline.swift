@@ -1,11 +1,14 @@
 // Frontend/: what happens to a query, top to bottom. Read it with DESIGN.md's pipeline beside:
 //   fast parse → FORMERR/NOTIMP/BADVERS or drop → access check → class and type checks
-//   → cache hit (reply patched from stored bytes) → local answers (localhost, CH identity, the
-//   service groups' cluster zone, RFC 6303's private reverse zones when recursive) → coalesced miss
+//   → the service groups' cluster zone (replies written from pre-rendered records)
+//   → cache hit (reply patched from stored bytes) → local answers (localhost, CH identity,
+//   RFC 6303's private reverse zones when recursive) → coalesced miss
 //   → a forward zone's servers, else recursion from the root (async) → cached → reply,
 //   truncated with TC when too big for UDP.
-// The cache is asked before local answers because nothing local is ever stored in it, and the
-// hit path must not parse the name into an allocated value. `process` is synchronous and runs on
+// The cluster zone is asked first: its answers are never cached, so asking the cache would only
+// count a miss, and telling a name outside it costs one suffix comparison. The cache is asked
+// before the other local answers because nothing local is ever stored in it, and the hit path
+// must not parse the name into an allocated value. `process` is synchronous and runs on
 // the event loop; only a query that must go upstream leaves it, as a `PendingQuery` that
 // `resolve` finishes.
 
@@ -162,6 +165,9 @@ public final class QueryPipeline: Sendable {
         // A resolver serves no zone transfers (RFC 5936 §6 leaves them to authoritative servers).
         guard !view.type.isZoneTransfer else { return reply(.refused) }
 
+        if let cluster, let answer = cluster.reply(query: bytes, view: view, transport: transport, allocator: allocator) {
+            return .reply(answer)
+        }
         if view.recordClass == .in,
             let hit = cache.answer(query: bytes, view: view, transport: transport, now: clock.now(), allocator: allocator)
         {
@@ -177,7 +183,7 @@ public final class QueryPipeline: Sendable {
         }
         let question = Question(name: name, type: view.type, recordClass: view.recordClass)
         let wire = Array(bytes)
-        if let localAnswer = local.answer(question) ?? cluster?.answer(question) ?? policy.localZones?.answer(question) {
+        if let localAnswer = local.answer(question) ?? policy.localZones?.answer(question) {
             let message = response(
                 to: view, question: question, rcode: localAnswer.rcode, answers: localAnswer.answers,
                 authorities: localAnswer.authorities, additionals: localAnswer.additionals, authenticated: false,

@@ -1,146 +1,152 @@
-// ServiceGroups/: the cluster zone (`cluster.domain`, default `cluster.internal.`), answered from
-// the registry's in-memory view, never upstream and never cached:
-//   <domain>                         SOA, NS (the zone apex)
-//   <group>.<domain>                 A / AAAA of the healthy members, rotated per answer; SRV of
-//                                    those with a port
-//   <id>.<group>.<domain>            A / AAAA of one member while healthy (the SRV targets)
-//   _<service>._<proto>.<group>...   SRV of healthy members whose service or a tag is <service>
-// An unknown name is NXDOMAIN, a known one without data NODATA, both with the zone's SOA; while
-// the registry is degraded and knows no member, every name below the apex is SERVFAIL.
-// TTLs are min(cluster.answer_ttl_s, what is left of the member's registration).
+// ServiceGroups/: the cluster zone on the query path. The zone's replies are written from groups
+// rendered once per change (ResolverCore's `ClusterZone`, `RenderedGroup`); this file keeps them
+// current and serves them:
+// - the registry's observer re-renders each group a change touches (register, deregister, a
+//   health change, a mirrored or etcd change, load, reset) from the registry's view, outside the
+//   serving lock, and swaps the result in; a heartbeat (an expiry and nothing else changed) only
+//   rewrites the member's expiry. A new rendering copies the records of the group's unchanged
+//   members from the last one and writes only the changed member's;
+// - a policy observer puts a reloaded `cluster.answer_ttl_s` in place (TTLs are written per
+//   reply, so nothing needs rendering again);
+// - `reply` runs on the listener's thread before the cache: a name outside the zone costs a
+//   suffix comparison; one inside is answered under one short lock (rotation moves a list's
+//   start, so it happens under the lock too).
+
+import NIOCore
+import Synchronization
 
 /// Answers for the cluster zone.
-public struct ClusterAnswers: Sendable {
+public final class ClusterAnswers: Sendable {
     public let domain: DomainName
     let registry: ServiceRegistry
+    private let zone: Mutex<ClusterZone>
+    /// Serialises re-renderings, so a slower one cannot put an older view in place of a newer.
+    private let rendering = Mutex<Void>(())
+    private let domainLabels: Int
+    private let renderCount = Atomic<Int>(0)
 
     public init(domain: DomainName, registry: ServiceRegistry) {
         self.domain = domain.lowercased
         self.registry = registry
+        domainLabels = self.domain.labelCount
+        zone = Mutex(ClusterZone(domain: self.domain, answerTTLSeconds: registry.policy.answerTTLSeconds))
+        registry.observe { [weak self] changes in self?.apply(changes) }
+        registry.observePolicy { [weak self] policy in
+            self?.zone.withLock { $0.answerTTLSeconds = policy.answerTTLSeconds }
+        }
+        renderAll()
     }
 
-    private var ttl: UInt32 { UInt32(registry.policy.answerTTLSeconds) }
+    // MARK: Keeping it current
 
-    /// The answer for `question`, or nil when it is not in the cluster zone.
-    public func answer(_ question: Question) -> LocalAnswer? {
-        guard question.recordClass == .in, question.name.isSubdomain(of: domain) else { return nil }
-        let relative = question.name.labels.dropLast(domain.labelCount).map {
-            String(decoding: $0.map(DomainName.lower), as: UTF8.self)
-        }
-        let now = registry.clock.now()
-        // A degraded registry knowing nothing cannot tell a name that does not exist from one
-        // it cannot read: SERVFAIL (resolvers retry; NXDOMAIN would be cached as a fact).
-        if !relative.isEmpty, registry.isDegraded, registry.isEmpty {
-            return LocalAnswer(rcode: .servFail)
-        }
-        switch relative.count {
-        case 0:
-            return apex(question)
-        case 1:
-            guard let members = registry.members(of: relative[0]) else { return nxDomain }
-            return group(question, members: members.filter(\.isHealthy), now: now)
-        case 2 where !relative[0].hasPrefix("_"):
-            guard let member = registry.members(of: relative[1])?.first(where: { $0.id == relative[0] }) else {
-                return nxDomain
+    /// Renders every group of the registry again (at start; a registry already loaded).
+    func renderAll() {
+        rendering.withLock { _ in
+            let groups = registry.snapshot()
+            let rendered = groups.map { RenderedGroup.render(group: $0.group, members: $0.members, domain: domain) }
+            renderCount.add(groups.count, ordering: .relaxed)
+            zone.withLock { zone in
+                var fresh = ClusterZone(domain: domain, answerTTLSeconds: zone.answerTTLSeconds)
+                for (index, group) in groups.enumerated() { fresh.install(rendered[index], for: group.group) }
+                zone = fresh
             }
-            let healthy = member.isHealthy ? [member] : []
-            return addresses(question, members: healthy, now: now)
-        case 2:
-            // `_tcp.<group>` and the like: names on the way to SRV owners exist, without data.
-            return registry.members(of: relative[1]) == nil ? nxDomain : noData
-        case 3 where relative[0].hasPrefix("_") && relative[1].hasPrefix("_"):
-            let service = String(relative[0].dropFirst())
-            let proto = String(relative[1].dropFirst())
-            let offering = (registry.members(of: relative[2]) ?? []).filter { $0.offers(service: service, proto: proto) }
-            guard !offering.isEmpty else { return nxDomain }
-            guard question.type == .srv || question.type == .any else { return noData }
-            return services(question, members: offering.filter(\.isHealthy), now: now)
-        default:
-            return nxDomain
         }
     }
 
-    // MARK: Names
-
-    private func apex(_ question: Question) -> LocalAnswer {
-        switch question.type {
-        case .soa: LocalAnswer(answers: [soa])
-        case .ns: LocalAnswer(answers: [ResourceRecord(name: domain, type: .ns, ttl: ttl, rdata: domain.wire)])
-        case .any: LocalAnswer(answers: [soa, ResourceRecord(name: domain, type: .ns, ttl: ttl, rdata: domain.wire)])
-        default: noData
+    /// Renders the groups `changes` touch again; renewals only move expiries.
+    private func apply(_ changes: [RegistryChange]) {
+        rendering.withLock { _ in
+            var touched: [String] = []
+            zone.withLock { zone in
+                for change in changes {
+                    switch change {
+                    case .put(let member):
+                        if !touched.contains(member.group), !zone.renew(member) { touched.append(member.group) }
+                    case .delete(let group, _):
+                        if !touched.contains(group) { touched.append(group) }
+                    }
+                }
+            }
+            guard !touched.isEmpty else { return }
+            renderCount.add(touched.count, ordering: .relaxed)
+            let previous = zone.withLock { zone in touched.map { zone.rendered($0) } }
+            let rendered = touched.enumerated().map { index, group in
+                registry.members(of: group).flatMap {
+                    RenderedGroup.render(group: group, members: $0, domain: domain, reusing: previous[index])
+                }
+            }
+            zone.withLock { zone in
+                for (index, group) in touched.enumerated() { zone.install(rendered[index], for: group) }
+            }
         }
     }
 
-    private func group(_ question: Question, members: [Member], now: UnixMillis) -> LocalAnswer {
-        question.type == .srv ? services(question, members: members, now: now) : addresses(question, members: members, now: now)
-    }
+    /// Groups rendered so far (a heartbeat renders none).
+    var renders: Int { renderCount.load(ordering: .relaxed) }
 
-    private func addresses(_ question: Question, members: [Member], now: UnixMillis) -> LocalAnswer {
-        let wanted: [Member]
-        switch question.type {
-        case .a: wanted = members.filter { !$0.address.isV6 }
-        case .aaaa: wanted = members.filter(\.address.isV6)
-        case .any: wanted = members
-        default: return noData
+    /// Octets the rendered zone holds.
+    public var approximateBytes: Int { zone.withLock { $0.approximateBytes } }
+
+    // MARK: Serving
+
+    /// The reply to `query` (read into `view`), or nil when its name is not in the zone.
+    public func reply(
+        query: UnsafeRawBufferPointer, view: QueryView, transport: Transport, allocator: ByteBufferAllocator
+    ) -> ByteBuffer? {
+        guard view.recordClass == .in else { return nil }
+        let name = UnsafeRawBufferPointer(rebasing: query[DNSHeader.length..<view.nameEnd])
+        switch ClusterName.locate(name, in: domain.wire, domainLabels: domainLabels) {
+        case .outside:
+            return nil
+        case .inZone(let located):
+            return serve(
+                name: name, located: located, query: query, view: view, transport: transport, allocator: allocator)
+        case .compressed:
+            // A question name with a compression pointer (into the header: legal, if odd) is
+            // read whole first.
+            guard let expanded = try? WireNames.read(query, at: DNSHeader.length) else { return nil }
+            return expanded.wire.withUnsafeBytes { name in
+                guard case .inZone(let located) = ClusterName.locate(name, in: domain.wire, domainLabels: domainLabels)
+                else { return nil }
+                return serve(
+                    name: name, located: located, query: query, view: view, transport: transport, allocator: allocator)
+            }
         }
-        guard !wanted.isEmpty else { return noData }
-        return LocalAnswer(answers: rotated(wanted).map { address(of: $0, owner: question.name, now: now) })
     }
 
-    private func services(_ question: Question, members: [Member], now: UnixMillis) -> LocalAnswer {
-        let wanted = rotated(members.filter { $0.port != nil })
-        guard !wanted.isEmpty else { return noData }
-        var answers: [ResourceRecord] = []
-        var additionals: [ResourceRecord] = []
-        for member in wanted {
-            guard let port = member.port, let target = targetName(member) else { continue }
-            var rdata: [UInt8] = []
-            rdata.appendU16(0)  // priority: all equal
-            rdata.appendU16(1)  // weight: all equal; the order rotates instead
-            rdata.appendU16(port)
-            rdata += target.wire
-            let ttl = registry.policy.answerTTL(member, now: now)
-            answers.append(ResourceRecord(name: question.name, type: .srv, ttl: ttl, rdata: rdata))
-            additionals.append(address(of: member, owner: target, now: now))
+    private func serve(
+        name: UnsafeRawBufferPointer, located: ClusterName, query: UnsafeRawBufferPointer, view: QueryView,
+        transport: Transport, allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
+        let now = registry.clock.now()
+        let degraded = registry.isDegraded
+        return zone.withLock { zone in
+            zone.reply(
+                name: name, located: located, query: query, view: view, now: now, degraded: degraded,
+                transport: transport,
+                allocator: allocator)
         }
-        return LocalAnswer(answers: answers, additionals: additionals)
     }
 
-    // MARK: Records
-
-    private func address(of member: Member, owner: DomainName, now: UnixMillis) -> ResourceRecord {
-        ResourceRecord(
-            name: owner, type: member.address.isV6 ? .aaaa : .a, ttl: registry.policy.answerTTL(member, now: now),
-            rdata: member.address.bytes)
-    }
-
-    /// `<id>.<group>.<domain>`; nil when a label cannot be one (the registry validates them, but
-    /// an answer must never trap on a long one).
-    private func targetName(_ member: Member) -> DomainName? {
-        var wire: [UInt8] = []
-        for label in [member.id, member.group] {
-            guard (1...DomainName.maxLabelLength).contains(label.utf8.count) else { return nil }
-            wire.append(UInt8(label.utf8.count))
-            wire += label.utf8
+    /// The answer to `question` as records (for tests and tools; DNS goes through `reply`), or
+    /// nil when it is not in the zone. Asked over TCP, without EDNS.
+    public func answer(_ question: Question) -> LocalAnswer? {
+        var query = MessageWriter(id: 0, flags: [.rd])
+        do throws(MessageWriteError) {
+            try query.add(question)
+        } catch {
+            return nil
         }
-        return DomainName(wire: wire + domain.wire)
+        let bytes = query.bytes
+        return bytes.withUnsafeBytes { raw -> LocalAnswer? in
+            guard let view = try? QueryReader.read(raw),
+                let reply = reply(query: raw, view: view, transport: .tcp, allocator: ByteBufferAllocator()),
+                let message = try? MessageReader.decode(
+                    reply.getBytes(at: reply.readerIndex, length: reply.readableBytes) ?? [])
+            else { return nil }
+            return LocalAnswer(
+                rcode: message.rcode, answers: message.answers, authorities: message.authorities,
+                additionals: message.additionals)
+        }
     }
-
-    /// The list turned by one more place each answer, so clients spread over the members.
-    private func rotated(_ members: [Member]) -> [Member] {
-        guard members.count > 1 else { return members }
-        let start = registry.nextRotation() % members.count
-        return Array(members[start...] + members[..<start])
-    }
-
-    /// The zone's SOA: its minimum (the negative TTL, RFC 2308) is the answer TTL.
-    private var soa: ResourceRecord {
-        var rdata = domain.wire  // MNAME
-        rdata += [10] + Array("hostmaster".utf8) + domain.wire  // RNAME
-        for value: UInt32 in [1, 3600, 600, 86400, ttl] { rdata.appendU32(value) }
-        return ResourceRecord(name: domain, type: .soa, ttl: ttl, rdata: rdata)
-    }
-
-    private var nxDomain: LocalAnswer { LocalAnswer(rcode: .nxDomain, authorities: [soa]) }
-    private var noData: LocalAnswer { LocalAnswer(authorities: [soa]) }
 }

@@ -48,8 +48,8 @@ public final class ServiceRegistry: Sendable {
     /// group → members sorted by id.
     private let view = Mutex<[String: [Member]]>([:])
     private let writer = AsyncLock()
-    private let rotation = Atomic<Int>(0)
     private let observers = Mutex<[@Sendable ([RegistryChange]) -> Void]>([])
+    private let policyObservers = Mutex<[@Sendable (RegistryPolicy) -> Void]>([])
 
     public init(store: any RegistryStore, policy: RegistryPolicy, clock: WallClock = .system) {
         self.store = Mutex(store)
@@ -57,8 +57,17 @@ public final class ServiceRegistry: Sendable {
         self.clock = clock
     }
 
-    /// Puts a reloaded `[cluster]` timing in place; members keep their registrations.
-    public func replacePolicy(_ policy: RegistryPolicy) { currentPolicy.withLock { $0 = policy } }
+    /// Puts a reloaded `[cluster]` timing in place; members keep their registrations. Policy
+    /// observers hear it (the rendered cluster zone takes its answer TTL from it).
+    public func replacePolicy(_ policy: RegistryPolicy) {
+        currentPolicy.withLock { $0 = policy }
+        for observer in policyObservers.withLock({ $0 }) { observer(policy) }
+    }
+
+    /// Calls `observer` with every later policy put in place by `replacePolicy`.
+    public func observePolicy(_ observer: @escaping @Sendable (RegistryPolicy) -> Void) {
+        policyObservers.withLock { $0.append(observer) }
+    }
 
     /// Loads the stored members and leaves a degraded state; returns the damaged records skipped.
     /// Remaining TTLs are honoured as stored: a member whose TTL ran out while the daemon was down
@@ -193,11 +202,6 @@ public final class ServiceRegistry: Sendable {
     /// One group's members sorted by id, or nil for an unknown group.
     public func members(of group: String) -> [Member]? {
         view.withLock { $0[group] }
-    }
-
-    /// A number that grows by one per call: where the next answer's rotation starts.
-    func nextRotation() -> Int {
-        rotation.wrappingAdd(1, ordering: .relaxed).oldValue
     }
 
     // MARK: Changes from the API

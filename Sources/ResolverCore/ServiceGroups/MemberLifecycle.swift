@@ -67,7 +67,13 @@ public struct RegistryPolicy: Sendable, Equatable {
     /// The TTL of a DNS answer naming the member: never longer than `answerTTLSeconds` nor than
     /// what is left of its registration (0 while its check is running).
     public func answerTTL(_ member: Member, now: UnixMillis) -> UInt32 {
-        let left = max(0, member.expiresAt.since(now) / 1000)
+        Self.answerTTL(expiresAt: member.expiresAt, now: now, answerTTLSeconds: answerTTLSeconds)
+    }
+
+    /// The same from the member's expiry alone (what a rendered answer keeps of it).
+    @inline(__always)
+    public static func answerTTL(expiresAt: UnixMillis, now: UnixMillis, answerTTLSeconds: Int) -> UInt32 {
+        let left = max(0, expiresAt.since(now) / 1000)
         return UInt32(clamping: min(Int64(answerTTLSeconds), left))
     }
 
