@@ -263,9 +263,13 @@ def main():
     for round_index in range(args.rounds):
         order = names if round_index % 2 == 0 else names[::-1]
         for index, name in enumerate(order):
-            print(f"# round {round_index + 1}: {name} …", file=sys.stderr)
+            print(f"# round {round_index + 1}: {name} …", file=sys.stderr, flush=True)
             try:
-                results[name].append(bench(name, args.steady, 15300 + index * 100))
+                row = bench(name, args.steady, 15300 + index * 100)
+                results[name].append(row)
+                # Each round's figures as they come, so that an interrupted run still tells.
+                print(f"#   {name}: mean {row['mean ms']:.2f} ms, dead worst {row['dead worst ms']:.0f} ms, "
+                      f"wait max {row['wait max ms']} ms", file=sys.stderr, flush=True)
             except Exception as error:  # one resolver failing must not hide the others' figures
                 print(f"# {name}: {error}", file=sys.stderr)
     rows = [combine(results[name]) for name in names if results[name]]
