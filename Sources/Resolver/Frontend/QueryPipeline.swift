@@ -203,8 +203,8 @@ public final class QueryPipeline: Sendable {
     }
 
     /// The same with a callback, called once: on the UDP answer thread for a forwarded answer, so
-    /// that the reply leaves from there with no hop to a task (each hop is a thread woken — about
-    /// 0.15 ms of a forwarded miss's latency against dnsmasq before); on a task for recursion.
+    /// that the reply leaves from there with no hop to a task (each hop wakes a thread; without
+    /// them a forwarded miss to a 0 ms upstream went from ~840 to ~740 µs); on a task for recursion.
     public func resolve(
         _ pending: PendingQuery, allocator: ByteBufferAllocator, completion: @escaping @Sendable (ByteBuffer) -> Void
     ) {

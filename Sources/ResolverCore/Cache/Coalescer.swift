@@ -13,17 +13,8 @@ public final class Coalescer<Key: Hashable & Sendable, Value: Sendable>: Sendabl
     /// The result of `work` for `key`: computed here if no other caller is computing it, else
     /// the other caller's result.
     public func run(_ key: Key, _ work: () async -> Value) async -> Value {
-        // One critical section decides: join a computation in flight, or become its leader.
         let joined: Value? = await withCheckedContinuation { continuation in
-            let leader = waiting.withLock { table -> Bool in
-                if table[key] != nil {
-                    table[key, default: []].append { continuation.resume(returning: $0) }
-                    return false
-                }
-                table[key] = []
-                return true
-            }
-            if leader { continuation.resume(returning: nil) }
+            if lead(key, orWait: { continuation.resume(returning: $0) }) { continuation.resume(returning: nil) }
         }
         if let joined { return joined }
         let value = await work()
@@ -37,18 +28,23 @@ public final class Coalescer<Key: Hashable & Sendable, Value: Sendable>: Sendabl
     public func run(
         _ key: Key, work: (@escaping @Sendable (Value) -> Void) -> Void, completion: @escaping @Sendable (Value) -> Void
     ) {
-        let leader = waiting.withLock { table -> Bool in
+        guard lead(key, orWait: completion) else { return }
+        work { [self] value in
+            finish(key, value)
+            completion(value)
+        }
+    }
+
+    /// One critical section decides: true when the caller is to compute `key` (nobody is), else
+    /// `waiter` joins the computation in flight and gets its result.
+    private func lead(_ key: Key, orWait waiter: @escaping @Sendable (Value) -> Void) -> Bool {
+        waiting.withLock { table in
             if table[key] != nil {
-                table[key, default: []].append(completion)
+                table[key, default: []].append(waiter)
                 return false
             }
             table[key] = []
             return true
-        }
-        guard leader else { return }
-        work { [self] value in
-            finish(key, value)
-            completion(value)
         }
     }
 

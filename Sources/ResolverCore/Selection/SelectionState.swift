@@ -96,8 +96,8 @@ public struct SelectionState: Sendable {
         var probe: ServerAddress? = nil
         let others = servers.filter { $0 != primary }
         if !others.isEmpty {
-            // Servers already waiting on a probe are left out of the first three kinds: a server
-            // that answers in 150 ms would otherwise get a probe from every query until then.
+            // Servers already waiting on a probe are left out of the untried and warm-up kinds: a
+            // server that answers in 150 ms would otherwise get a probe from every query until then.
             func notProbed(_ condition: (ServerStats) -> Bool) -> [ServerAddress] {
                 others.filter { server in
                     guard let stats = table.servers[server], !stats.isProbed(at: now, timeout: policy.timeout) else { return false }
@@ -115,7 +115,10 @@ public struct SelectionState: Sendable {
                 return false
             }).randomElement(using: &random) {
                 probe = server
-                if var stats = table.servers[server] { Self.backOffAgain(&stats, now: now, policy: policy); table.servers[server] = stats }
+                if var stats = table.servers[server] {
+                    Self.backOffAgain(&stats, now: now, policy: policy)
+                    table.servers[server] = stats
+                }
             } else if let server = notProbed({ stats in
                 if case .alive(let estimate) = stats.health { return estimate.samples < policy.warmUpSamples }
                 return false
@@ -259,7 +262,7 @@ public struct SelectionState: Sendable {
             stats.errors.timeouts += 1
             // A timeout is reported `timeout` after its query went out. If that was before the
             // server's last answer or its last failure, it changes nothing (the hedge's `.late`
-            // sample already told against it); otherwise the server has failed.
+            // already ranked it lower); otherwise the server has failed.
             if let since = stats.newsSince, since >= now - policy.timeout {
                 stats.queries += 1
             } else {
